@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+// sccam-swift: SC-CAM (weakly-supervised semantic segmentation via sub-category
+// exploration) as a distributed CPU trainer over MPI. See README.md and the
+// architecture section for what each target holds and what it may import.
+import PackageDescription
+
+let package = Package(
+    name: "sccam",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "sccam", targets: ["sccam"]),
+        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, found with pkg-config. Each has a shim header: OpenMPI's
+        // handles are macros the Clang importer cannot see, so the shim re-exposes
+        // them as static inline functions.
+        .systemLibrary(
+            name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin", "pkgconf"])]),
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "pkgconf"])]),
+        .systemLibrary(
+            name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev", "pkgconf"])]),
+        .systemLibrary(
+            name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev", "pkgconf"])]),
+
+        .target(name: "Distributed", dependencies: ["CMPI"]),
+        .target(name: "Kernels", dependencies: ["CBLAS"]),
+        .target(name: "Formats", dependencies: ["CPNG", "CJPEG"]),
+        .executableTarget(
+            name: "sccam",
+            dependencies: [
+                "Distributed", "Kernels", "Formats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "sccam"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "sccam"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "sccam"]),
+    ]
+)

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Kernels
+
+/// Flags every computing command shares.
+struct RuntimeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Compute threads per rank (OpenBLAS and our own loops).",
+        discussion: """
+            Default: SCCAM_THREADS, OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set; else the cores \
+            this rank is bound to; else this machine's cores divided by its ranks.
+            """))
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+    }
+}
+
+/// What a running command holds: its communicator and the threads it computes with.
+struct Job {
+    let communicator: Communicator
+    let threads: ThreadPolicy.Choice
+
+    static func start(_ options: RuntimeOptions) -> Job {
+        let communicator: Communicator
+        do {
+            communicator = try Launch.makeCommunicator()
+        } catch {
+            FileHandle.standardError.write(Data("sccam: error: \(error)\n".utf8))
+            exit(3)
+        }
+        let threads = ThreadPolicy.choose(requested: options.threads, ranksOnThisNode: communicator.localSize)
+        BLASRuntime.setThreadCount(threads.count)
+        return Job(communicator: communicator, threads: threads)
+    }
+
+    var isRoot: Bool { communicator.isRoot }
+
+    /// Prints on rank 0 only, flushed at once so progress shows through mpirun.
+    func log(_ message: String) {
+        guard isRoot else { return }
+        print(message)
+        fflush(nil)  // all C streams: Swift 6 forbids touching the `stdout` global
+    }
+
+    /// Ends the command after an error: on several ranks through MPI_Abort,
+    /// since the others may be waiting in a collective.
+    func fail(_ error: Error) -> Never {
+        if communicator.size > 1 {
+            communicator.abort(message: "\(error)", exitCode: 1)
+        }
+        FileHandle.standardError.write(Data("sccam: error: \(error)\n".utf8))
+        exit(1)
+    }
+
+    /// Runs `body`, turning any error into a clean exit on every rank.
+    func run(_ body: () throws -> Void) {
+        do {
+            try body()
+        } catch {
+            fail(error)
+        }
+        communicator.finalize()
+    }
+}

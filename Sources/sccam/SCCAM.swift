@@ -1,0 +1,33 @@
+import ArgumentParser
+import Kernels
+
+@main
+struct SCCAM: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "sccam",
+        abstract: "SC-CAM weakly-supervised segmentation: a distributed CPU trainer over MPI.",
+        discussion: """
+            Run any command alone for a single-process run, or under `mpirun -np N` (or \
+            `srun --mpi=pmix`) to spread it over N ranks. Rank 0 prints and writes outputs.
+
+            Exit codes: 0 success, 1 failure (the message names the file or setting), \
+            2 bad command line, 3 inconsistent MPI launch.
+            """,
+        version: version,
+        subcommands: [Env.self])
+
+    /// Picks OpenBLAS's kernels before anything else can run: fixing a
+    /// misdetected CPU means re-executing this process, which must happen
+    /// before MPI is initialised and before any BLAS call.
+    static func main() {
+        BLASCoreSelection.ensureBestCore()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

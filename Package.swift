@@ -41,8 +41,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "sccam"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "sccam"]),
-        .testTarget(name: "FormatsTests", dependencies: ["Formats", "sccam"]),
+        // Helpers for tests that run the built `sccam` binary (alone or under mpirun).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Each test target depends on `sccam` so that `swift test` builds the binary it launches.
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport", "sccam"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport", "sccam"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport", "sccam"]),
     ]
 )

@@ -13,7 +13,7 @@ struct SCCAM: ParsableCommand {
             `srun --mpi=pmix`) to spread it over N ranks. Rank 0 prints and writes outputs.
 
             Exit codes: 0 success, 1 failure (the message names the file or setting), \
-            2 bad command line, 3 inconsistent MPI launch.
+            3 inconsistent MPI launch, 64 bad command line.
             """,
         version: version,
         subcommands: [Env.self])

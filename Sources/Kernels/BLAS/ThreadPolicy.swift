@@ -44,7 +44,10 @@ public enum ThreadPolicy {
         let mask = coresInAffinityMask()
         let online = onlineCores()
         if mask < online {
-            return Choice(count: mask, reason: "bound to \(mask) of \(online) cores")
+            return Choice(count: mask, reason: """
+                bound to \(mask) of \(online) cores by the launcher (mpirun binds 1 core per rank when np <= 2; \
+                use --bind-to none or --map-by ...:pe=N to give a rank more)
+                """)
         }
         let share = max(1, online / max(1, ranksOnThisNode))
         return Choice(count: share, reason: "\(online) cores shared by \(ranksOnThisNode) rank(s) on this node")

@@ -1,0 +1,107 @@
+import Foundation
+
+/// The outcome of a finished child process.
+public struct ProcessResult: CustomStringConvertible {
+    public let status: Int32
+    public let standardOutput: String
+    public let standardError: String
+    public let timedOut: Bool
+
+    public var description: String {
+        "exit \(status)\(timedOut ? " (timed out)" : "")\n--- stdout\n\(standardOutput)\n--- stderr\n\(standardError)"
+    }
+}
+
+public enum TestProcess {
+    /// The `sccam` binary built beside the test bundle.
+    public static var sccam: String {
+        if let explicit = ProcessInfo.processInfo.environment["SCCAM_BINARY"] { return explicit }
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return me.deletingLastPathComponent().appendingPathComponent("sccam").path
+    }
+
+    /// This environment without anything an MPI process or Slurm exported:
+    /// a child `mpirun` that inherits a parent's OMPI_/PMIX_ variables exits 1
+    /// and prints nothing. Also drops user BLAS settings, so the tests see
+    /// OpenBLAS's own choice, and allows mpirun as root (tests only).
+    public static func cleanEnvironment(adding extra: [String: String] = [:]) -> [String: String] {
+        let droppedPrefixes = ["OMPI_", "PMIX_", "ORTE_", "PMI_", "SLURM_", "OPAL_", "HYDRA_"]
+        let droppedNames: Set = ["OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "SCCAM_THREADS",
+                                 "SCCAM_BLAS_CORE_FIXED_FROM", "SCCAM_SIMULATE_MISDETECTED_BLAS_CORE",
+                                 "SCCAM_ALLOW_SINGLE_RANK"]
+        var environment = ProcessInfo.processInfo.environment.filter { key, _ in
+            !droppedNames.contains(key) && !droppedPrefixes.contains { key.hasPrefix($0) }
+        }
+        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        for (key, value) in extra { environment[key] = value }
+        return environment
+    }
+
+    /// Runs a program to completion (killing it after `timeout` seconds),
+    /// capturing its output through files so that neither pipe can fill up.
+    public static func run(_ executable: String, _ arguments: [String],
+                           environment: [String: String] = cleanEnvironment(),
+                           timeout: TimeInterval = 300) throws -> ProcessResult {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sccam-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outURL = directory.appendingPathComponent("stdout")
+        let errURL = directory.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        var timedOut = false
+        while process.isRunning {
+            if Date() > deadline {
+                timedOut = true
+                process.terminate()
+                Thread.sleep(forTimeInterval: 1)
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        process.waitUntilExit()
+        try out.close()
+        try err.close()
+        return ProcessResult(
+            status: process.terminationStatus,
+            standardOutput: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+            standardError: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "",
+            timedOut: timedOut)
+    }
+
+    /// Runs the built `sccam` alone (no launcher).
+    public static func sccam(_ arguments: [String], environment: [String: String] = cleanEnvironment(),
+                             timeout: TimeInterval = 300) throws -> ProcessResult {
+        try run(sccam, arguments, environment: environment, timeout: timeout)
+    }
+
+    /// Runs the built `sccam` under `mpirun -np ranks` on this machine. The
+    /// oversubscribe flag belongs here, in the tests: this machine may have
+    /// fewer cores than ranks.
+    public static func mpirun(ranks: Int, _ arguments: [String], environment: [String: String] = cleanEnvironment(),
+                              exporting exported: [String] = [], timeout: TimeInterval = 300) throws -> ProcessResult {
+        let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+            ?? "/usr/bin/mpirun"
+        var launcherArguments = ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none"]
+        for name in exported { launcherArguments += ["-x", name] }
+        return try run(mpirun, launcherArguments + [sccam] + arguments, environment: environment, timeout: timeout)
+    }
+
+    public static var hasNumPy: Bool {
+        (try? run("/usr/bin/env", ["python3", "-c", "import numpy"], timeout: 60).status) == 0
+    }
+}

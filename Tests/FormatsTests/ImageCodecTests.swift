@@ -4,16 +4,11 @@ import TestSupport
 import XCTest
 
 final class ImageCodecTests: XCTestCase {
-    var directory: String!
+    private var temporary: TemporaryDirectory!
+    private var directory: String { temporary.path }
 
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sccam-formats-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+    override func setUpWithError() throws { temporary = try TemporaryDirectory(prefix: "sccam-formats") }
+    override func tearDown() { temporary.remove() }
 
     /// An image whose every pixel differs from its neighbours in a known way.
     private func testPattern(width: Int, height: Int) -> RGBImage {
@@ -154,8 +149,9 @@ final class ImageCodecTests: XCTestCase {
 
 final class AtomicFileTests: XCTestCase {
     func testWriteReplacesAndLeavesNoTemporaryFiles() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sccam-atomic-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let temporary = try TemporaryDirectory(prefix: "sccam-atomic")
+        defer { temporary.remove() }
+        let directory = temporary.path
         let path = directory + "/nested/out.txt"
         try AtomicFile.write("first", to: path)
         try AtomicFile.write("second", to: path)
@@ -164,8 +160,9 @@ final class AtomicFileTests: XCTestCase {
     }
 
     func testFailedWriteKeepsTheOldFile() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sccam-atomic-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let temporary = try TemporaryDirectory(prefix: "sccam-atomic")
+        defer { temporary.remove() }
+        let directory = temporary.path
         let path = directory + "/checkpoint.bin"
         try AtomicFile.write([1, 2, 3], to: path)
         struct Interrupted: Error {}

@@ -4,16 +4,11 @@ import TestSupport
 import XCTest
 
 final class NPYTests: XCTestCase {
-    var directory: String!
+    private var temporary: TemporaryDirectory!
+    private var directory: String { temporary.path }
 
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sccam-npy-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+    override func setUpWithError() throws { temporary = try TemporaryDirectory(prefix: "sccam-npy") }
+    override func tearDown() { temporary.remove() }
 
     func testHeaderBytesAreNumPysVersionOne() throws {
         let bytes = NPY.encode(NPYArray([1, 2, 3, 4, 5, 6] as [Float], shape: [2, 3]))

@@ -43,11 +43,10 @@ public enum TestProcess {
     public static func run(_ executable: String, _ arguments: [String],
                            environment: [String: String] = cleanEnvironment(),
                            timeout: TimeInterval = 300) throws -> ProcessResult {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sccam-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let outURL = directory.appendingPathComponent("stdout")
-        let errURL = directory.appendingPathComponent("stderr")
+        let directory = try TemporaryDirectory(prefix: "sccam-process")
+        defer { directory.remove() }
+        let outURL = URL(fileURLWithPath: directory.path + "/stdout")
+        let errURL = URL(fileURLWithPath: directory.path + "/stderr")
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let out = try FileHandle(forWritingTo: outURL)

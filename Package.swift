@@ -9,7 +9,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "sccam", targets: ["sccam"]),
-        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats"]),
+        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,10 +34,11 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Kernels", dependencies: ["CBLAS"]),
         .target(name: "Formats", dependencies: ["CPNG", "CJPEG"]),
+        .target(name: "Network", dependencies: ["Kernels", "Formats"]),
         .executableTarget(
             name: "sccam",
             dependencies: [
-                "Distributed", "Kernels", "Formats",
+                "Distributed", "Kernels", "Formats", "Network",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -47,5 +48,8 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport", "sccam"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport", "sccam"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport", "sccam"]),
+        .testTarget(
+            name: "NetworkTests", dependencies: ["Network", "Kernels", "Formats", "TestSupport"],
+            exclude: ["Golden"]),
     ]
 )

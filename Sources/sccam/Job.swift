@@ -32,7 +32,7 @@ struct Job {
             exit(3)
         }
         let threads = ThreadPolicy.choose(requested: options.threads, ranksOnThisNode: communicator.localSize)
-        BLASRuntime.setThreadCount(threads.count)
+        Parallel.setThreadCount(threads.count)
         return Job(communicator: communicator, threads: threads)
     }
 

@@ -1,0 +1,152 @@
+import Foundation
+
+/// One tensor of a safetensors file.
+public struct SafetensorsTensor: Sendable {
+    public enum DataType: String, Sendable {
+        case float32 = "F32", float64 = "F64", float16 = "F16", bfloat16 = "BF16"
+        case int64 = "I64", int32 = "I32", uint8 = "U8", bool = "BOOL"
+
+        public var byteCount: Int {
+            switch self {
+            case .float64, .int64: return 8
+            case .float32, .int32: return 4
+            case .float16, .bfloat16: return 2
+            case .uint8, .bool: return 1
+            }
+        }
+    }
+
+    public let name: String
+    public let type: DataType
+    public let shape: [Int]
+    /// Raw little-endian bytes.
+    public let payload: [UInt8]
+
+    public init(name: String, type: DataType, shape: [Int], payload: [UInt8]) {
+        self.name = name
+        self.type = type
+        self.shape = shape
+        self.payload = payload
+    }
+
+    public init(name: String, shape: [Int], floats: UnsafeBufferPointer<Float>) {
+        precondition(floats.count == shape.reduce(1, *), "\(name): \(floats.count) values for shape \(shape)")
+        self.init(name: name, type: .float32, shape: shape, payload: Array(UnsafeRawBufferPointer(floats)))
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+
+    /// The values as Float, converted from any floating-point type.
+    public func floatValues(path: String = "<safetensors>") throws -> [Float] {
+        try payload.withUnsafeBytes { raw -> [Float] in
+            switch type {
+            case .float32:
+                return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
+                    initialized = count
+                }
+            case .float64:
+                return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self)) }
+            case .float16:
+                return (0..<count).map { Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
+            case .bfloat16:
+                return (0..<count).map {
+                    Float(bitPattern: UInt32(raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) << 16)
+                }
+            default:
+                throw FormatError(path: path, "tensor '\(name)' holds \(type.rawValue), not floating-point values")
+            }
+        }
+    }
+}
+
+/// The safetensors format: an 8-byte little-endian header length, a JSON
+/// header naming each tensor's type, shape and byte range, then the raw data.
+public enum Safetensors {
+    /// Tensors in file order (the header's JSON object order is not kept by
+    /// JSON parsers, so the order is that of the data offsets).
+    public static func decode(_ bytes: [UInt8], path: String = "<safetensors>") throws -> (tensors: [SafetensorsTensor], metadata: [String: String]) {
+        guard bytes.count >= 8 else { throw FormatError(path: path, "too short for a safetensors file (truncated?)") }
+        let headerLength = (0..<8).reduce(0) { $0 | Int(bytes[$1]) << (8 * $1) }
+        guard headerLength > 1, headerLength <= bytes.count - 8, headerLength < 100_000_000 else {
+            throw FormatError(path: path, "bad safetensors header length \(headerLength) (not a safetensors file, or truncated)")
+        }
+        let headerBytes = Data(bytes[8..<(8 + headerLength)])
+        guard let header = try? JSONSerialization.jsonObject(with: headerBytes) as? [String: Any] else {
+            throw FormatError(path: path, "the safetensors header is not a JSON object")
+        }
+        let dataStart = 8 + headerLength
+        let dataLength = bytes.count - dataStart
+        var metadata: [String: String] = [:]
+        var tensors: [(offset: Int, tensor: SafetensorsTensor)] = []
+        for (name, value) in header {
+            if name == "__metadata__" {
+                metadata = (value as? [String: String]) ?? [:]
+                continue
+            }
+            guard let entry = value as? [String: Any], let typeName = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw FormatError(path: path, "malformed header entry for '\(name)'")
+            }
+            guard let type = SafetensorsTensor.DataType(rawValue: typeName) else {
+                throw FormatError(path: path, "tensor '\(name)' has unsupported dtype \(typeName)")
+            }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard begin >= 0, begin <= end, end <= dataLength, shape.allSatisfy({ $0 >= 0 }),
+                  end - begin == shape.reduce(1, *) * type.byteCount else {
+                throw FormatError(path: path, """
+                    tensor '\(name)' \(shape) \(typeName) has byte range \(begin)..<\(end) but the data holds \
+                    \(dataLength) bytes (truncated or corrupt file)
+                    """)
+            }
+            let payload = Array(bytes[(dataStart + begin)..<(dataStart + end)])
+            tensors.append((begin, SafetensorsTensor(name: name, type: type, shape: shape, payload: payload)))
+        }
+        return (tensors.sorted { $0.offset < $1.offset }.map(\.tensor), metadata)
+    }
+
+    public static func read(_ path: String) throws -> (tensors: [SafetensorsTensor], metadata: [String: String]) {
+        try decode(try AtomicFile.read(path), path: path)
+    }
+
+    /// Tensors written in the given order, data 8-byte aligned.
+    public static func encode(_ tensors: [SafetensorsTensor], metadata: [String: String] = [:]) -> [UInt8] {
+        var entries: [String] = []
+        if !metadata.isEmpty {
+            let pairs = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
+            entries.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
+        }
+        var offset = 0
+        for tensor in tensors {
+            let shape = tensor.shape.map(String.init).joined(separator: ",")
+            entries.append("\(jsonString(tensor.name)):{\"dtype\":\"\(tensor.type.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + tensor.payload.count)]}")
+            offset += tensor.payload.count
+        }
+        var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
+        header += [UInt8](repeating: 0x20, count: (8 - header.count % 8) % 8)
+        var bytes = (0..<8).map { UInt8((header.count >> (8 * $0)) & 0xFF) }
+        bytes.reserveCapacity(8 + header.count + offset)
+        bytes += header
+        for tensor in tensors { bytes += tensor.payload }
+        return bytes
+    }
+
+    public static func write(_ tensors: [SafetensorsTensor], metadata: [String: String] = [:], to path: String) throws {
+        try AtomicFile.write(encode(tensors, metadata: metadata), to: path)
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+}

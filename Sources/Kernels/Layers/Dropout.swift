@@ -1,0 +1,75 @@
+/// A counter-based random source: the same key always gives the same number,
+/// whatever rank, thread or order asks. Dropout masks are keyed by
+/// (seed, step, global sample index, layer, channel), so a run on 2 ranks
+/// draws exactly the masks a run on 1 rank draws.
+public struct CounterRandom: Sendable, Equatable {
+    public let seed: UInt64
+
+    public init(seed: UInt64) { self.seed = seed }
+
+    @inline(__always)
+    static func mix(_ value: UInt64) -> UInt64 {
+        // SplitMix64's finaliser: a bijection with full avalanche.
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform number in [0, 1) for the given key.
+    @inline(__always)
+    public func uniform(_ a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64) -> Double {
+        var h = Self.mix(seed)
+        h = Self.mix(h ^ a)
+        h = Self.mix(h ^ b)
+        h = Self.mix(h ^ c)
+        h = Self.mix(h ^ d)
+        return Double(h >> 11) * 0x1p-53
+    }
+}
+
+/// Where in training a dropout mask is drawn: which step, and which samples of
+/// the global batch this rank holds.
+public struct DropoutContext: Sendable, Equatable {
+    public let random: CounterRandom
+    public let step: Int
+    /// The global index (within the whole step's batch) of this rank's first sample.
+    public let firstSampleIndex: Int
+
+    public init(random: CounterRandom, step: Int, firstSampleIndex: Int) {
+        self.random = random
+        self.step = step
+        self.firstSampleIndex = firstSampleIndex
+    }
+}
+
+/// Channel dropout (PyTorch's Dropout2d): each (sample, channel) plane is
+/// zeroed with probability p, and kept planes are scaled by 1/(1-p).
+public enum ChannelDropout {
+    /// Draws the per-(sample, channel) multipliers: 0 or 1/(1-p).
+    public static func drawMask(probability p: Double, context: DropoutContext, layer: Int,
+                                batch: Int, channels: Int, mask: UnsafeMutablePointer<Float>) {
+        let keep = Float(1 / (1 - p))
+        for n in 0..<batch {
+            let sample = UInt64(context.firstSampleIndex + n)
+            for c in 0..<channels {
+                let u = context.random.uniform(UInt64(context.step), sample, UInt64(layer), UInt64(c))
+                mask[n * channels + c] = u < p ? 0 : keep
+            }
+        }
+    }
+
+    /// Multiplies each plane by its mask value, in place (forward and backward alike).
+    public static func apply(mask: UnsafePointer<Float>, to values: UnsafeMutablePointer<Float>,
+                             batch: Int, channels: Int, plane: Int) {
+        Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
+            let m = mask[index]
+            let x = values + index * plane
+            if m == 0 {
+                x.update(repeating: 0, count: plane)
+            } else {
+                for i in 0..<plane { x[i] *= m }
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Kernels
+
+/// A bias-free convolution whose OIHW weight lives in the parameter store.
+struct Conv2D {
+    let name: String
+    let geometry: ConvolutionGeometry
+    let weight: ParameterID
+    let isTrainable: Bool
+
+    init(_ name: String, _ geometry: ConvolutionGeometry, trainable: Bool, layout: inout ParameterStore.Layout) {
+        self.name = name
+        self.geometry = geometry
+        self.isTrainable = trainable
+        weight = layout.add("\(name).weight",
+                            shape: [geometry.outputChannels, geometry.inputChannels, geometry.kernel, geometry.kernel],
+                            trainable: trainable)
+    }
+
+    func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        geometry.outputSize(height: height, width: width)
+    }
+
+    /// output (+)= conv(input)
+    func forward(_ pass: Pass, input: UnsafePointer<Float>, height: Int, width: Int,
+                 output: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        Convolution.forward(geometry, weight: pass.store.pointer(weight), bias: nil, input: input,
+                            batch: pass.batch, height: height, width: width,
+                            output: output, accumulate: accumulate, scratch: pass.scratch)
+    }
+
+    /// Weight gradient from the layer's input and output gradient (trainable
+    /// layers only), and, when `inputGradient` is given, the input gradient
+    /// (added to it with `accumulate`).
+    func backward(_ pass: Pass, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                  height: Int, width: Int, inputGradient: UnsafeMutablePointer<Float>?, accumulate: Bool = false) {
+        if isTrainable {
+            Convolution.backwardWeight(geometry, input: input, outputGradient: outputGradient,
+                                       batch: pass.batch, height: height, width: width,
+                                       weightGradient: pass.store.gradientPointer(weight), biasGradient: nil,
+                                       accumulate: pass.accumulateGradients, scratch: pass.scratch)
+        }
+        if let inputGradient {
+            Convolution.backwardInput(geometry, weight: pass.store.pointer(weight), outputGradient: outputGradient,
+                                      batch: pass.batch, height: height, width: width,
+                                      inputGradient: inputGradient, accumulate: accumulate, scratch: pass.scratch)
+        }
+    }
+}

@@ -1,0 +1,27 @@
+/// Which SC-CAM classifier to build.
+public struct NetworkConfiguration: Sendable, Equatable, Codable {
+    /// The 20 PASCAL VOC object classes.
+    public static let parentClasses = 20
+
+    /// 1 builds the real ResNet-38 (64..4096 channels); 16 divides every
+    /// backbone channel count by 16, as the golden files and the demo do.
+    public var widthDivisor: Int
+    /// 0: the baseline classifier with one 20-class head `fc8`. 1 and later:
+    /// the SC-CAM classifier with heads `fc8_20` and `fc8_200` (20*k outputs).
+    public var round: Int
+    /// k, the number of sub-categories per parent class.
+    public var subcategoriesPerClass: Int
+
+    public init(widthDivisor: Int = 1, round: Int = 1, subcategoriesPerClass: Int = 10) {
+        precondition([1, 2, 4, 8, 16, 32, 64].contains(widthDivisor), "width divisor must be a power of two up to 64")
+        precondition(round >= 0 && subcategoriesPerClass >= 1)
+        self.widthDivisor = widthDivisor
+        self.round = round
+        self.subcategoriesPerClass = subcategoriesPerClass
+    }
+
+    public var hasSubcategoryHead: Bool { round >= 1 }
+    public var subcategoryClasses: Int { Self.parentClasses * subcategoriesPerClass }
+    /// The pooled feature's length: 4096 / widthDivisor.
+    public var featureChannels: Int { 4096 / widthDivisor }
+}

@@ -1,0 +1,60 @@
+import Kernels
+
+/// All activation and scratch memory of one batch shape, allocated (and first
+/// touched) once and reused by every pass of that shape: a training step
+/// allocates nothing in steady state.
+final class Workspace {
+    enum Purpose: Equatable {
+        /// Forward only: blocks share their activation buffers.
+        case inference
+        /// Forward and backward: the trainable blocks (b3 on) keep their
+        /// activations; with `inputGradient` the frozen stem keeps them too.
+        case training(inputGradient: Bool)
+    }
+
+    struct Key: Equatable {
+        let batch, height, width: Int
+        let purpose: Purpose
+    }
+
+    let key: Key
+    private var allocations: [(pointer: UnsafeMutablePointer<Float>, count: Int)] = []
+    private(set) var floatCount = 0
+
+    // Forward.
+    var blockBuffers: [BlockBuffers] = []
+    /// Ping-pong block outputs (largest activation of the network).
+    var activationA: UnsafeMutablePointer<Float>!
+    var activationB: UnsafeMutablePointer<Float>!
+    var scratch: UnsafeMutablePointer<Float>!
+    /// relu(bn7(b7 output)), after dropout7 in training [N, C, h, w].
+    var conv6: UnsafeMutablePointer<Float>!
+    var conv6Mask: UnsafeMutablePointer<Float>?
+    /// Global average pool of conv6 [N, C].
+    var pooled: UnsafeMutablePointer<Float>!
+    /// Per head [N, classes].
+    var logits: [UnsafeMutablePointer<Float>] = []
+
+    // Backward.
+    var gradientA: UnsafeMutablePointer<Float>?
+    var gradientB: UnsafeMutablePointer<Float>?
+    var gradientScratch: GradientScratch?
+    var logitGradients: [UnsafeMutablePointer<Float>] = []
+    var pooledGradient: UnsafeMutablePointer<Float>?
+    var inputGradient: UnsafeMutablePointer<Float>?
+
+    init(key: Key) { self.key = key }
+
+    deinit { for allocation in allocations { allocation.pointer.deallocate() } }
+
+    /// A zero-filled buffer owned by this workspace.
+    func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
+        pointer.initialize(repeating: 0, count: max(1, count))
+        allocations.append((pointer, count))
+        floatCount += count
+        return pointer
+    }
+
+    var byteCount: Int { floatCount * MemoryLayout<Float>.stride }
+}

@@ -53,6 +53,15 @@ enum Block {
         case .bottleneck: return (height, width)
         }
     }
+
+    /// Each convolution with the spatial size of its input: the convolutions
+    /// after conv_branch2a run at the block's output size.
+    func convolutionInputs(height: Int, width: Int) -> [(conv: Conv2D, height: Int, width: Int)] {
+        let (outH, outW) = outputSize(height: height, width: width)
+        return convolutions.map { conv in
+            conv.name.hasSuffix("conv_branch2b1") || conv.name.hasSuffix("conv_branch2b2") ? (conv, outH, outW) : (conv, height, width)
+        }
+    }
 }
 
 /// ResNet-38 ("resnet38d") with the SC-CAM classification heads, exactly as
@@ -155,7 +164,7 @@ public final class SCCAMNetwork {
         var h = height, w = width
         var total = conv1a.geometry.macs(height: h, width: w), trainable = 0
         for (index, block) in blocks.enumerated() {
-            let macs = block.convolutions.reduce(0) { $0 + $1.geometry.macs(height: h, width: w) }
+            let macs = block.convolutionInputs(height: h, width: w).reduce(0) { $0 + $1.conv.geometry.macs(height: $1.height, width: $1.width) }
             total += macs
             if index >= Self.firstTrainableBlock { trainable += macs }
             (h, w) = block.outputSize(height: h, width: w)
@@ -182,12 +191,19 @@ public final class SCCAMNetwork {
     /// b = sqrt(6 / fan_in), and identity BatchNorm: for training from scratch
     /// (the demo, benchmarks, tests) where no ImageNet weights are loaded.
     public func initializeBackbone(seed: UInt64) {
-        let random = CounterRandom(seed: seed)
         for (layer, conv) in allConvolutions.enumerated() {
             let bound = (6.0 / Double(conv.geometry.columnRows)).squareRoot()
             let weight = store.pointer(conv.weight)
+            // One counter-keyed start per layer, then a sequential SplitMix64
+            // stream: the same values whatever the thread or rank, and fast.
+            var state = UInt64(CounterRandom(seed: seed).uniform(0x434F_4E56, UInt64(layer), 0, 0) * 0x1p53)
             for i in 0..<conv.geometry.weightCount {
-                weight[i] = Float((2 * random.uniform(0x434F_4E56, UInt64(layer), UInt64(i), 0) - 1) * bound)
+                state &+= 0x9E37_79B9_7F4A_7C15
+                var z = state
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                z ^= z >> 31
+                weight[i] = Float((2 * (Double(z >> 11) * 0x1p-53) - 1) * bound)
             }
         }
         for norm in allBatchNorms {
@@ -433,8 +449,7 @@ public final class SCCAMNetwork {
             case .basic(let basic): (middle, inner) = (basic.middleChannels * outH * outW, 0)
             case .bottleneck(let bottleneck): (middle, inner) = (bottleneck.middleChannels * h * w, bottleneck.innerChannels * h * w)
             }
-            for conv in block.convolutions {
-                let (inH, inW) = conv.name.hasSuffix("conv_branch2b1") || conv.name.hasSuffix("conv_branch2b2") ? (outH, outW) : (h, w)
+            for (conv, inH, inW) in block.convolutionInputs(height: h, width: w) {
                 largestScratch = max(largestScratch, conv.geometry.scratchCount(height: inH, width: inW))
             }
             largestActivation = max(largestActivation, p, block.outputChannels * outH * outW)

@@ -172,6 +172,27 @@ public final class SCCAMNetwork {
         return (total, trainable)
     }
 
+    /// Multiply-accumulates one training step executes per image: the whole
+    /// forward, the weight gradients of every trainable convolution, and the
+    /// input gradients down to (not into) b3's input.
+    public func trainingMACs(height: Int, width: Int) -> Int {
+        var h = height, w = width
+        var total = conv1a.geometry.macs(height: h, width: w)
+        for (index, block) in blocks.enumerated() {
+            for (conv, inH, inW) in block.convolutionInputs(height: h, width: w) {
+                let macs = conv.geometry.macs(height: inH, width: inW)
+                total += macs
+                guard index >= Self.firstTrainableBlock else { continue }
+                total += macs  // weight gradient
+                let skipsInputGradient = index == Self.firstTrainableBlock
+                    && (conv.name.hasSuffix("conv_branch2a") || conv.name.hasSuffix("conv_branch1"))
+                if !skipsInputGradient { total += macs }
+            }
+            (h, w) = block.outputSize(height: h, width: w)
+        }
+        return total
+    }
+
     /// Xavier-uniform initialisation of the heads, as the reference does:
     /// U(-b, b) with b = sqrt(6 / (fan_in + fan_out)), fan_in = feature channels.
     public func initializeHeads(seed: UInt64) {

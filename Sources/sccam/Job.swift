@@ -65,3 +65,12 @@ struct Job {
         communicator.finalize()
     }
 }
+
+import Formats
+
+/// The CLI's way to write a small output file atomically.
+enum AtomicFileWriter {
+    static func write(_ data: Data, to path: String) throws {
+        try AtomicFile.write(Array(data), to: path)
+    }
+}

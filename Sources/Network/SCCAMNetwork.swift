@@ -84,6 +84,8 @@ public final class SCCAMNetwork {
     static let headDropoutLayer = 5
     static let headDropoutProbability = 0.5
 
+    /// Where each block's weight gradients start in `store.gradients` (nil for frozen blocks).
+    private let blockGradientStarts: [Int?]
     private let folded: UnsafeMutablePointer<Float>
     private var workspace: Workspace?
     /// Sizes of the last forward pass: each block's input, and conv6's.
@@ -141,6 +143,9 @@ public final class SCCAMNetwork {
                                     weight: layout.add("fc8.weight", shape: [NetworkConfiguration.parentClasses, features, 1, 1], trainable: true))]
         }
         store = ParameterStore(layout: layout)
+        blockGradientStarts = blocks.map { block in
+            block.convolutions.compactMap { conv in layout.entries[conv.weight.index].gradientOffset }.min()
+        }
         folded = .allocate(capacity: foldedCount)
         folded.initialize(repeating: 0, count: foldedCount)
         // A freshly built network is usable: identity BN statistics, Xavier heads.
@@ -410,9 +415,7 @@ public final class SCCAMNetwork {
                 dx = block.backward(pass, dy: dy, height: h, width: w, buffers: ws.blockBuffers[index],
                                     scratch: ws.gradientScratch!, spare: spare, wantInputGradient: wantDX)
             }
-            if index >= Self.firstTrainableBlock, let start = blocks[index].convolutions.compactMap({ store.entry($0.weight).gradientOffset }).min() {
-                gradientsReady?(start..<store.trainableCount)
-            }
+            if let start = blockGradientStarts[index] { gradientsReady?(start..<store.trainableCount) }
             guard let dx else { break }
             if dx != dy { spare = dy }
             dy = dx

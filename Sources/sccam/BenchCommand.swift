@@ -17,7 +17,9 @@ struct BenchNetwork: ParsableCommand {
             size, the forward pass and the training step (forward, SC-CAM loss, backward to every \
             trainable parameter, dropout on). Reports images/s, the convolution GFLOP/s achieved \
             (counting the multiply-accumulates actually executed), its ratio to a large sgemm \
-            measured in the same run with the same threads, and the peak resident memory. \
+            measured in the same run with the same threads (best pass against best sgemm probe, \
+            and the median pass), and the peak resident memory. SCCAM_PROFILE=1 adds the time \
+            spent in sgemm, im2col, col2im and element-wise passes. \
             Every rank runs its own copy; rank 0 prints.
             """)
 
@@ -32,8 +34,8 @@ struct BenchNetwork: ParsableCommand {
     @Option(help: "Comma-separated batch sizes.")
     var batches: String = "1,2"
 
-    @Option(help: "Timed iterations per case (after one untimed warm-up).")
-    var iterations: Int = 2
+    @Option(help: "Timed iterations per case (after one untimed warm-up); the best and the median are reported.")
+    var iterations: Int = 3
 
     @Option(help: "Also write the report as JSON to this file.")
     var json: String?

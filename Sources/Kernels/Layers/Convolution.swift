@@ -54,7 +54,7 @@ public enum Convolution {
                               columns: UnsafeMutablePointer<Float>) {
         let (outH, outW) = g.outputSize(height: height, width: width)
         let k = g.kernel, plane = height * width, outPlane = outH * outW
-        Parallel.forEach(g.inputChannels) { c in
+        PhaseProfiler.measure(.im2col) { Parallel.forEach(g.inputChannels) { c in
             let source = input + c * plane
             for ky in 0..<k {
                 for kx in 0..<k {
@@ -79,7 +79,7 @@ public enum Convolution {
                     }
                 }
             }
-        }
+        } }
     }
 
     /// Folds column gradients [Cin*k*k, Ho*Wo] back onto one image [Cin, H, W],
@@ -88,7 +88,7 @@ public enum Convolution {
                                     inputGradient: UnsafeMutablePointer<Float>) {
         let (outH, outW) = g.outputSize(height: height, width: width)
         let k = g.kernel, plane = height * width, outPlane = outH * outW
-        Parallel.forEach(g.inputChannels) { c in
+        PhaseProfiler.measure(.col2im) { Parallel.forEach(g.inputChannels) { c in
             let target = inputGradient + c * plane
             for ky in 0..<k {
                 for kx in 0..<k {
@@ -109,7 +109,7 @@ public enum Convolution {
                     }
                 }
             }
-        }
+        } }
     }
 
     /// The output columns ox whose input column ox*stride + offset lies in [0, extent).

@@ -62,7 +62,7 @@ public enum ChannelDropout {
     /// Multiplies each plane by its mask value, in place (forward and backward alike).
     public static func apply(mask: UnsafePointer<Float>, to values: UnsafeMutablePointer<Float>,
                              batch: Int, channels: Int, plane: Int) {
-        Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
+        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
             let m = mask[index]
             let x = values + index * plane
             if m == 0 {
@@ -70,6 +70,6 @@ public enum ChannelDropout {
             } else {
                 for i in 0..<plane { x[i] *= m }
             }
-        }
+        } }
     }
 }

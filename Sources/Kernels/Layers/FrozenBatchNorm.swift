@@ -24,12 +24,12 @@ public enum FrozenBatchNorm {
     public static func forwardReLU(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                                    scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
                                    batch: Int, channels: Int, plane: Int) {
-        Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
+        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
             let c = index % channels
             let a = scale[c], b = shift[c]
             let x = input + index * plane, y = output + index * plane
             for i in 0..<plane { y[i] = max(0, x[i] * a + b) }
-        }
+        } }
     }
 
     /// The gradient through relu(x * scale + shift), from the layer's output
@@ -37,7 +37,7 @@ public enum FrozenBatchNorm {
     public static func backwardReLU(output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                                     inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
                                     scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int) {
-        Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
+        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
             let a = scale[index % channels]
             let y = output + index * plane, dy = outputGradient + index * plane, dx = inputGradient + index * plane
             if accumulate {
@@ -45,6 +45,6 @@ public enum FrozenBatchNorm {
             } else {
                 for i in 0..<plane { dx[i] = y[i] > 0 ? dy[i] * a : 0 }
             }
-        }
+        } }
     }
 }

@@ -1,0 +1,35 @@
+import Foundation
+
+/// Wall-clock time per kind of work, for `sccam bench` with SCCAM_PROFILE=1.
+/// Only the thread that drives the network records (the parallel loops run
+/// inside a recorded phase), so plain counters suffice.
+public enum PhaseProfiler {
+    public enum Phase: Int, CaseIterable, Sendable {
+        case gemm, im2col, col2im, elementwise
+
+        public var name: String {
+            switch self {
+            case .gemm: return "sgemm"
+            case .im2col: return "im2col"
+            case .col2im: return "col2im"
+            case .elementwise: return "BN/ReLU/dropout/pool"
+            }
+        }
+    }
+
+    nonisolated(unsafe) public static var isEnabled = ProcessInfo.processInfo.environment["SCCAM_PROFILE"] == "1"
+    nonisolated(unsafe) private static var nanoseconds = [UInt64](repeating: 0, count: Phase.allCases.count)
+
+    @inline(__always)
+    public static func measure<Result>(_ phase: Phase, _ body: () -> Result) -> Result {
+        guard isEnabled else { return body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let result = body()
+        nanoseconds[phase.rawValue] += DispatchTime.now().uptimeNanoseconds - start
+        return result
+    }
+
+    public static func reset() { nanoseconds = [UInt64](repeating: 0, count: Phase.allCases.count) }
+
+    public static var seconds: [(Phase, Double)] { Phase.allCases.map { ($0, Double(nanoseconds[$0.rawValue]) / 1e9) } }
+}

@@ -9,7 +9,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "sccam", targets: ["sccam"]),
-        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network"]),
+        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network", "Data"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,19 +35,23 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"]),
         .target(name: "Formats", dependencies: ["CPNG", "CJPEG"]),
         .target(name: "Network", dependencies: ["Kernels", "Formats"]),
+        .target(name: "Data", dependencies: ["Formats", "Kernels"]),
         .executableTarget(
             name: "sccam",
             dependencies: [
-                "Distributed", "Kernels", "Formats", "Network",
+                "Distributed", "Kernels", "Formats", "Network", "Data",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Helpers for tests that run the built `sccam` binary (alone or under mpirun).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Formats"], path: "Tests/TestSupport"),
         // Each test target depends on `sccam` so that `swift test` builds the binary it launches.
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport", "sccam"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport", "sccam"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport", "sccam"]),
+        .testTarget(
+            name: "DataTests", dependencies: ["Data", "Formats", "Kernels", "TestSupport", "sccam"],
+            exclude: ["Golden"]),
         .testTarget(
             name: "NetworkTests", dependencies: ["Network", "Kernels", "Formats", "TestSupport"],
             exclude: ["Golden"]),

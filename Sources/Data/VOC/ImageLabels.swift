@@ -1,0 +1,102 @@
+import Formats
+import Foundation
+
+/// 20-class image-level labels, made as the reference made cls_labels.npy:
+/// every `<name>` element of `Annotations/<id>.xml` whose text is a class name
+/// sets that class (difficult and truncated objects included; part names such
+/// as "head" are not class names and so are ignored).
+public struct ImageLabels: Sendable {
+    /// id → the classes present (indices 0..<20, ascending).
+    public private(set) var classes: [String: [Int]]
+    /// Ids whose labels came from the mask because they had no annotation.
+    public private(set) var fromMasks: [String]
+
+    /// The classes named in an annotation file's text.
+    public static func classes(inAnnotation xml: String) -> [Int] {
+        var found = Set<Int>()
+        var rest = xml[...]
+        while let open = rest.range(of: "<name>") {
+            guard let close = rest[open.upperBound...].range(of: "</name>") else { break }
+            let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
+            if let index = VOCClasses.index(of: name) { found.insert(index) }
+            rest = rest[close.upperBound...]
+        }
+        return found.sorted()
+    }
+
+    /// The classes present in a mask (values 1...20).
+    public static func classes(inMask mask: IndexedImage) -> [Int] {
+        var seen = [Bool](repeating: false, count: 256)
+        for value in mask.indices { seen[Int(value)] = true }
+        return (1...VOCClasses.count).filter { seen[$0] }.map { $0 - 1 }
+    }
+
+    /// Labels for `ids`, from the cache file when it has them all, else built
+    /// from the annotations (or, failing those, the masks, with a warning) and
+    /// written to the cache atomically.
+    public static func load(dataset: VOCDataset, ids: [String], cache: String?,
+                            warn: (String) -> Void) throws -> ImageLabels {
+        var labels = ImageLabels(classes: [:], fromMasks: [])
+        if let cache, FileManager.default.fileExists(atPath: cache) {
+            labels = try read(cache)
+            if ids.allSatisfy({ labels.classes[$0] != nil }) { return labels }
+        }
+        for id in ids where labels.classes[id] == nil {
+            let annotation = dataset.annotationPath(id)
+            if let xml = try? String(contentsOfFile: annotation, encoding: .utf8) {
+                labels.classes[id] = classes(inAnnotation: xml)
+            } else if let maskPath = dataset.groundTruthPath(id) {
+                labels.classes[id] = classes(inMask: try PNG.readIndexed(maskPath))
+                labels.fromMasks.append(id)
+            } else {
+                throw DataError("\(id): has neither \(annotation) nor a segmentation mask, so its image labels are unknown")
+            }
+        }
+        if !labels.fromMasks.isEmpty {
+            let shown = labels.fromMasks.prefix(5).joined(separator: ", ")
+            warn("\(labels.fromMasks.count) image(s) have no annotation XML; their labels come from their masks (\(shown)\(labels.fromMasks.count > 5 ? ", ..." : ""))")
+        }
+        if let cache { try labels.write(cache) }
+        return labels
+    }
+
+    /// The multi-hot [20] vector of an image.
+    public func multiHot(_ id: String) -> [Float]? {
+        guard let present = classes[id] else { return nil }
+        var vector = [Float](repeating: 0, count: VOCClasses.count)
+        for c in present { vector[c] = 1 }
+        return vector
+    }
+
+    /// One line per image: `id<TAB>class names, comma-separated<TAB>annotation|mask`.
+    public func write(_ path: String) throws {
+        var text = "# sccam image-level labels: id, classes present, where they came from\n"
+        let masks = Set(fromMasks)
+        for id in classes.keys.sorted() {
+            let names = classes[id]!.map { VOCClasses.names[$0] }.joined(separator: ",")
+            text += "\(id)\t\(names)\t\(masks.contains(id) ? "mask" : "annotation")\n"
+        }
+        try AtomicFile.write(text, to: path)
+    }
+
+    public static func read(_ path: String) throws -> ImageLabels {
+        let text = try String(decoding: AtomicFile.read(path), as: UTF8.self)
+        var labels = ImageLabels(classes: [:], fromMasks: [])
+        for (number, line) in text.split(separator: "\n").enumerated() where !line.hasPrefix("#") {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard fields.count == 3 else {
+                throw DataError("\(path):\(number + 1): expected 'id<TAB>classes<TAB>source'; delete the file to rebuild it")
+            }
+            var present: [Int] = []
+            for name in fields[1].split(separator: ",") {
+                guard let index = VOCClasses.index(of: String(name)) else {
+                    throw DataError("\(path):\(number + 1): unknown class '\(name)'; delete the file to rebuild it")
+                }
+                present.append(index)
+            }
+            labels.classes[String(fields[0])] = present.sorted()
+            if fields[2] == "mask" { labels.fromMasks.append(String(fields[0])) }
+        }
+        return labels
+    }
+}

@@ -9,7 +9,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "sccam", targets: ["sccam"]),
-        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network", "Data"]),
+        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network", "Data", "Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,10 +36,11 @@ let package = Package(
         .target(name: "Formats", dependencies: ["CPNG", "CJPEG"]),
         .target(name: "Network", dependencies: ["Kernels", "Formats"]),
         .target(name: "Data", dependencies: ["Formats", "Kernels"]),
+        .target(name: "Pipeline", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data"]),
         .executableTarget(
             name: "sccam",
             dependencies: [
-                "Distributed", "Kernels", "Formats", "Network", "Data",
+                "Distributed", "Kernels", "Formats", "Network", "Data", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

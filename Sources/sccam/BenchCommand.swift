@@ -5,7 +5,7 @@ import Network
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine: network throughput against its own sgemm.",
-        subcommands: [BenchNetwork.self])
+        subcommands: [BenchNetwork.self, BenchData.self])
 }
 
 struct BenchNetwork: ParsableCommand {

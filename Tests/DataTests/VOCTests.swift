@@ -88,3 +88,44 @@ final class VOCTests: XCTestCase {
         XCTAssertEqual(lenient.skippedImages.map(\.id), [id])
     }
 }
+
+final class TrainingFeedTests: XCTestCase {
+    func testMaskOfTheWrongSizeIsAnErrorNamingTheFile() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-mask")
+        defer { temporary.remove() }
+        let voc = try TinyVOC.make(in: temporary.path)
+        let dataset = try VOCDataset(root: voc.root)
+        let image = voc.images[0]
+        XCTAssertEqual(try dataset.groundTruth(image.id, width: image.width, height: image.height).width, image.width)
+        XCTAssertThrowsError(try dataset.groundTruth(image.id, width: image.width + 1, height: image.height)) { error in
+            XCTAssertTrue("\(error)".contains("SegmentationClassAug/\(image.id).png"), "\(error)")
+        }
+    }
+
+    /// Two ranks' batches together are exactly one rank's batches, tensor for tensor.
+    func testShardedBatchesEqualTheSingleRankBatches() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-feed")
+        defer { temporary.remove() }
+        let voc = try TinyVOC.make(in: temporary.path)
+        let dataset = try VOCDataset(root: voc.root)
+        let ids = voc.images.map(\.id)
+        let source = ImageSource(dataset: dataset, skipUnreadable: false)
+        let augmentation = TrainingAugmentation(cropSize: 32, longSide: 30...50)
+        let schedule = EpochSchedule(count: ids.count, batchSize: 2, seed: 9)
+        func batches(rank: Int, size: Int) throws -> [TrainingBatch] {
+            let loader = TrainingBatches.loader(ids: ids, source: source, augmentation: augmentation, schedule: schedule,
+                                                epoch: 1, rank: rank, size: size, decodeThreads: 2)
+            var out: [TrainingBatch] = []
+            while let batch = try loader.next() { out.append(batch) }
+            return out
+        }
+        let whole = try batches(rank: 0, size: 1)
+        XCTAssertEqual(whole.count, 3)
+        XCTAssertEqual(Set(whole.flatMap(\.items)).count, 6, "an epoch visits every image once")
+        let first = try batches(rank: 0, size: 2), second = try batches(rank: 1, size: 2)
+        for b in 0..<whole.count {
+            XCTAssertEqual(first[b].samples + second[b].samples, whole[b].samples)
+            XCTAssertEqual(first[b].images + second[b].images, whole[b].images)
+        }
+    }
+}

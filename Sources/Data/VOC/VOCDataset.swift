@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 
 /// Image ids in order, with where each came from (for error messages).
@@ -63,6 +64,18 @@ public struct VOCDataset: Sendable {
     /// (what the reference evaluates with), else SegmentationClass.
     public func groundTruthPath(_ id: String) -> String? {
         [augmentedSegmentationPath(id), segmentationPath(id)].first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// An image's ground-truth class ids, checked against the image's size.
+    public func groundTruth(_ id: String, width: Int, height: Int) throws -> IndexedImage {
+        guard let path = groundTruthPath(id) else {
+            throw DataError("\(id): no mask in SegmentationClassAug/ or SegmentationClass/")
+        }
+        let mask = try PNG.readIndexed(path)
+        guard mask.width == width && mask.height == height else {
+            throw DataError("\(path): mask is \(mask.width)x\(mask.height) but its image is \(width)x\(height); the mask belongs to another image or was resized")
+        }
+        return mask
     }
 
     public var hasAugmentedMasks: Bool { FileManager.default.fileExists(atPath: "\(root)/SegmentationClassAug") }

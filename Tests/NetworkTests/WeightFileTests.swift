@@ -1,0 +1,248 @@
+import Formats
+import Foundation
+import Network
+import TestSupport
+import XCTest
+
+final class WeightFileTests: XCTestCase {
+    static let directory = GoldenTests.directory
+
+    private func twin() throws -> [SafetensorsTensor] {
+        try Safetensors.read("\(Self.directory)/r38w16_round0.safetensors").tensors
+    }
+
+    func testPyTorchZipAndLegacyFilesHoldExactlyTheSafetensorsTensors() throws {
+        let expected = Dictionary(uniqueKeysWithValues: try twin().map { ($0.name, $0) })
+        for file in ["r38w16_round0.pth", "r38w16_round0_legacy.pth"] {
+            let tensors = try TorchCheckpoint.read("\(Self.directory)/\(file)")
+            let floats = tensors.filter { !$0.name.hasSuffix("num_batches_tracked") }
+            XCTAssertEqual(floats.count, 192, file)
+            XCTAssertEqual(tensors.count - floats.count, 37, "\(file): one int64 counter per BN layer")
+            XCTAssertEqual(floats.map(\.name), try twin().map(\.name), "\(file): the file's order is kept")
+            for tensor in floats {
+                let reference = try XCTUnwrap(expected[tensor.name], "\(file): unexpected \(tensor.name)")
+                XCTAssertEqual(tensor.shape, reference.shape, tensor.name)
+                XCTAssertEqual(tensor.type, .float32)
+                XCTAssertEqual(tensor.payload, reference.payload, "\(file): \(tensor.name) differs")
+            }
+            let counter = try XCTUnwrap(tensors.first { $0.name == "b2.bn_branch2a.num_batches_tracked" })
+            XCTAssertEqual(counter.type, .int64)
+            XCTAssertEqual(counter.payload, [UInt8](repeating: 0, count: 8))
+            // And the model loads them strictly.
+            let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: 16, round: 0))
+            let report = try network.loadWeights("\(Self.directory)/\(file)")
+            XCTAssertEqual(report.ignored.count, 37)
+            XCTAssertEqual(Array(network.store.view("fc8.weight")!), try expected["fc8.weight"]!.floatValues())
+        }
+    }
+
+    func testViewsWithStridesOffsetsAndOtherTypes() throws {
+        for file in ["views_wrapped.pth", "views_wrapped_legacy.pth"] {
+            let tensors = Dictionary(uniqueKeysWithValues: try TorchCheckpoint.read("\(Self.directory)/\(file)").map { ($0.name, $0) })
+            let transposed = try XCTUnwrap(tensors["transposed"])
+            XCTAssertEqual(transposed.shape, [12, 10])
+            // transposed[i][j] = source[j][i] = 12 j + i
+            XCTAssertEqual(try transposed.floatValues(), (0..<12).flatMap { i in (0..<10).map { j in Float(12 * j + i) } }, file)
+            let rows = try XCTUnwrap(tensors["row_slice"])
+            XCTAssertEqual(rows.shape, [2, 12])
+            XCTAssertEqual(try rows.floatValues(), (36..<60).map(Float.init), file)
+            let doubles = try XCTUnwrap(tensors["float64"])
+            XCTAssertEqual(doubles.type, .float64)
+            let linspace = doubles.payload.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+            XCTAssertEqual(linspace.count, 7)
+            for (i, value) in linspace.enumerated() { XCTAssertEqual(value, Double(i) / 6, accuracy: 1e-15) }
+            XCTAssertEqual(try tensors["half"]?.floatValues(), [1.5, -2.25, 65504])
+            let integers = try XCTUnwrap(tensors["int64"])
+            XCTAssertEqual(integers.shape, [2, 2])
+            XCTAssertEqual(integers.payload.withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }, [1, -2, 3, 4])
+        }
+    }
+
+    /// A checkpoint built by hand, byte by byte, as torch.save would for a
+    /// non-contiguous view with a storage offset.
+    func testHandBuiltZipWithStridesAndOffset() throws {
+        // storage: 24 floats 0..23; tensor w: size (3, 4), stride (1, 6), offset 2 -> w[i][j] = 2 + i + 6 j
+        let pickle = HandPickle.stateDict(entries: [
+            ("w", storageKey: "0", count: 24, offset: 2, size: [3, 4], stride: [1, 6]),
+            ("v", storageKey: "0", count: 24, offset: 23, size: [1], stride: [1]),
+        ])
+        let storage = (0..<24).flatMap { withUnsafeBytes(of: Float($0)) { Array($0) } }
+        let zip = HandZip.stored([("archive/data.pkl", pickle), ("archive/byteorder", Array("little".utf8)), ("archive/data/0", storage)])
+        let tensors = try TorchCheckpoint.decode(zip, path: "hand.pth")
+        XCTAssertEqual(tensors.map(\.name), ["w", "v"])
+        XCTAssertEqual(try tensors[0].floatValues(), (0..<3).flatMap { i in (0..<4).map { j in Float(2 + i + 6 * j) } })
+        XCTAssertEqual(try tensors[1].floatValues(), [23])
+        // A view that runs past its storage is refused.
+        let tooFar = HandPickle.stateDict(entries: [("w", storageKey: "0", count: 24, offset: 10, size: [3, 4], stride: [1, 6])])
+        XCTAssertThrowsError(try TorchCheckpoint.decode(HandZip.stored([("a/data.pkl", tooFar), ("a/data/0", storage)]), path: "far.pth")) {
+            XCTAssertTrue("\($0)".contains("reaches element"), "\($0)")
+        }
+    }
+
+    func testMXNetParamsThroughTheReferenceKeyMapping() throws {
+        XCTAssertEqual(WeightFiles.referenceName(mxnet: "arg:conv1a_weight"), "conv1a.weight")
+        XCTAssertEqual(WeightFiles.referenceName(mxnet: "res2a_branch1_weight"), "b2.conv_branch1.weight")
+        XCTAssertEqual(WeightFiles.referenceName(mxnet: "res2b1_branch2b1_weight"), "b2_1.conv_branch2b1.weight")
+        XCTAssertEqual(WeightFiles.referenceName(mxnet: "arg:bn2a_branch2a_gamma"), "b2.bn_branch2a.weight")
+        XCTAssertEqual(WeightFiles.referenceName(mxnet: "aux:bn4b5_branch2b1_moving_mean"), "b4_5.bn_branch2b1.running_mean")
+        XCTAssertEqual(WeightFiles.referenceName(mxnet: "aux:bn6a_branch2b2_moving_var"), "b6.bn_branch2b2.running_var")
+        XCTAssertEqual(WeightFiles.referenceName(mxnet: "res7a_branch2b2_weight"), "b7.conv_branch2b2.weight")
+        XCTAssertEqual(WeightFiles.referenceName(mxnet: "bn7_beta"), "bn7.bias")
+        XCTAssertNil(WeightFiles.referenceName(mxnet: "arg:linear1000_weight"))
+
+        // A complete ImageNet-style file: every backbone tensor of the width-16
+        // golden model under its MXNet name, in the three array layouts, plus the classifier.
+        let backbone = try twin().filter { !$0.name.hasPrefix("fc8") }
+        XCTAssertEqual(backbone.count, 191)
+        var arrays = backbone.map { (HandMXNet.name(for: $0.name), $0.shape, $0.payload) }
+        arrays.append(("arg:linear1000_weight", [1000, 4], [UInt8](repeating: 0, count: 16_000)))
+        let temporary = try TemporaryDirectory(prefix: "sccam-mxnet")
+        defer { temporary.remove() }
+        let path = temporary.path + "/ilsvrc-cls_rna-a1_cls1000_ep-0001.params"
+        try AtomicFile.write(HandMXNet.file(arrays), to: path)
+
+        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: 16, round: 1))
+        let headBefore = Array(network.store.view("fc8_20.weight")!)
+        let report = try network.loadWeights(path)
+        XCTAssertEqual(report.keptAtInitialization, ["fc8_20.weight", "fc8_200.weight"], "heads keep their Xavier init")
+        XCTAssertEqual(Array(network.store.view("fc8_20.weight")!), headBefore)
+        for tensor in backbone {
+            XCTAssertEqual(Array(network.store.view(tensor.name)!), try tensor.floatValues(), tensor.name)
+        }
+        // A file missing a backbone tensor is refused, naming it.
+        try AtomicFile.write(HandMXNet.file(arrays.filter { $0.0 != "arg:conv1a_weight" }), to: path)
+        XCTAssertThrowsError(try network.loadWeights(path)) { XCTAssertTrue("\($0)".contains("missing tensor conv1a.weight"), "\($0)") }
+    }
+
+    func testMalformedInputGivesClearErrors() throws {
+        let zip = try AtomicFile.read("\(Self.directory)/views_wrapped.pth")
+        XCTAssertThrowsError(try TorchCheckpoint.decode(Array(zip.prefix(zip.count - 30)), path: "cut.pth")) {
+            XCTAssertTrue("\($0)".contains("cut.pth"), "\($0)")
+        }
+        let evil = HandPickle.globalCall(module: "os", name: "system")
+        XCTAssertThrowsError(try TorchCheckpoint.decode(HandZip.stored([("a/data.pkl", evil)]), path: "evil.pth")) {
+            XCTAssertTrue("\($0)".contains("refusing global os.system"), "\($0)")
+        }
+        var legacy = try AtomicFile.read("\(Self.directory)/views_wrapped_legacy.pth")
+        legacy[5] ^= 0xFF
+        XCTAssertThrowsError(try WeightFiles.detect(legacy, path: "magic.pth")) { XCTAssertTrue("\($0)".contains("magic.pth")) }
+        XCTAssertThrowsError(try MXNetParams.decode([0x13, 1, 0, 0, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 16), path: "x.params")) {
+            XCTAssertTrue("\($0)".contains("list magic"), "\($0)")
+        }
+    }
+
+    /// Random truncations and byte flips of real files: errors are fine, crashes are not.
+    func testFuzzedFilesNeverCrash() throws {
+        var generator = SeededGenerator(seed: 2026)
+        let mxnet = HandMXNet.file([("arg:conv1a_weight", [2, 3], [UInt8](repeating: 1, count: 24)), ("bn7_gamma", [2], [UInt8](repeating: 2, count: 8))])
+        let files: [[UInt8]] = [try AtomicFile.read("\(Self.directory)/views_wrapped.pth"),
+                                try AtomicFile.read("\(Self.directory)/views_wrapped_legacy.pth"), mxnet]
+        var cases = 0, rejected = 0
+        for original in files {
+            for _ in 0..<1000 {
+                var bytes = original
+                if Bool.random(using: &generator) {
+                    bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &generator)))
+                } else {
+                    for _ in 0..<Int.random(in: 1...8, using: &generator) {
+                        bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+                    }
+                }
+                cases += 1
+                do {
+                    switch try WeightFiles.detect(bytes, path: "fuzz") {
+                    case .torchZip, .torchLegacy: _ = try TorchCheckpoint.decode(bytes, path: "fuzz")
+                    case .mxnet: _ = try MXNetParams.decode(bytes, path: "fuzz")
+                    case .safetensors: _ = try Safetensors.decode(bytes, path: "fuzz")
+                    }
+                } catch {
+                    rejected += 1
+                }
+            }
+        }
+        XCTAssertEqual(cases, 3000)
+        XCTAssertGreaterThan(rejected, 1000, "most damaged files must be rejected")
+    }
+}
+
+/// Pickle bytes written by hand (protocol 2), as torch.save lays them out.
+enum HandPickle {
+    static func string(_ text: String) -> [UInt8] {
+        let bytes = Array(text.utf8)
+        return [0x58] + withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { Array($0) } + bytes
+    }
+    static func int(_ value: Int) -> [UInt8] { [0x4A] + withUnsafeBytes(of: Int32(value).littleEndian) { Array($0) } }
+    static func global(_ module: String, _ name: String) -> [UInt8] { [0x63] + Array("\(module)\n\(name)\n".utf8) }
+    static func tuple(_ items: [[UInt8]]) -> [UInt8] { [0x28] + items.flatMap { $0 } + [0x74] }
+
+    static func stateDict(entries: [(String, storageKey: String, count: Int, offset: Int, size: [Int], stride: [Int])]) -> [UInt8] {
+        var out: [UInt8] = [0x80, 0x02] + global("collections", "OrderedDict") + [0x29, 0x52, 0x28]
+        for entry in entries {
+            out += string(entry.0)
+            out += global("torch._utils", "_rebuild_tensor_v2")
+            let persistent = tuple([string("storage"), global("torch", "FloatStorage"), string(entry.storageKey), string("cpu"), int(entry.count)])
+            out += tuple([persistent + [0x51], int(entry.offset), tuple(entry.size.map(int)), tuple(entry.stride.map(int)),
+                          [0x89], global("collections", "OrderedDict") + [0x29, 0x52]])
+            out += [0x52]
+        }
+        return out + [0x75, 0x2E]
+    }
+
+    static func globalCall(module: String, name: String) -> [UInt8] {
+        [0x80, 0x02] + global(module, name) + tuple([string("echo hi")]) + [0x52, 0x2E]
+    }
+}
+
+/// A zip archive of stored (uncompressed) entries.
+enum HandZip {
+    static func stored(_ entries: [(String, [UInt8])]) -> [UInt8] {
+        func le(_ value: Int, _ width: Int) -> [UInt8] { (0..<width).map { UInt8((value >> (8 * $0)) & 0xFF) } }
+        var out: [UInt8] = [], directory: [UInt8] = []
+        for (name, data) in entries {
+            let offset = out.count, nameBytes = Array(name.utf8)
+            out += le(0x0403_4B50, 4) + le(20, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4)
+            out += le(data.count, 4) + le(data.count, 4) + le(nameBytes.count, 2) + le(0, 2) + nameBytes + data
+            directory += le(0x0201_4B50, 4) + le(20, 2) + le(20, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4)
+            directory += le(data.count, 4) + le(data.count, 4) + le(nameBytes.count, 2) + le(0, 2) + le(0, 2)
+            directory += le(0, 2) + le(0, 2) + le(0, 4) + le(offset, 4) + nameBytes
+        }
+        let directoryOffset = out.count
+        out += directory
+        out += le(0x0605_4B50, 4) + le(0, 2) + le(0, 2) + le(entries.count, 2) + le(entries.count, 2)
+        out += le(directory.count, 4) + le(directoryOffset, 4) + le(0, 2)
+        return out
+    }
+}
+
+/// MXNet NDArray list files written from the format description, cycling
+/// through the current, V1 and legacy array layouts.
+enum HandMXNet {
+    static func le(_ value: UInt64, _ width: Int) -> [UInt8] { (0..<width).map { UInt8((value >> (8 * UInt64($0))) & 0xFF) } }
+
+    static func file(_ arrays: [(String, [Int], [UInt8])]) -> [UInt8] {
+        var out = le(0x112, 8) + le(0, 8) + le(UInt64(arrays.count), 8)
+        for (index, (_, shape, payload)) in arrays.enumerated() {
+            switch index % 3 {
+            case 0: out += le(0xF993_FAC9, 4) + le(0, 4) + le(UInt64(shape.count), 4) + shape.flatMap { le(UInt64($0), 8) }
+            case 1: out += le(0xF993_FAC8, 4) + le(UInt64(shape.count), 4) + shape.flatMap { le(UInt64($0), 8) }
+            default: out += le(UInt64(shape.count), 4) + shape.flatMap { le(UInt64($0), 4) }
+            }
+            out += le(1, 4) + le(0, 4) + le(0, 4) + payload  // cpu(0), float32
+        }
+        out += le(UInt64(arrays.count), 8)
+        for (name, _, _) in arrays { out += le(UInt64(name.utf8.count), 8) + Array(name.utf8) }
+        return out
+    }
+
+    /// The ademxapp name of a reference state-dict key (the inverse of the mapping).
+    static func name(for key: String) -> String {
+        let parts = key.split(separator: ".").map(String.init)
+        let leaves = ["weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_var"]
+        if key == "conv1a.weight" { return "arg:conv1a_weight" }
+        if parts[0] == "bn7" { return "aux:bn7_\(leaves[parts[1]]!)" }
+        let block = parts[0].dropFirst()  // "4_5" or "2"
+        let id = block.contains("_") ? block.replacingOccurrences(of: "_", with: "b") : block + "a"
+        let branch = parts[1].split(separator: "_", maxSplits: 1)[1]
+        return parts[1].hasPrefix("conv") ? "arg:res\(id)_\(branch)_weight" : "aux:bn\(id)_\(branch)_\(leaves[parts[2]]!)"
+    }
+}

@@ -54,7 +54,7 @@ let package = Package(
             name: "DataTests", dependencies: ["Data", "Formats", "Kernels", "TestSupport", "sccam"],
             exclude: ["Golden"]),
         .testTarget(
-            name: "NetworkTests", dependencies: ["Network", "Kernels", "Formats", "TestSupport"],
+            name: "NetworkTests", dependencies: ["Network", "Kernels", "Formats", "TestSupport", "sccam"],
             exclude: ["Golden"]),
     ]
 )

@@ -246,3 +246,30 @@ enum HandMXNet {
         return parts[1].hasPrefix("conv") ? "arg:res\(id)_\(branch)_weight" : "aux:bn\(id)_\(branch)_\(leaves[parts[2]]!)"
     }
 }
+
+final class ConvertCommandTests: XCTestCase {
+    func testLegacyCheckpointConvertsToTheGoldenSafetensors() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-convert")
+        defer { temporary.remove() }
+        let output = temporary.path + "/round0.safetensors"
+        let result = try TestProcess.sccam(["convert", "\(GoldenTests.directory)/r38w16_round0_legacy.pth", output])
+        XCTAssertEqual(result.status, 0, "\(result)")
+        XCTAssertTrue(result.standardOutput.contains("pytorch (legacy)"), result.standardOutput)
+        XCTAssertTrue(result.standardOutput.contains("width 1/16, round-0 classifier"), result.standardOutput)
+        XCTAssertTrue(result.standardOutput.contains("dropped 37 BatchNorm batch counter(s)"), result.standardOutput)
+        let ours = Dictionary(uniqueKeysWithValues: try Safetensors.read(output).tensors.map { ($0.name, $0.payload) })
+        let golden = try Safetensors.read("\(GoldenTests.directory)/r38w16_round0.safetensors").tensors
+        XCTAssertEqual(ours.count, golden.count)
+        for tensor in golden { XCTAssertEqual(ours[tensor.name], tensor.payload, tensor.name) }
+    }
+
+    func testNonCheckpointFailsWithTheFileName() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-convert")
+        defer { temporary.remove() }
+        try AtomicFile.write("hello", to: temporary.path + "/notes.pth")
+        let result = try TestProcess.sccam(["convert", temporary.path + "/notes.pth", temporary.path + "/out.safetensors"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.standardError.contains("notes.pth"), result.standardError)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: temporary.path + "/out.safetensors"))
+    }
+}

@@ -1,0 +1,51 @@
+import Formats
+import Foundation
+
+/// `sccam convert`: any weight file to safetensors with the reference's key
+/// names, validated strictly against the model its shapes describe.
+public enum WeightConversion {
+    public struct Summary: Sendable {
+        public let format: WeightFiles.Format
+        public let configuration: NetworkConfiguration
+        public let hasHeads: Bool
+        public let written: Int
+        public let ignored: [String]
+        /// Model tensors the file did not have (heads only, when allowed).
+        public let notLoaded: [String]
+    }
+
+    /// The model a set of tensors describes: the width from conv1a, the round
+    /// and k from the heads (none: an ImageNet backbone, taken as round 1).
+    public static func configuration(of tensors: [SafetensorsTensor], path: String) throws -> (NetworkConfiguration, hasHeads: Bool) {
+        guard let conv1a = tensors.first(where: { $0.name == "conv1a.weight" }), conv1a.shape.count == 4, conv1a.shape[0] > 0,
+              64 % conv1a.shape[0] == 0, [1, 2, 4, 8, 16, 32, 64].contains(64 / conv1a.shape[0]) else {
+            throw FormatError(path: path, "has no usable conv1a.weight: not a ResNet-38 checkpoint")
+        }
+        let divisor = 64 / conv1a.shape[0]
+        if tensors.contains(where: { $0.name == "fc8.weight" }) {
+            return (NetworkConfiguration(widthDivisor: divisor, round: 0), true)
+        }
+        if let sub = tensors.first(where: { $0.name == "fc8_200.weight" }), let rows = sub.shape.first, rows % 20 == 0, rows > 0 {
+            return (NetworkConfiguration(widthDivisor: divisor, round: 1, subcategoriesPerClass: rows / 20), true)
+        }
+        return (NetworkConfiguration(widthDivisor: divisor, round: 1), false)
+    }
+
+    public static func convert(_ input: String, to output: String, allowMissingHeads: Bool) throws -> Summary {
+        let (format, tensors) = try WeightFiles.read(input)
+        let (configuration, hasHeads) = try configuration(of: tensors, path: input)
+        let network = SCCAMNetwork(configuration: configuration)
+        let headNames = Set(network.heads.map { "\($0.name).weight" })
+        let report = try network.store.load(tensors, from: "\(input) (\(format.rawValue))",
+                                            allowMissing: { (allowMissingHeads || !hasHeads) && headNames.contains($0) })
+        let kept = Set(report.keptAtInitialization)
+        // Heads the file did not have are not invented: only loaded tensors are written.
+        let written = network.store.tensors().filter { !kept.contains($0.name) }
+        try Safetensors.write(written, metadata: [
+            "sccam.converted_from": URL(fileURLWithPath: input).lastPathComponent, "sccam.source_format": format.rawValue,
+            "sccam.width_divisor": "\(configuration.widthDivisor)",
+        ], to: output)
+        return Summary(format: format, configuration: configuration, hasHeads: hasHeads, written: written.count, ignored: report.ignored,
+                       notLoaded: report.keptAtInitialization)
+    }
+}

@@ -9,7 +9,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "sccam", targets: ["sccam"]),
-        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network", "Data", "Pipeline"]),
+        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,7 +36,8 @@ let package = Package(
         .target(name: "Formats", dependencies: ["CPNG", "CJPEG"]),
         .target(name: "Network", dependencies: ["Kernels", "Formats"]),
         .target(name: "Data", dependencies: ["Formats", "Kernels"]),
-        .target(name: "Pipeline", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data"]),
+        .target(name: "KMeans", dependencies: ["Distributed", "Kernels"]),
+        .target(name: "Pipeline", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans"]),
         .executableTarget(
             name: "sccam",
             dependencies: [
@@ -50,6 +51,9 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport", "sccam"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport", "sccam"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport", "sccam"]),
+        .testTarget(
+            name: "KMeansTests", dependencies: ["KMeans", "Distributed", "Formats", "TestSupport"],
+            exclude: ["Golden"]),
         .testTarget(
             name: "DataTests", dependencies: ["Data", "Formats", "Kernels", "TestSupport", "sccam"],
             exclude: ["Golden"]),

@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport", "sccam"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport", "sccam"]),
         .testTarget(
-            name: "KMeansTests", dependencies: ["KMeans", "Distributed", "Formats", "TestSupport"],
+            name: "KMeansTests", dependencies: ["KMeans", "Distributed", "Formats", "TestSupport", "sccam"],
             exclude: ["Golden"]),
         .testTarget(
             name: "DataTests", dependencies: ["Data", "Formats", "Kernels", "TestSupport", "sccam"],

@@ -56,7 +56,16 @@ public enum KMeans {
         guard points.allSatisfy(\.isFinite) else {
             throw KMeansError(description: "the features hold NaN or infinite values")
         }
-        let problem = Problem(points: points, count: count, dimension: dimension, firstIndex: firstIndex, total: total,
+        // Centre the data on its mean, as scikit-learn does: distances are
+        // computed as ||x||² - 2x·c + ||c||², which loses precision to
+        // cancellation when the points lie far from the origin.
+        var mean = [Double](repeating: 0, count: dimension)
+        for i in 0..<count { for j in 0..<dimension { mean[j] += Double(points[i * dimension + j]) } }
+        try communicator.allreduceSum(&mean)
+        let meanFloat = mean.map { Float($0 / Double(total)) }
+        var centered = points
+        for i in 0..<count { for j in 0..<dimension { centered[i * dimension + j] -= meanFloat[j] } }
+        let problem = Problem(points: centered, count: count, dimension: dimension, firstIndex: firstIndex, total: total,
                               communicator: communicator)
         let threshold = options.tolerance * (try problem.meanVariance())
         var best: Result? = nil
@@ -67,7 +76,10 @@ public enum KMeans {
                                            threshold: threshold)
             if best == nil || result.inertia < best!.inertia { best = result }
         }
-        return best!
+        let result = best!
+        var centers = result.centers
+        for c in 0..<options.clusters { for j in 0..<dimension { centers[c * dimension + j] += meanFloat[j] } }
+        return Result(centers: centers, labels: result.labels, inertia: result.inertia, iterations: result.iterations, sizes: result.sizes)
     }
 }
 
@@ -79,6 +91,44 @@ struct Problem {
     let firstIndex: Int
     let total: Int
     let communicator: Communicator
+    /// ||x||² of each point, for distances through a matrix product.
+    let norms: [Float]
+
+    init(points: [Float], count: Int, dimension: Int, firstIndex: Int, total: Int, communicator: Communicator) {
+        self.points = points
+        self.count = count
+        self.dimension = dimension
+        self.firstIndex = firstIndex
+        self.total = total
+        self.communicator = communicator
+        norms = (0..<count).map { i in
+            var sum: Float = 0
+            for j in 0..<dimension { sum += points[i * dimension + j] * points[i * dimension + j] }
+            return sum
+        }
+    }
+
+    /// Squared distances [count, rows] from every point to each of `rows`
+    /// vectors ([rows, dimension]), as ||x||² - 2 x·c + ||c||² with one sgemm
+    /// (clamped at 0 against rounding).
+    func squaredDistances(to vectors: [Float], rows: Int) -> [Float] {
+        var result = [Float](repeating: 0, count: count * rows)
+        guard count > 0 else { return result }
+        let vectorNorms = (0..<rows).map { r in (0..<dimension).reduce(Float(0)) { $0 + vectors[r * dimension + $1] * vectors[r * dimension + $1] } }
+        points.withUnsafeBufferPointer { x in
+            vectors.withUnsafeBufferPointer { c in
+                result.withUnsafeMutableBufferPointer { out in
+                    sgemm(transposeA: false, transposeB: true, m: count, n: rows, k: dimension, alpha: -2,
+                          a: x.baseAddress!, lda: dimension, b: c.baseAddress!, ldb: dimension,
+                          beta: 0, c: out.baseAddress!, ldc: rows)
+                }
+            }
+        }
+        for i in 0..<count {
+            for r in 0..<rows { result[i * rows + r] = max(0, result[i * rows + r] + norms[i] + vectorNorms[r]) }
+        }
+        return result
+    }
 
     /// The mean over dimensions of the population variance.
     func meanVariance() throws -> Double {
@@ -135,7 +185,7 @@ struct Problem {
         var centers: [Float] = []
         let first = min(total - 1, Int(random.uniform(0, 0, 0, 0) * Double(total)))
         centers += try point(global: first)
-        var closest = (0..<count).map { squaredDistance($0, centers[0..<dimension]) }
+        var closest = squaredDistances(to: centers, rows: 1).map(Double.init)
         var localSums = try communicator.allgather([closest.reduce(0, +)]).map { $0[0] }
         for c in 1..<clusters {
             let potential = localSums.reduce(0, +)
@@ -145,14 +195,15 @@ struct Problem {
                 let target = random.uniform(1, UInt64(c), UInt64(t), 0) * potential
                 candidates.append(try point(global: try globalIndex(cumulative: target, localSums: localSums, closest: closest)))
             }
+            let toCandidates = squaredDistances(to: candidates.flatMap { $0 }, rows: trials)
             var potentials = [Double](repeating: 0, count: trials)
-            for (t, candidate) in candidates.enumerated() {
-                for i in 0..<count { potentials[t] += min(closest[i], squaredDistance(i, candidate[...])) }
+            for i in 0..<count {
+                for t in 0..<trials { potentials[t] += min(closest[i], Double(toCandidates[i * trials + t])) }
             }
             try communicator.allreduceSum(&potentials)
             let bestTrial = potentials.indices.min { potentials[$0] < potentials[$1] }!
             let chosen = candidates[bestTrial]
-            for i in 0..<count { closest[i] = min(closest[i], squaredDistance(i, chosen[...])) }
+            for i in 0..<count { closest[i] = min(closest[i], Double(toCandidates[i * trials + bestTrial])) }
             localSums = try communicator.allgather([closest.reduce(0, +)]).map { $0[0] }
             centers += chosen
         }
@@ -231,15 +282,16 @@ struct Problem {
     /// Nearest centre of every point (ties to the lower index); returns the
     /// squared distance of each point to its centre.
     func assign(centers: [Float], clusters k: Int, labels: inout [Int32]) -> [Double] {
+        let all = squaredDistances(to: centers, rows: k)
         var distances = [Double](repeating: 0, count: count)
         for i in 0..<count {
-            var best = Double.infinity, bestCluster = 0
-            for c in 0..<k {
-                let d = squaredDistance(i, centers[(c * dimension)..<((c + 1) * dimension)])
-                if d < best { best = d; bestCluster = c }
+            var best = Float.infinity, bestCluster = 0
+            for c in 0..<k where all[i * k + c] < best {
+                best = all[i * k + c]
+                bestCluster = c
             }
             labels[i] = Int32(bestCluster)
-            distances[i] = best
+            distances[i] = Double(best)
         }
         return distances
     }

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
 import Network
+import Pipeline
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine: network throughput against its own sgemm.",
-        subcommands: [BenchNetwork.self, BenchData.self])
+        subcommands: [BenchNetwork.self, BenchData.self, BenchKMeans.self])
 }
 
 struct BenchNetwork: ParsableCommand {
@@ -67,6 +68,44 @@ struct BenchNetwork: ParsableCommand {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try AtomicFileWriter.write(try encoder.encode(report), to: json)
             }
+        }
+    }
+}
+
+struct BenchKMeans: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kmeans",
+        abstract: "Time the cluster stage on synthetic VOC-sized features.",
+        discussion: """
+            10,582 images x 4096-d features with train_aug's class frequencies and 10 sub-types \
+            per class, clustered per class with k = 10 and --n-init restarts, on however many \
+            ranks the command runs. The inputs are also left in --folder for other tools.
+            """)
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "Folder for the synthetic inputs and the outputs.")
+    var folder: String = "/tmp/sccam-bench-kmeans"
+
+    @Option(help: "k-means restarts per class.")
+    var nInit: Int = 10
+
+    @Option(help: "points or classes.")
+    var strategy: String = "points"
+
+    func run() throws {
+        let job = Job.start(runtime)
+        job.run {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let inputs = try KMeansBenchmark.prepare(in: folder, communicator: job.communicator)
+            job.log(String(format: "synthetic inputs ready in %.1f s", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+            let report = try SubcategoryClustering.run(
+                inputs: inputs, round: 1, k: 10, restarts: nInit, seed: 0,
+                strategy: SubcategoryClustering.Strategy(rawValue: strategy) ?? .points, output: "\(folder)/out-\(job.communicator.size)",
+                communicator: job.communicator, log: { _ in }, warn: { _ in })
+            let total = report.inertia.compactMap { $0 }.reduce(0, +)
+            job.log(String(format: "cluster stage: %.2f s on %d rank(s), %@ strategy, %d threads each; total inertia %.6g",
+                           report.seconds, job.communicator.size, strategy, job.threads.count, total))
         }
     }
 }

@@ -32,7 +32,7 @@ struct Cluster: ParsableCommand {
     @Option(help: "How ranks share the work: points (each class split over all ranks) or classes (whole classes per rank).")
     var strategy: String = "points"
 
-    @Option(help: "Work folder: reads features/R{round-1}_features.npy and _images.txt, writes labels/.")
+    @Option(help: "Work folder: reads features/R{round-1}_features.npy, _images.txt and _labels.npy (written by extract), writes labels/.")
     var work: String?
 
     @Option(help: "Feature matrix (float32 [N, D] .npy), instead of the work folder's.")
@@ -62,7 +62,7 @@ struct Cluster: ParsableCommand {
             let inputs = SubcategoryClustering.Inputs(
                 features: features ?? "\(work!)/features/R\(previous)_features.npy",
                 images: images ?? "\(work!)/features/R\(previous)_images.txt",
-                labels: labels ?? "\(work!)/labels/image_labels.npy")
+                labels: labels ?? "\(work!)/features/R\(previous)_labels.npy")
             let report = try SubcategoryClustering.run(
                 inputs: inputs, round: round, k: k, restarts: nInit, seed: seed,
                 strategy: SubcategoryClustering.Strategy(rawValue: strategy)!, output: out ?? "\(work!)/labels",

@@ -36,3 +36,9 @@ public final class ImageSource: @unchecked Sendable {
         return skipped
     }
 }
+
+/// A decoded image, or nil for one skipped as unreadable, as a loader item.
+public struct RGBImageBox: Sendable {
+    public let image: RGBImage?
+    public init(image: RGBImage?) { self.image = image }
+}

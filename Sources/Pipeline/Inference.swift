@@ -1,0 +1,93 @@
+import Data
+import Distributed
+import Formats
+import Foundation
+import Network
+
+/// `sccam infer`: each rank takes a contiguous part of the list and writes,
+/// per image and atomically, into the work folder:
+/// - `cams/{id}.npy`: float32 [C, H, W], the normalised maps of the C present
+///   classes, and `cams/{id}.classes.npy`: int32 [C], their class indices (0-19);
+/// - `masks/{id}.png`: VOC palette PNG from the 20-class maps;
+/// - `masks_sub/{id}.png`: the same from the sub-category maps (rounds >= 1);
+/// - `overlays/{id}.png`: the image and a heat map per present class, side by side.
+/// Images whose outputs all exist are skipped, so a killed run resumes.
+public enum Inference {
+    public struct Options: Sendable {
+        public var work: String
+        public var threshold: Float
+        public var scales: [Double]
+        public var overlays: Bool
+        public var skipUnreadable: Bool
+        public init(work: String, threshold: Float = CAMInference.defaultThreshold, scales: [Double] = InferenceViews.referenceScales,
+                    overlays: Bool = true, skipUnreadable: Bool = false) {
+            self.work = work
+            self.threshold = threshold
+            self.scales = scales
+            self.overlays = overlays
+            self.skipUnreadable = skipUnreadable
+        }
+    }
+
+    public struct Summary: Sendable {
+        public let computed: Int
+        public let alreadyDone: Int
+        public let failures: [String]
+        public let seconds: Double
+    }
+
+    public static func run(network: SCCAMNetwork, dataset: VOCDataset, list: ImageList, labels: ImageLabels, options: Options,
+                           communicator: Communicator, log: (String) -> Void) throws -> Summary {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let mine = Sharding.contiguousRange(count: list.ids.count, rank: communicator.rank, size: communicator.size)
+        let hasSub = network.configuration.hasSubcategoryHead
+        var computed = 0, done = 0
+        var failures: [String] = []
+        for (position, index) in mine.enumerated() {
+            let id = list.ids[index]
+            let outputs = ["cams/\(id).npy", "cams/\(id).classes.npy", "masks/\(id).png"]
+                + (hasSub ? ["masks_sub/\(id).png"] : []) + (options.overlays ? ["overlays/\(id).png"] : [])
+            if outputs.allSatisfy({ FileManager.default.fileExists(atPath: "\(options.work)/\($0)") }) {
+                done += 1
+                continue
+            }
+            let image: RGBImage
+            do {
+                image = try JPEG.read(dataset.imagePath(id))
+            } catch {
+                guard options.skipUnreadable else { throw error }
+                failures.append("\(id): \(error)")
+                continue
+            }
+            let classes = labels.classes[id] ?? []
+            let result = CAMInference.run(network: network, image: image, classes: classes, scales: options.scales)
+            let plane = image.width * image.height
+            try NPY.write(result.parentMaps, shape: [classes.count, image.height, image.width], to: "\(options.work)/cams/\(id).npy")
+            try NPY.write(classes.map { Int32($0) }, shape: [classes.count], to: "\(options.work)/cams/\(id).classes.npy")
+            if options.overlays {
+                try PNG.write(CAMInference.overlay(image: image, result: result), to: "\(options.work)/overlays/\(id).png")
+            }
+            if let merged = CAMInference.mergedSubcategoryMaps(result) {
+                let mask = CAMInference.mask(maps: merged, classes: classes, plane: plane, threshold: options.threshold)
+                try PNG.write(IndexedImage(width: image.width, height: image.height, indices: mask, palette: VOCPalette.colors),
+                              to: "\(options.work)/masks_sub/\(id).png")
+            }
+            // The 20-class mask last: its presence marks the image done.
+            let mask = CAMInference.mask(maps: result.parentMaps, classes: classes, plane: plane, threshold: options.threshold)
+            try PNG.write(IndexedImage(width: image.width, height: image.height, indices: mask, palette: VOCPalette.colors),
+                          to: "\(options.work)/masks/\(id).png")
+            computed += 1
+            if communicator.isRoot {
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                let rate = Double(computed) / seconds
+                log(String(format: "rank 0: %d/%d images, %.3f images/s, ETA %.0f s", position + 1, mine.count, rate,
+                           Double(mine.count - position - 1) / max(rate, 1e-9)))
+            }
+        }
+        var counts: [Int64] = [Int64(computed), Int64(done)]
+        try communicator.allreduceSum(&counts)
+        let allFailures = try communicator.allgather(string: failures.joined(separator: "\n")).flatMap { $0.split(separator: "\n").map(String.init) }
+        return Summary(computed: Int(counts[0]), alreadyDone: Int(counts[1]), failures: allFailures,
+                       seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+}

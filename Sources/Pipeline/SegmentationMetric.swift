@@ -110,3 +110,39 @@ public enum Evaluation {
         return (matrix, ids.count)
     }
 }
+
+extension Evaluation {
+    /// The background-threshold sweep: masks made from the saved CAMs
+    /// (`cams/{id}.npy` + `.classes.npy`) at each threshold, scored against
+    /// the ground truth. Returns one matrix per threshold.
+    public static func sweep(cams: String, groundTruth: String, thresholds: [Float], list: String?,
+                             communicator: Communicator) throws -> [ConfusionMatrix] {
+        var ids: [String]
+        if let list {
+            ids = try ImageList(reading: list).ids
+        } else {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: cams) else {
+                throw FormatError(path: cams, "cannot list the CAM folder")
+            }
+            ids = names.filter { $0.hasSuffix(".classes.npy") }.map { String($0.dropLast(".classes.npy".count)) }
+                .filter { FileManager.default.fileExists(atPath: "\(groundTruth)/\($0).png") }.sorted()
+        }
+        var matrices = [ConfusionMatrix](repeating: ConfusionMatrix(), count: thresholds.count)
+        for index in Sharding.contiguousRange(count: ids.count, rank: communicator.rank, size: communicator.size) {
+            let id = ids[index]
+            let truth = try PNG.readIndexed("\(groundTruth)/\(id).png")
+            let maps = try NPY.read("\(cams)/\(id).npy")
+            let classes: [Int32] = try NPY.read("\(cams)/\(id).classes.npy").values()
+            guard maps.shape == [classes.count, truth.height, truth.width] else {
+                throw FormatError(path: "\(cams)/\(id).npy", "has shape \(maps.shape); its ground truth is \(truth.height)x\(truth.width) with \(classes.count) classes")
+            }
+            let values: [Float] = try maps.values()
+            for (t, threshold) in thresholds.enumerated() {
+                let mask = CAMInference.mask(maps: values, classes: classes.map(Int.init), plane: truth.width * truth.height, threshold: threshold)
+                try matrices[t].add(groundTruth: truth.indices, prediction: mask, source: "\(cams)/\(id).npy")
+            }
+        }
+        for t in matrices.indices { try matrices[t].reduce(over: communicator) }
+        return matrices
+    }
+}

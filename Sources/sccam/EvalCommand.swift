@@ -15,7 +15,13 @@ struct Eval: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     @Option(help: "Folder of predicted masks ({id}.png).")
-    var pred: String
+    var pred: String?
+
+    @Option(help: "Folder of CAMs written by `sccam infer` (cams/): sweep the background threshold over them.")
+    var cams: String?
+
+    @Option(help: "Thresholds of the sweep, as start:stop:step (inclusive).")
+    var thresholds: String = "0.05:0.60:0.05"
 
     @Option(help: "Folder of ground-truth masks (SegmentationClass or SegmentationClassAug).")
     var gt: String
@@ -26,9 +32,32 @@ struct Eval: ParsableCommand {
     @Option(help: "Also write miou, class_iou, pixel_accuracy and the confusion matrix as JSON.")
     var json: String?
 
+    func validate() throws {
+        guard pred != nil || cams != nil else { throw ValidationError("give --pred (masks), --cams (a threshold sweep), or both") }
+        guard thresholdList.count >= 1 else { throw ValidationError("--thresholds must be start:stop:step with step > 0") }
+    }
+
+    var thresholdList: [Float] {
+        let parts = thresholds.split(separator: ":").compactMap { Double($0) }
+        guard parts.count == 3, parts[2] > 0, parts[1] >= parts[0] else { return [] }
+        return Array(stride(from: parts[0], through: parts[1] + parts[2] / 2, by: parts[2])).map { Float($0) }
+    }
+
     func run() throws {
         let job = Job.start(runtime)
         job.run {
+            if let cams {
+                let matrices = try Evaluation.sweep(cams: cams, groundTruth: gt, thresholds: thresholdList, list: list,
+                                                    communicator: job.communicator)
+                var best = (threshold: Float.nan, miou: -1.0)
+                for (threshold, matrix) in zip(thresholdList, matrices) {
+                    let miou = matrix.meanIoU ?? .nan
+                    job.log(String(format: "threshold %.3f: mIoU %.4f", threshold, miou))
+                    if miou > best.miou { best = (threshold, miou) }
+                }
+                job.log(String(format: "best background threshold %.3f: mIoU %.4f", best.threshold, best.miou))
+            }
+            guard let pred else { return }
             let (matrix, images) = try Evaluation.run(predictions: pred, groundTruth: gt, list: list, communicator: job.communicator)
             job.log("\(images) image(s) scored")
             job.log(matrix.table())

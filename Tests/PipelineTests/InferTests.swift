@@ -97,5 +97,17 @@ final class InferTests: XCTestCase {
         let eval = try TestProcess.sccam(["eval", "--pred", temporary.path + "/one/masks", "--gt", voc.root + "/SegmentationClass"])
         XCTAssertEqual(eval.status, 0, "\(eval)")
         XCTAssertTrue(eval.standardOutput.contains("4 image(s) scored"), eval.standardOutput)
+        let sweep = try TestProcess.sccam(["eval", "--cams", temporary.path + "/one/cams", "--gt", voc.root + "/SegmentationClass",
+                                          "--thresholds", "0.1:0.3:0.05"])
+        XCTAssertEqual(sweep.status, 0, "\(sweep)")
+        XCTAssertEqual(sweep.standardOutput.split(separator: "\n").filter { $0.hasPrefix("threshold ") }.count, 5, sweep.standardOutput)
+        XCTAssertTrue(sweep.standardOutput.contains("best background threshold"), sweep.standardOutput)
+        // At the inference threshold, the sweep scores exactly what the masks score.
+        let atDefault = try TestProcess.sccam(["eval", "--cams", temporary.path + "/one/cams", "--gt", voc.root + "/SegmentationClass",
+                                              "--thresholds", "0.15:0.15:0.05", "--pred", temporary.path + "/one/masks"])
+        let lines = atDefault.standardOutput.split(separator: "\n")
+        let swept = try XCTUnwrap(lines.first { $0.hasPrefix("threshold 0.150") }).split(separator: " ").last!
+        let scored = try XCTUnwrap(lines.first { $0.hasPrefix("mIoU") }).split(separator: " ")[1]
+        XCTAssertEqual(String(swept), String(scored))
     }
 }

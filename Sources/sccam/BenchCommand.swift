@@ -6,7 +6,7 @@ import Pipeline
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine: network throughput against its own sgemm.",
-        subcommands: [BenchNetwork.self, BenchData.self, BenchKMeans.self])
+        subcommands: [BenchNetwork.self, BenchData.self, BenchKMeans.self, BenchInfer.self])
 }
 
 struct BenchNetwork: ParsableCommand {
@@ -106,6 +106,30 @@ struct BenchKMeans: ParsableCommand {
             let total = report.inertia.compactMap { $0 }.reduce(0, +)
             job.log(String(format: "cluster stage: %.2f s on %d rank(s), %@ strategy, %d threads each; total inertia %.6g",
                            report.seconds, job.communicator.size, strategy, job.threads.count, total))
+        }
+    }
+}
+
+struct BenchInfer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer",
+        abstract: "Time multi-scale + flip CAM inference on 500x375 images.",
+        discussion: "8 views per image (scales 1, 0.5, 1.5, 2 and flips), random full-width weights, images split across ranks.")
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "Images to process in total.")
+    var images: Int = 2
+
+    @Option(help: "Channel divisor (1 = real ResNet-38).")
+    var widthDivisor: Int = 1
+
+    func run() throws {
+        let job = Job.start(runtime)
+        job.run {
+            let (seconds, rate) = try InferenceBenchmark.run(images: images, widthDivisor: widthDivisor, communicator: job.communicator, log: job.log)
+            job.log(String(format: "%d image(s) in %.1f s on %d rank(s) x %d thread(s): %.4f images/s", images, seconds,
+                           job.communicator.size, job.threads.count, rate))
         }
     }
 }

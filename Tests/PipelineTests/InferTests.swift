@@ -111,3 +111,17 @@ final class InferTests: XCTestCase {
         XCTAssertEqual(String(swept), String(scored))
     }
 }
+
+final class RoundZeroInferenceTests: XCTestCase {
+    /// psa's round-0 classifier has one head: the same path gives its 20-class maps and no sub-category maps.
+    func testRoundZeroModelsHaveParentMapsOnly() throws {
+        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: 16, round: 0))
+        try network.loadWeights(ExtractCommandTests.weights.replacingOccurrences(of: "round1", with: "round0"))
+        let image = RGBImage(width: 24, height: 20, fill: (90, 140, 200))
+        let result = CAMInference.run(network: network, image: image, classes: [0, 19], scales: [1, 0.5])
+        XCTAssertNil(result.subcategoryMaps)
+        XCTAssertEqual(result.parentMaps.count, 2 * 24 * 20)
+        XCTAssertTrue(result.parentMaps.allSatisfy { $0 >= 0 && $0 <= 1 })
+        XCTAssertNil(CAMInference.mergedSubcategoryMaps(result))
+    }
+}

@@ -9,5 +9,12 @@ public struct TemporaryDirectory {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
-    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+    /// Removes the folder, unless SCCAM_KEEP_TEST_OUTPUT=1 asks to keep it for a look.
+    public func remove() {
+        if ProcessInfo.processInfo.environment["SCCAM_KEEP_TEST_OUTPUT"] == "1" {
+            print("kept test output: \(path)")
+            return
+        }
+        try? FileManager.default.removeItem(atPath: path)
+    }
 }

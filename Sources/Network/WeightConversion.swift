@@ -49,3 +49,18 @@ public enum WeightConversion {
                        notLoaded: report.keptAtInitialization)
     }
 }
+
+extension SCCAMNetwork {
+    /// The network a weight file describes (width, round and k from its
+    /// shapes), with the file loaded strictly. Heads may be absent only with
+    /// `allowMissingHeads` or for MXNet ImageNet weights, as the reference allows.
+    public static func fromWeights(_ path: String, allowMissingHeads: Bool = false) throws -> SCCAMNetwork {
+        let (format, tensors) = try WeightFiles.read(path)
+        let (configuration, hasHeads) = try WeightConversion.configuration(of: tensors, path: path)
+        let network = SCCAMNetwork(configuration: configuration)
+        let headNames = Set(network.heads.map { "\($0.name).weight" })
+        let lenient = allowMissingHeads || (!hasHeads && format == .mxnet)
+        try network.store.load(tensors, from: "\(path) (\(format.rawValue))", allowMissing: { lenient && headNames.contains($0) })
+        return network
+    }
+}

@@ -39,7 +39,7 @@ struct CheckData: ParsableCommand {
             let options = DataCheck.Options(list: list, labelCache: labels, decode: decode, checkMasks: masks,
                                             skipUnreadable: skipUnreadable)
             let report = try DataCheck.run(voc: vocRoot, options: options, communicator: job.communicator, log: job.log,
-                                           warn: { FileHandle.standardError.write(Data("sccam: warning: \($0)\n".utf8)) })
+                                           warn: job.warn)
             let histogram = report.imagesWithClassCount.enumerated().dropFirst().filter { $0.element > 0 }
                 .map { "\($0.element) with \($0.offset)" }.joined(separator: ", ")
             job.log("images by number of classes: \(histogram)")

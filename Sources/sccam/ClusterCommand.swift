@@ -67,7 +67,7 @@ struct Cluster: ParsableCommand {
                 inputs: inputs, round: round, k: k, restarts: nInit, seed: seed,
                 strategy: SubcategoryClustering.Strategy(rawValue: strategy)!, output: out ?? "\(work!)/labels",
                 communicator: job.communicator, log: job.log,
-                warn: { message in if job.isRoot { FileHandle.standardError.write(Data("sccam: warning: \(message)\n".utf8)) } })
+                warn: job.warn)
             job.log(String(format: "clustered %d images into %d sub-categories per class in %.2f s (%@ strategy, %d rank(s))",
                            report.images, k, report.seconds, strategy, job.communicator.size))
         }

@@ -60,24 +60,19 @@ struct Extract: ParsableCommand {
     func run() throws {
         let job = Job.start(runtime)
         job.run {
-            let (format, tensors) = try WeightFiles.read(weights)
-            let (configuration, hasHeads) = try WeightConversion.configuration(of: tensors, path: weights)
-            let network = SCCAMNetwork(configuration: configuration)
-            let headNames = Set(network.heads.map { "\($0.name).weight" })
-            try network.store.load(tensors, from: "\(weights) (\(format.rawValue))",
-                                   allowMissing: { (allowMissingHeads || !hasHeads && format == .mxnet) && headNames.contains($0) })
+            let network = try SCCAMNetwork.fromWeights(weights, allowMissingHeads: allowMissingHeads)
+            let configuration = network.configuration
             let dataset = try VOCDataset(root: vocRoot)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
-            let warn = { (message: String) in FileHandle.standardError.write(Data("sccam: warning: \(message)\n".utf8)) }
             let labels = try ImageLabels.load(dataset: dataset, ids: imageList.ids, cache: job.isRoot ? "\(work)/image_labels.tsv" : nil,
-                                              warn: job.isRoot ? warn : { _ in })
+                                              warn: job.warn)
             job.log("extract: \(imageList.ids.count) images of \(imageList.source) with \(weights) (width 1/\(configuration.widthDivisor), \(configuration.featureChannels)-d features) on \(job.communicator.size) rank(s)")
             let summary = try FeatureExtraction.run(
                 network: network, dataset: dataset, list: imageList, labels: labels,
                 options: FeatureExtraction.Options(round: round, work: work, resume: resume, checkpointEvery: checkpointEvery,
                                                    decodeThreads: decodeThreads, skipUnreadable: skipUnreadable, stopAfter: debugStopAfter),
-                communicator: job.communicator, log: job.log, warn: job.isRoot ? warn : { _ in })
+                communicator: job.communicator, log: job.log, warn: job.warn)
             job.log(String(format: "wrote %d features of %d values to %@/features/R%d_features.npy in %.1f s%@",
                            summary.images, summary.dimension, work, round, summary.seconds,
                            summary.skipped.isEmpty ? "" : "; skipped \(summary.skipped.count) unreadable image(s)"))

@@ -48,15 +48,12 @@ struct Infer: ParsableCommand {
         job.run {
             let scaleList = scales.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
             guard !scaleList.isEmpty, scaleList.allSatisfy({ $0 > 0 }) else { throw ValidationError("--scales must list positive numbers") }
-            let (format, tensors) = try WeightFiles.read(weights)
-            let (configuration, _) = try WeightConversion.configuration(of: tensors, path: weights)
-            let network = SCCAMNetwork(configuration: configuration)
-            try network.store.load(tensors, from: "\(weights) (\(format.rawValue))")
+            let network = try SCCAMNetwork.fromWeights(weights)
             let dataset = try VOCDataset(root: vocRoot)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
             let labels = try ImageLabels.load(dataset: dataset, ids: imageList.ids, cache: job.isRoot ? "\(work)/image_labels.tsv" : nil,
-                                              warn: { message in if job.isRoot { FileHandle.standardError.write(Data("sccam: warning: \(message)\n".utf8)) } })
+                                              warn: job.warn)
             job.log("infer: \(imageList.ids.count) images, \(scaleList.count * 2) views each, on \(job.communicator.size) rank(s)")
             let summary = try Inference.run(
                 network: network, dataset: dataset, list: imageList, labels: labels,

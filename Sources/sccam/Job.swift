@@ -45,6 +45,12 @@ struct Job {
         fflush(nil)  // all C streams: Swift 6 forbids touching the `stdout` global
     }
 
+    /// A warning on standard error, from rank 0 only.
+    func warn(_ message: String) {
+        guard isRoot else { return }
+        FileHandle.standardError.write(Data("sccam: warning: \(message)\n".utf8))
+    }
+
     /// Ends the command after an error: on several ranks through MPI_Abort,
     /// since the others may be waiting in a collective.
     func fail(_ error: Error) -> Never {

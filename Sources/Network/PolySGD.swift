@@ -1,0 +1,90 @@
+/// The reference's optimiser (tool/torchutils.PolyOptimizer over PyTorch 1.0
+/// SGD, spec 3.4), on the flat gradient buffer:
+///
+///     lr_g = base_lr * multiplier_g * (1 - step / max_step) ^ 0.9   (while step < max_step)
+///     g = grad + weight_decay * w
+///     buf = g (first step), else momentum * buf + g
+///     w = w - lr_g * buf
+///
+/// Groups: backbone conv weights (x1) and head weights (x10), both with weight
+/// decay; no conv has a bias, so the 2x and 20x bias groups are empty. Frozen
+/// tensors have no gradient and never move. The reference's effective momentum
+/// is 0.0005: it passes its weight decay positionally into SGD's momentum slot.
+public final class PolySGD: @unchecked Sendable {
+    public static let referenceMomentum: Float = 0.0005
+
+    public let baseLearningRate: Float
+    public let weightDecay: Float
+    public let momentum: Float
+    public let power: Double
+    public let maxStep: Int
+    public private(set) var step: Int
+    /// Momentum buffers, laid out as the gradient buffer.
+    public private(set) var buffer: [Float]
+    private var hasBuffer: Bool
+    /// Per trainable tensor: (value offset, gradient offset, count, lr multiplier).
+    private let groups: [(value: Int, gradient: Int, count: Int, multiplier: Float)]
+    private var currentLearningRate: Float
+
+    public init(store: ParameterStore, baseLearningRate: Float, maxStep: Int, weightDecay: Float = 5e-4,
+                momentum: Float = PolySGD.referenceMomentum, power: Double = 0.9, headPrefix: String = "fc8") {
+        self.baseLearningRate = baseLearningRate
+        self.weightDecay = weightDecay
+        self.momentum = momentum
+        self.power = power
+        self.maxStep = maxStep
+        step = 0
+        hasBuffer = false
+        buffer = [Float](repeating: 0, count: store.trainableCount)
+        groups = store.entries.compactMap { entry in
+            guard let gradient = entry.gradientOffset else { return nil }
+            return (entry.offset, gradient, entry.count, entry.name.hasPrefix(headPrefix) ? 10 : 1)
+        }
+        currentLearningRate = baseLearningRate
+    }
+
+    /// The base learning rate this step uses (before group multipliers).
+    public var learningRate: Float {
+        step < maxStep ? Float(Double(baseLearningRate) * pow(1 - Double(step) / Double(maxStep), power)) : currentLearningRate
+    }
+
+    /// One update of every trainable tensor from `store.gradients`.
+    public func apply(to store: ParameterStore) {
+        let lr = learningRate
+        currentLearningRate = lr
+        let values = store.values.baseAddress!, gradients = store.gradients.baseAddress!
+        buffer.withUnsafeMutableBufferPointer { momentumBuffer in
+            let buf = momentumBuffer.baseAddress!
+            for group in groups {
+                let rate = lr * group.multiplier
+                let w = values + group.value, g = gradients + group.gradient, b = buf + group.gradient
+                if hasBuffer {
+                    for i in 0..<group.count {
+                        let d = g[i] + weightDecay * w[i]
+                        b[i] = momentum * b[i] + d
+                        w[i] -= rate * b[i]
+                    }
+                } else {
+                    for i in 0..<group.count {
+                        let d = g[i] + weightDecay * w[i]
+                        b[i] = d
+                        w[i] -= rate * d
+                    }
+                }
+            }
+        }
+        hasBuffer = true
+        step += 1
+    }
+
+    /// Restores the state saved with a checkpoint.
+    public func restore(step: Int, buffer saved: [Float]) {
+        precondition(saved.count == buffer.count, "momentum buffer of the wrong size")
+        self.step = step
+        buffer = saved
+        hasBuffer = step > 0
+        currentLearningRate = learningRate
+    }
+}
+
+import Foundation

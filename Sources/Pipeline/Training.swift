@@ -1,0 +1,179 @@
+import Data
+import Distributed
+import Formats
+import Foundation
+import Kernels
+import Network
+
+/// Data-parallel training (spec 3): every rank computes its slice of each
+/// global batch; gradients are summed across ranks by non-blocking allreduces
+/// started bucket by bucket as backward finishes the tail of the network;
+/// every rank then applies the same PolySGD update.
+public enum Training {
+    public struct Options: Sendable {
+        public var round: Int
+        public var epochs: Int
+        public var globalBatch: Int
+        public var learningRate: Float
+        public var momentum: Float = PolySGD.referenceMomentum
+        public var weightDecay: Float = 5e-4
+        public var subcategoryWeight: Float = 5
+        public var cropSize: Int
+        public var seed: UInt64 = 0
+        /// Checkpoint after epochs e with e % checkpointEvery == 0, and after the last.
+        public var checkpointEvery: Int = 10
+        public var work: String
+        public var resume: Bool = false
+        /// Stop (with a checkpoint) after this many epochs of this run.
+        public var stopAfterEpochs: Int?
+        public var decodeThreads: Int = 1
+        public var skipUnreadable: Bool = false
+        public var logEvery: Int = 10
+        /// Floats per allreduce bucket.
+        public var bucketFloats: Int = 4 << 20
+
+        public init(round: Int, epochs: Int, globalBatch: Int, learningRate: Float, cropSize: Int, work: String) {
+            self.round = round
+            self.epochs = epochs
+            self.globalBatch = globalBatch
+            self.learningRate = learningRate
+            self.cropSize = cropSize
+            self.work = work
+        }
+    }
+
+    public struct Summary: Sendable {
+        public let steps: Int
+        public let lastLoss: Double
+        public let firstLoss: Double
+        public let checkpoints: [String]
+        public let communicationWaitSeconds: Double
+        public let seconds: Double
+    }
+
+    public static func checkpointName(round: Int, epoch: Int) -> String { "R\(round)_ep\(epoch)" }
+
+    /// Trains `network` on `ids` with per-image targets (one array per head).
+    public static func run(network: SCCAMNetwork, dataset: VOCDataset, ids: [String], targets: [[[Float]]], options: Options,
+                           communicator: Communicator, log: (String) -> Void) throws -> Summary {
+        let start = DispatchTime.now().uptimeNanoseconds
+        guard options.globalBatch % communicator.size == 0 else {
+            throw DataError("a global batch of \(options.globalBatch) does not split over \(communicator.size) ranks; use a rank count that divides it (1, 2, 4, 8, 16 for 16)")
+        }
+        let schedule = EpochSchedule(count: ids.count, batchSize: options.globalBatch, seed: options.seed)
+        guard schedule.batchesPerEpoch > 0 else {
+            throw DataError("\(ids.count) images are fewer than one global batch of \(options.globalBatch)")
+        }
+        let maxStep = schedule.batchesPerEpoch * options.epochs
+        let optimizer = PolySGD(store: network.store, baseLearningRate: options.learningRate, maxStep: maxStep,
+                                weightDecay: options.weightDecay, momentum: options.momentum)
+        var firstEpoch = 0
+        if options.resume, let (epoch, path) = latestCheckpoint(options) {
+            let state = try Safetensors.read("\(path).state.safetensors")
+            try network.loadWeights("\(path).safetensors")
+            let step = Int(state.metadata["sccam.step"] ?? "") ?? 0
+            guard let momentum = state.tensors.first(where: { $0.name == "momentum" }) else {
+                throw FormatError(path: "\(path).state.safetensors", "has no momentum tensor")
+            }
+            optimizer.restore(step: step, buffer: try momentum.floatValues())
+            firstEpoch = epoch + 1
+            log("resuming after epoch \(epoch) (step \(step)) from \(path)")
+        }
+        let source = ImageSource(dataset: dataset, skipUnreadable: options.skipUnreadable)
+        let augmentation = TrainingAugmentation(cropSize: options.cropSize)
+        let local = options.globalBatch / communicator.size
+        var checkpoints: [String] = [], firstLoss = Double.nan, lastLoss = Double.nan, waitSeconds = 0.0
+        let lastEpoch = min(options.epochs, firstEpoch + (options.stopAfterEpochs ?? options.epochs)) - 1
+        guard firstEpoch <= lastEpoch else { return Summary(steps: 0, lastLoss: .nan, firstLoss: .nan, checkpoints: [], communicationWaitSeconds: 0, seconds: 0) }
+        let gradients = network.store.gradients
+        var stepsRun = 0
+        let runStart = DispatchTime.now().uptimeNanoseconds
+        for epoch in firstEpoch...lastEpoch {
+            let loader = TrainingBatches.loader(ids: ids, source: source, augmentation: augmentation, schedule: schedule, epoch: epoch,
+                                                rank: communicator.rank, size: communicator.size, decodeThreads: options.decodeThreads)
+            while let batch = try loader.next() {
+                let step = optimizer.step
+                let context = DropoutContext(random: CounterRandom(seed: options.seed ^ 0x44524F50), step: step,
+                                             firstSampleIndex: batch.samples.first ?? 0)
+                batch.images.withUnsafeBufferPointer {
+                    _ = network.forward(input: $0.baseAddress!, batch: batch.count, height: options.cropSize, width: options.cropSize,
+                                        mode: .training(dropout: context, inputGradient: false))
+                }
+                let batchTargets = targets.map { head in batch.items.flatMap { head[$0] } }
+                // Reduce the tail of the gradient buffer while backward works on earlier blocks.
+                var requests: [CollectiveRequest] = []
+                var reducedFrom = gradients.count
+                var bucketError: Error?
+                let losses = network.backward(targets: batchTargets, normalizer: options.globalBatch,
+                                              subcategoryWeight: options.subcategoryWeight) { ready in
+                    guard communicator.size > 1, bucketError == nil,
+                          reducedFrom - ready.lowerBound >= options.bucketFloats || ready.lowerBound == 0 else { return }
+                    do {
+                        requests.append(try communicator.startAllreduceSum(
+                            UnsafeMutableBufferPointer(rebasing: gradients[ready.lowerBound..<reducedFrom])))
+                        reducedFrom = ready.lowerBound
+                    } catch { bucketError = error }
+                }
+                if let bucketError { throw bucketError }
+                let waitStart = DispatchTime.now().uptimeNanoseconds
+                for request in requests { try request.wait() }
+                waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - waitStart) / 1e9
+                var reported: [Double] = [losses.total, losses.parent, losses.subcategory ?? 0]
+                try communicator.allreduceSum(&reported)
+                optimizer.apply(to: network.store)
+                stepsRun += 1
+                if firstLoss.isNaN { firstLoss = reported[0] }
+                lastLoss = reported[0]
+                if communicator.isRoot && (optimizer.step % options.logEvery == 0 || optimizer.step == maxStep || stepsRun == 1) {
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - runStart) / 1e9
+                    let rate = Double(stepsRun * options.globalBatch) / seconds
+                    let eta = Double(maxStep - optimizer.step) * seconds / Double(stepsRun)
+                    log(String(format: "step %d/%d epoch %d: loss %.4f (20: %.4f, sub: %.4f) lr %.5g, %.2f images/s, ETA %.0f s",
+                               optimizer.step, maxStep, epoch, reported[0], reported[1], reported[2], optimizer.learningRate, rate, eta))
+                    let line = String(format: "{\"step\":%d,\"epoch\":%d,\"loss\":%.6f,\"loss20\":%.6f,\"loss_sub\":%.6f,\"lr\":%.8g,\"images_per_second\":%.4f}\n",
+                                      optimizer.step, epoch, reported[0], reported[1], reported[2], optimizer.learningRate, rate)
+                    try appendLine(line, to: "\(options.work)/logs/metrics.jsonl")
+                }
+            }
+            if epoch % options.checkpointEvery == 0 || epoch == options.epochs - 1 || epoch == lastEpoch {
+                let path = "\(options.work)/weights/\(checkpointName(round: options.round, epoch: epoch))"
+                if communicator.isRoot {
+                    // Weights first, then the state: resume takes a checkpoint only when its state exists.
+                    try network.saveSafetensors("\(path).safetensors", metadata: ["sccam.epoch": "\(epoch)", "sccam.step": "\(optimizer.step)"])
+                    try optimizer.buffer.withUnsafeBufferPointer { buffer in
+                        try Safetensors.write([SafetensorsTensor(name: "momentum", shape: [buffer.count], floats: buffer)],
+                                              metadata: ["sccam.epoch": "\(epoch)", "sccam.step": "\(optimizer.step)",
+                                                         "sccam.seed": "\(options.seed)", "sccam.max_step": "\(maxStep)"],
+                                              to: "\(path).state.safetensors")
+                    }
+                    log("checkpoint \(path).safetensors")
+                }
+                checkpoints.append(path)
+                try communicator.barrier()
+            }
+        }
+        return Summary(steps: stepsRun, lastLoss: lastLoss, firstLoss: firstLoss, checkpoints: checkpoints,
+                       communicationWaitSeconds: waitSeconds, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+
+    /// The last checkpoint whose state file exists (a state file is written
+    /// after its weights, so its presence means both are complete).
+    static func latestCheckpoint(_ options: Options) -> (Int, String)? {
+        let folder = "\(options.work)/weights"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return nil }
+        let prefix = "R\(options.round)_ep", suffix = ".state.safetensors"
+        let epochs = names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(suffix) }
+            .compactMap { Int($0.dropFirst(prefix.count).dropLast(suffix.count)) }
+        guard let epoch = epochs.max() else { return nil }
+        return (epoch, "\(folder)/\(checkpointName(round: options.round, epoch: epoch))")
+    }
+
+    static func appendLine(_ line: String, to path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw FormatError(path: path, "cannot append to the metrics log") }
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        handle.write(Data(line.utf8))
+    }
+}

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Data
+import Foundation
+import Network
+import Pipeline
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train the classifier of a round, data-parallel over the ranks.",
+        discussion: """
+            Round 0 trains the baseline classifier (head fc8) on the image labels, as psa does: crop \
+            448, lr 0.1, 15 epochs. Rounds >= 1 train the SC-CAM classifier (fc8_20 + fc8_200) on the \
+            sub-category labels of `sccam cluster` (WORK/labels/R{round}_subcategories.tsv): crop 224, \
+            lr 0.01, 61 epochs, checkpoints every 10 epochs. Global batch 16, poly learning rate \
+            (power 0.9), weight decay 5e-4, the head at 10x lr, and by default the reference's \
+            effective SGD momentum of 0.0005 (its optimiser passes the weight decay into SGD's \
+            momentum slot); --momentum 0.9 gives what its authors probably meant. Every round starts \
+            from --init (ImageNet weights in the reference), with Xavier heads.
+            """)
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "The VOC 2012 folder.")
+    var vocRoot: String
+
+    @Option(help: "Work folder: labels are read from it, weights/ and logs/ written to it.")
+    var work: String
+
+    @Option(help: "0 = the baseline classifier, >= 1 = an SC-CAM round.")
+    var round: Int = 1
+
+    @Option(help: "Initial weights (MXNet .params, PyTorch .pth or safetensors); without it, He initialisation.")
+    var `init`: String?
+
+    @Option(help: "Channel divisor when training from scratch (no --init; with --init the file decides): 1 = the real ResNet-38.")
+    var widthDivisor: Int = 1
+
+    @Option(help: "Round 0: the image list (default train_aug).")
+    var list: String = "train_aug"
+
+    @Option(help: "Sub-categories per class (rounds >= 1).")
+    var k: Int = 10
+
+    @Option(help: "Epochs (default 15 for round 0, 61 for rounds >= 1).")
+    var epochs: Int?
+
+    @Option(help: "Global batch size, split evenly over the ranks.")
+    var batch: Int = 16
+
+    @Option(help: "Base learning rate (default 0.1 for round 0, 0.01 for rounds >= 1).")
+    var lr: Float?
+
+    @Option(help: "Crop size (default 448 for round 0, 224 for rounds >= 1).")
+    var crop: Int?
+
+    @Option(help: "SGD momentum (the reference's effective value is 0.0005).")
+    var momentum: Float = 0.0005
+
+    @Option(help: "Weight decay.")
+    var weightDecay: Float = 5e-4
+
+    @Option(help: "Weight of the sub-category loss.")
+    var subcategoryWeight: Float = 5
+
+    @Option(help: "Seed of the data order, augmentation, dropout and head initialisation.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Checkpoint every this many epochs (and after the last).")
+    var checkpointEvery: Int = 10
+
+    @Flag(help: "Continue from the latest checkpoint in WORK/weights.")
+    var resume = false
+
+    @Option(help: "Stop after this many epochs of this run (with a checkpoint); --resume continues.")
+    var stopAfterEpochs: Int?
+
+    @Option(help: "Background threads decoding and augmenting images.")
+    var decodeThreads: Int = 1
+
+    @Flag(help: "Skip unreadable images with a warning instead of stopping.")
+    var skipUnreadable = false
+
+    @Option(help: "Print and log every this many steps.")
+    var logEvery: Int = 10
+
+    func validate() throws {
+        guard round >= 0, k >= 1, batch >= 1, checkpointEvery >= 1, decodeThreads >= 1, logEvery >= 1 else {
+            throw ValidationError("--round must be 0 or more; --k, --batch, --checkpoint-every, --decode-threads and --log-every at least 1")
+        }
+        guard [1, 2, 4, 8, 16, 32, 64].contains(widthDivisor) else { throw ValidationError("--width-divisor must be a power of two up to 64") }
+    }
+
+    func run() throws {
+        let job = Job.start(runtime)
+        job.run {
+            let dataset = try VOCDataset(root: vocRoot)
+            let ids: [String]
+            var targets: [[[Float]]]
+            if round == 0 {
+                let imageList = try dataset.list(list)
+                try dataset.validate(imageList)
+                ids = imageList.ids
+                let labels = try ImageLabels.load(dataset: dataset, ids: ids, cache: job.isRoot ? "\(work)/image_labels.tsv" : nil, warn: job.warn)
+                targets = [ids.map { labels.multiHot($0)! }]
+            } else {
+                (ids, targets) = try SubcategoryLabels.read("\(work)/labels/R\(round)_subcategories.tsv", k: k)
+            }
+            let configuration = NetworkConfiguration(widthDivisor: widthDivisor, round: round, subcategoriesPerClass: k)
+            let network: SCCAMNetwork
+            if let initPath = `init` {
+                // The backbone of any weight file; the heads always start from Xavier, as in the reference.
+                let (format, tensors) = try WeightFiles.read(initPath)
+                let (found, _) = try WeightConversion.configuration(of: tensors, path: initPath)
+                network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: found.widthDivisor, round: round,
+                                                                           subcategoriesPerClass: k))
+                network.initializeHeads(seed: seed)
+                try network.store.load(tensors.filter { !$0.name.hasPrefix("fc8") }, from: "\(initPath) (\(format.rawValue))",
+                                       allowMissing: { $0.hasPrefix("fc8") })
+            } else {
+                job.warn("no --init: training from He-initialised weights, not from ImageNet as the reference does")
+                network = SCCAMNetwork(configuration: configuration)
+                network.initializeBackbone(seed: seed)
+                network.initializeHeads(seed: seed)
+            }
+            var options = Training.Options(round: round, epochs: epochs ?? (round == 0 ? 15 : 61), globalBatch: batch,
+                                           learningRate: lr ?? (round == 0 ? 0.1 : 0.01), cropSize: crop ?? (round == 0 ? 448 : 224), work: work)
+            options.momentum = momentum
+            options.weightDecay = weightDecay
+            options.subcategoryWeight = subcategoryWeight
+            options.seed = seed
+            options.checkpointEvery = checkpointEvery
+            options.resume = resume
+            options.stopAfterEpochs = stopAfterEpochs
+            options.decodeThreads = decodeThreads
+            options.skipUnreadable = skipUnreadable
+            options.logEvery = logEvery
+            job.log("train round \(round): \(ids.count) images, global batch \(batch) over \(job.communicator.size) rank(s), \(options.epochs) epochs, lr \(options.learningRate), crop \(options.cropSize)")
+            let summary = try Training.run(network: network, dataset: dataset, ids: ids, targets: targets, options: options,
+                                           communicator: job.communicator, log: job.log)
+            job.log(String(format: "trained %d step(s) in %.1f s: loss %.4f -> %.4f; waited %.2f s for gradient allreduces",
+                           summary.steps, summary.seconds, summary.firstLoss, summary.lastLoss, summary.communicationWaitSeconds))
+        }
+    }
+}

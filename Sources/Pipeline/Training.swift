@@ -86,6 +86,9 @@ public enum Training {
         let lastEpoch = min(options.epochs, firstEpoch + (options.stopAfterEpochs ?? options.epochs)) - 1
         guard firstEpoch <= lastEpoch else { return Summary(steps: 0, lastLoss: .nan, firstLoss: .nan, checkpoints: [], communicationWaitSeconds: 0, seconds: 0) }
         let gradients = network.store.gradients
+        // TensorBoard scalars, as the reference logs them (rank 0 only).
+        let events = communicator.isRoot && options.logEvery < 1_000_000 ? try TensorBoardWriter(folder: "\(options.work)/logs/R\(options.round)") : nil
+        defer { events?.flush() }
         var stepsRun = 0
         let runStart = DispatchTime.now().uptimeNanoseconds
         for epoch in firstEpoch...lastEpoch {
@@ -133,6 +136,9 @@ public enum Training {
                     let line = String(format: "{\"step\":%d,\"epoch\":%d,\"loss\":%.6f,\"loss20\":%.6f,\"loss_sub\":%.6f,\"lr\":%.8g,\"images_per_second\":%.4f}\n",
                                       optimizer.step, epoch, reported[0], reported[1], reported[2], optimizer.learningRate, rate)
                     try appendLine(line, to: "\(options.work)/logs/metrics.jsonl")
+                    events?.scalars([("Total Loss", reported[0]), ("20 Classification Loss", reported[1]),
+                                     ("200 Classification Loss", reported[2]), ("Learning Rate", Double(optimizer.learningRate))],
+                                    step: optimizer.step)
                 }
             }
             if epoch % options.checkpointEvery == 0 || epoch == options.epochs - 1 || epoch == lastEpoch {

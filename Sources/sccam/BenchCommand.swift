@@ -6,7 +6,7 @@ import Pipeline
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine: network throughput against its own sgemm.",
-        subcommands: [BenchNetwork.self, BenchData.self, BenchKMeans.self, BenchInfer.self])
+        subcommands: [BenchNetwork.self, BenchData.self, BenchKMeans.self, BenchInfer.self, BenchTrain.self])
 }
 
 struct BenchNetwork: ParsableCommand {
@@ -130,6 +130,42 @@ struct BenchInfer: ParsableCommand {
             let (seconds, rate) = try InferenceBenchmark.run(images: images, widthDivisor: widthDivisor, communicator: job.communicator, log: job.log)
             job.log(String(format: "%d image(s) in %.1f s on %d rank(s) x %d thread(s): %.4f images/s", images, seconds,
                            job.communicator.size, job.threads.count, rate))
+        }
+    }
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Time full training steps through the real loop, on however many ranks it runs.",
+        discussion: """
+            Synthetic 500x375 JPEGs, random full-width weights, the SC-CAM round loss, crop 224. \
+            Reports seconds per step, images/s and the fraction of the step spent waiting for the \
+            gradient allreduce. Run it alone and under mpirun to compare.
+            """)
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "Global batch (split over the ranks).")
+    var batch: Int = 2
+
+    @Option(help: "Timed steps.")
+    var steps: Int = 2
+
+    @Option(help: "Channel divisor (1 = real ResNet-38).")
+    var widthDivisor: Int = 1
+
+    @Option(help: "Folder for the synthetic images.")
+    var folder: String = "/tmp/sccam-bench-train"
+
+    func run() throws {
+        let job = Job.start(runtime)
+        job.run {
+            let result = try TrainingBenchmark.run(globalBatch: batch, steps: steps, widthDivisor: widthDivisor, cropSize: 224,
+                                                   folder: folder, communicator: job.communicator)
+            job.log(String(format: "train: %d rank(s) x %d thread(s), global batch %d: %.2f s/step, %.3f images/s, %.1f%% of the step waiting for allreduce",
+                           job.communicator.size, job.threads.count, batch, result.secondsPerStep, result.imagesPerSecond,
+                           100 * result.communicationFraction))
         }
     }
 }

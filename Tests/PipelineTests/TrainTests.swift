@@ -89,6 +89,9 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertFalse(folder.contains { $0.contains(".tmp-") }, "no partial files: \(folder)")
         let metrics = try String(contentsOfFile: temporary.path + "/straight/logs/metrics.jsonl", encoding: .utf8)
         XCTAssertTrue(metrics.contains("\"step\":4"), metrics)
+        let eventFolder = temporary.path + "/straight/logs/R0"
+        let eventFile = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: eventFolder).first { $0.hasPrefix("events.out.tfevents.") })
+        XCTAssertGreaterThanOrEqual(try TensorBoardWriter.records("\(eventFolder)/\(eventFile)").count, 2, "version record plus scalars")
     }
 
     func testLossGoesDownOnATinyDataset() throws {
@@ -101,5 +104,56 @@ final class TrainCommandTests: XCTestCase {
             }
         XCTAssertGreaterThanOrEqual(losses.count, 3)
         XCTAssertLessThan(losses.last!, 0.7 * losses.first!, "losses: \(losses)")
+    }
+}
+
+final class TensorBoardTests: XCTestCase {
+    /// Fields of one protocol-buffer message: (field, wire type, payload).
+    static func fields(_ bytes: [UInt8]) -> [(Int, Int, [UInt8])] {
+        var out: [(Int, Int, [UInt8])] = [], i = 0
+        func varint() -> UInt64 {
+            var value: UInt64 = 0, shift: UInt64 = 0
+            while i < bytes.count { let b = bytes[i]; i += 1; value |= UInt64(b & 0x7F) << shift; shift += 7; if b & 0x80 == 0 { break } }
+            return value
+        }
+        while i < bytes.count {
+            let key = varint()
+            let (field, wire) = (Int(key >> 3), Int(key & 7))
+            switch wire {
+            case 0: out.append((field, wire, withUnsafeBytes(of: varint()) { Array($0) }))
+            case 1: out.append((field, wire, Array(bytes[i..<(i + 8)]))); i += 8
+            case 5: out.append((field, wire, Array(bytes[i..<(i + 4)]))); i += 4
+            default: let n = Int(varint()); out.append((field, wire, Array(bytes[i..<(i + n)]))); i += n
+            }
+        }
+        return out
+    }
+
+    func testCRC32CKnownAnswer() {
+        XCTAssertEqual(CRC32C.checksum(Array("123456789".utf8)), 0xE306_9283)
+    }
+
+    func testEventFileRecordsHaveValidCRCsAndTheScalarsReadBack() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-tb")
+        defer { temporary.remove() }
+        let writer = try TensorBoardWriter(folder: temporary.path)
+        writer.scalars([("Total Loss", 1.25), ("Learning Rate", 0.01)], step: 7)
+        writer.flush()
+        let records = try TensorBoardWriter.records(writer.path)
+        XCTAssertEqual(records.count, 2)
+        let version = Self.fields(records[0])
+        XCTAssertEqual(String(decoding: version.first { $0.0 == 3 }!.2, as: UTF8.self), "brain.Event:2")
+        let event = Self.fields(records[1])
+        XCTAssertEqual(event.first { $0.0 == 2 }!.2.prefix(1), [7], "step 7")
+        let summary = Self.fields(event.first { $0.0 == 5 }!.2)
+        let values = summary.map { Self.fields($0.2) }
+        XCTAssertEqual(values.map { String(decoding: $0.first { $0.0 == 1 }!.2, as: UTF8.self) }, ["Total Loss", "Learning Rate"])
+        let simple = values.map { $0.first { $0.0 == 2 }!.2.withUnsafeBytes { $0.loadUnaligned(as: Float.self) } }
+        XCTAssertEqual(simple, [1.25, 0.01])
+        // A flipped byte is caught by the CRC.
+        var bytes = try AtomicFile.read(writer.path)
+        bytes[bytes.count - 6] ^= 1
+        try AtomicFile.write(bytes, to: writer.path)
+        XCTAssertThrowsError(try TensorBoardWriter.records(writer.path))
     }
 }

@@ -1,0 +1,53 @@
+import Data
+import Distributed
+import Formats
+import Foundation
+import Kernels
+import Network
+
+/// Full-width training steps through the real loop (loader, forward,
+/// backward, bucketed allreduce, optimiser) on synthetic 500x375 JPEGs.
+public enum TrainingBenchmark {
+    public struct Result: Sendable {
+        public let steps: Int
+        public let secondsPerStep: Double
+        public let imagesPerSecond: Double
+        public let communicationFraction: Double
+    }
+
+    public static func run(globalBatch: Int, steps: Int, widthDivisor: Int, cropSize: Int, folder: String,
+                           communicator: Communicator) throws -> Result {
+        let images = globalBatch * (steps + 1)
+        if communicator.isRoot {
+            for i in 0..<images {
+                let path = "\(folder)/JPEGImages/\(String(format: "2012_%06d", i)).jpg"
+                if !FileManager.default.fileExists(atPath: path) {
+                    try JPEG.write(PhotoLikeImage.make(width: 500, height: 375, seed: UInt64(i)), to: path, quality: 90)
+                }
+            }
+        }
+        try communicator.barrier()
+        let ids = (0..<images).map { String(format: "2012_%06d", $0) }
+        let targets = [ids.indices.map { i -> [Float] in var t = [Float](repeating: 0, count: 20); t[i % 20] = 1; return t },
+                       ids.indices.map { i -> [Float] in var t = [Float](repeating: 0, count: 200); t[(i % 20) * 10 + i % 10] = 1; return t }]
+        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))
+        network.initializeBackbone(seed: 1)
+        // One warm-up epoch of a single step (plans and first-touches memory), then the timed steps.
+        var options = Training.Options(round: 1, epochs: 1, globalBatch: globalBatch, learningRate: 0.001, cropSize: cropSize,
+                                       work: "\(folder)/work-\(communicator.size)")
+        options.checkpointEvery = 1_000_000
+        options.logEvery = 1_000_000
+        let dataset = try VOCDataset(root: folder)
+        let warmIDs = Array(ids.prefix(globalBatch))
+        _ = try Training.run(network: network, dataset: dataset, ids: warmIDs, targets: targets.map { Array($0.prefix(globalBatch)) },
+                             options: options, communicator: communicator, log: { _ in })
+        let timedIDs = Array(ids.prefix(globalBatch * steps))
+        let summary = try Training.run(network: network, dataset: dataset, ids: timedIDs,
+                                       targets: targets.map { Array($0.prefix(globalBatch * steps)) },
+                                       options: options, communicator: communicator, log: { _ in })
+        var times = [summary.seconds, summary.communicationWaitSeconds]
+        try communicator.allreduceMax(&times)
+        return Result(steps: summary.steps, secondsPerStep: times[0] / Double(summary.steps),
+                      imagesPerSecond: Double(summary.steps * globalBatch) / times[0], communicationFraction: times[1] / times[0])
+    }
+}

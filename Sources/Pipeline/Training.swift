@@ -10,6 +10,21 @@ import Network
 /// started bucket by bucket as backward finishes the tail of the network;
 /// every rank then applies the same PolySGD update.
 public enum Training {
+    /// Set by SIGTERM or SIGUSR1 (Slurm's pre-emption warning): the loop
+    /// finishes its step, all ranks agree, and a checkpoint is written.
+    nonisolated(unsafe) static var stopRequested: sig_atomic_t = 0
+
+    /// Thrown after a requested stop, once the checkpoint is on disk.
+    public struct Stopped: Error, CustomStringConvertible, Sendable {
+        public let checkpoint: String
+        public var description: String { "stopped on request after writing \(checkpoint); rerun with --resume to continue" }
+    }
+
+    public static func installSignalHandlers() {
+        signal(SIGTERM) { _ in Training.stopRequested = 1 }
+        signal(SIGUSR1) { _ in Training.stopRequested = 1 }
+    }
+
     public struct Options: Sendable {
         public var round: Int
         public var epochs: Int
@@ -67,17 +82,20 @@ public enum Training {
         let maxStep = schedule.batchesPerEpoch * options.epochs
         let optimizer = PolySGD(store: network.store, baseLearningRate: options.learningRate, maxStep: maxStep,
                                 weightDecay: options.weightDecay, momentum: options.momentum)
-        var firstEpoch = 0
-        if options.resume, let (epoch, path) = latestCheckpoint(options) {
+        var firstEpoch = 0, firstBatch = 0
+        if options.resume, let path = latestCheckpoint(options) {
             let state = try Safetensors.read("\(path).state.safetensors")
             try network.loadWeights("\(path).safetensors")
             let step = Int(state.metadata["sccam.step"] ?? "") ?? 0
+            let epoch = Int(state.metadata["sccam.epoch"] ?? "") ?? 0
+            let batch = Int(state.metadata["sccam.next_batch"] ?? "") ?? schedule.batchesPerEpoch
             guard let momentum = state.tensors.first(where: { $0.name == "momentum" }) else {
                 throw FormatError(path: "\(path).state.safetensors", "has no momentum tensor")
             }
             optimizer.restore(step: step, buffer: try momentum.floatValues())
-            firstEpoch = epoch + 1
-            log("resuming after epoch \(epoch) (step \(step)) from \(path)")
+            (firstEpoch, firstBatch) = batch >= schedule.batchesPerEpoch ? (epoch + 1, 0) : (epoch, batch)
+            log(batch >= schedule.batchesPerEpoch ? "resuming after epoch \(epoch) (step \(step)) from \(path)"
+                : "resuming in epoch \(epoch) at batch \(batch) (step \(step)) from \(path)")
         }
         let source = ImageSource(dataset: dataset, skipUnreadable: options.skipUnreadable)
         let augmentation = TrainingAugmentation(cropSize: options.cropSize)
@@ -92,8 +110,11 @@ public enum Training {
         var stepsRun = 0
         let runStart = DispatchTime.now().uptimeNanoseconds
         for epoch in firstEpoch...lastEpoch {
+            let startBatch = epoch == firstEpoch ? firstBatch : 0
             let loader = TrainingBatches.loader(ids: ids, source: source, augmentation: augmentation, schedule: schedule, epoch: epoch,
-                                                rank: communicator.rank, size: communicator.size, decodeThreads: options.decodeThreads)
+                                                firstBatch: startBatch, rank: communicator.rank, size: communicator.size,
+                                                decodeThreads: options.decodeThreads)
+            var batchIndex = startBatch
             while let batch = try loader.next() {
                 let step = optimizer.step
                 let context = DropoutContext(random: CounterRandom(seed: options.seed ^ 0x44524F50), step: step,
@@ -121,10 +142,17 @@ public enum Training {
                 let waitStart = DispatchTime.now().uptimeNanoseconds
                 for request in requests { try request.wait() }
                 waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - waitStart) / 1e9
-                var reported: [Double] = [losses.total, losses.parent, losses.subcategory ?? 0]
+                // A diverged run must stop loudly: NaN weights would otherwise train on silently
+                // (ReLU maps NaN to 0, so the loss would look like a calm ln 2).
+                if !allFinite(gradients) {
+                    throw DataError("gradients became NaN or infinite at step \(optimizer.step + 1) (loss \(losses.total)): training diverged; lower --lr or check the data")
+                }
+                // The stop flag rides on the loss reduction, so every rank sees the same decision.
+                var reported: [Double] = [losses.total, losses.parent, losses.subcategory ?? 0, Double(stopRequested)]
                 try communicator.allreduceSum(&reported)
                 optimizer.apply(to: network.store)
                 stepsRun += 1
+                batchIndex += 1
                 if firstLoss.isNaN { firstLoss = reported[0] }
                 lastLoss = reported[0]
                 if communicator.isRoot && (optimizer.step % options.logEvery == 0 || optimizer.step == maxStep || stepsRun == 1) {
@@ -140,38 +168,63 @@ public enum Training {
                                      ("200 Classification Loss", reported[2]), ("Learning Rate", Double(optimizer.learningRate))],
                                     step: optimizer.step)
                 }
+                if reported[3] > 0 {
+                    loader.stop()
+                    let path = "\(options.work)/weights/R\(options.round)_partial"
+                    try saveCheckpoint(path, network: network, optimizer: optimizer, epoch: epoch, nextBatch: batchIndex,
+                                       options: options, maxStep: maxStep, communicator: communicator, log: log)
+                    throw Stopped(checkpoint: "\(path).safetensors")
+                }
             }
             if epoch % options.checkpointEvery == 0 || epoch == options.epochs - 1 || epoch == lastEpoch {
                 let path = "\(options.work)/weights/\(checkpointName(round: options.round, epoch: epoch))"
-                if communicator.isRoot {
-                    // Weights first, then the state: resume takes a checkpoint only when its state exists.
-                    try network.saveSafetensors("\(path).safetensors", metadata: ["sccam.epoch": "\(epoch)", "sccam.step": "\(optimizer.step)"])
-                    try optimizer.buffer.withUnsafeBufferPointer { buffer in
-                        try Safetensors.write([SafetensorsTensor(name: "momentum", shape: [buffer.count], floats: buffer)],
-                                              metadata: ["sccam.epoch": "\(epoch)", "sccam.step": "\(optimizer.step)",
-                                                         "sccam.seed": "\(options.seed)", "sccam.max_step": "\(maxStep)"],
-                                              to: "\(path).state.safetensors")
-                    }
-                    log("checkpoint \(path).safetensors")
-                }
+                try saveCheckpoint(path, network: network, optimizer: optimizer, epoch: epoch, nextBatch: schedule.batchesPerEpoch,
+                                   options: options, maxStep: maxStep, communicator: communicator, log: log)
                 checkpoints.append(path)
-                try communicator.barrier()
             }
         }
         return Summary(steps: stepsRun, lastLoss: lastLoss, firstLoss: firstLoss, checkpoints: checkpoints,
                        communicationWaitSeconds: waitSeconds, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
-    /// The last checkpoint whose state file exists (a state file is written
-    /// after its weights, so its presence means both are complete).
-    static func latestCheckpoint(_ options: Options) -> (Int, String)? {
+    /// Weights, then the state (momentum, step, epoch, next batch): resume
+    /// takes a checkpoint only when its state exists, so both are complete.
+    static func saveCheckpoint(_ path: String, network: SCCAMNetwork, optimizer: PolySGD, epoch: Int, nextBatch: Int,
+                               options: Options, maxStep: Int, communicator: Communicator, log: (String) -> Void) throws {
+        if communicator.isRoot {
+            let metadata = ["sccam.epoch": "\(epoch)", "sccam.step": "\(optimizer.step)", "sccam.next_batch": "\(nextBatch)",
+                            "sccam.seed": "\(options.seed)", "sccam.max_step": "\(maxStep)"]
+            try network.saveSafetensors("\(path).safetensors", metadata: metadata)
+            try optimizer.buffer.withUnsafeBufferPointer { buffer in
+                try Safetensors.write([SafetensorsTensor(name: "momentum", shape: [buffer.count], floats: buffer)],
+                                      metadata: metadata, to: "\(path).state.safetensors")
+            }
+            log("checkpoint \(path).safetensors (step \(optimizer.step))")
+        }
+        try communicator.barrier()
+    }
+
+    /// The checkpoint with the most steps among those whose state file exists.
+    static func latestCheckpoint(_ options: Options) -> String? {
         let folder = "\(options.work)/weights"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return nil }
-        let prefix = "R\(options.round)_ep", suffix = ".state.safetensors"
-        let epochs = names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(suffix) }
-            .compactMap { Int($0.dropFirst(prefix.count).dropLast(suffix.count)) }
-        guard let epoch = epochs.max() else { return nil }
-        return (epoch, "\(folder)/\(checkpointName(round: options.round, epoch: epoch))")
+        let suffix = ".state.safetensors"
+        var best: (step: Int, path: String)?
+        for name in names where name.hasPrefix("R\(options.round)_") && name.hasSuffix(suffix) {
+            let path = "\(folder)/\(name.dropLast(suffix.count))"
+            guard let state = try? Safetensors.read("\(path).state.safetensors"),
+                  let step = Int(state.metadata["sccam.step"] ?? ""), step > (best?.step ?? -1) else { continue }
+            best = (step, path)
+        }
+        return best?.path
+    }
+
+    static func allFinite(_ values: UnsafeMutableBufferPointer<Float>) -> Bool {
+        // Summing is a fast finiteness test: any NaN or infinity makes the sum non-finite
+        // (a finite overflow to infinity would be just as fatal for training).
+        var sum: Float = 0
+        for value in values { sum += value * 0 }
+        return sum == 0
     }
 
     static func appendLine(_ line: String, to path: String) throws {

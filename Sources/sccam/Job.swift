@@ -8,7 +8,7 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Compute threads per rank (OpenBLAS and our own loops).",
         discussion: """
-            Default: SCCAM_THREADS, OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set; else the cores \
+            Default: SCCAM_THREADS, OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or Slurm's SLURM_CPUS_PER_TASK if set; else the cores \
             this rank is bound to; else this machine's cores divided by its ranks.
             """))
     var threads: Int?
@@ -65,6 +65,10 @@ struct Job {
     func run(_ body: () throws -> Void) {
         do {
             try body()
+        } catch let code as ExitCode {
+            // A deliberate exit status (e.g. 4: stopped on request, checkpoint written), the same on every rank.
+            communicator.finalize()
+            exit(code.rawValue)
         } catch {
             fail(error)
         }

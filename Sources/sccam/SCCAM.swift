@@ -13,7 +13,8 @@ struct SCCAM: ParsableCommand {
             `srun --mpi=pmix`) to spread it over N ranks. Rank 0 prints and writes outputs.
 
             Exit codes: 0 success, 1 failure (the message names the file or setting), \
-            3 inconsistent MPI launch, 64 bad command line.
+            3 inconsistent MPI launch, 4 stopped by SIGTERM/SIGUSR1 after writing a checkpoint \
+            (rerun with --resume), 64 bad command line.
             """,
         version: version,
         subcommands: [Env.self, CheckData.self, Train.self, Extract.self, Cluster.self, Infer.self, Eval.self, Convert.self, Bench.self])

@@ -15,7 +15,9 @@ struct Train: ParsableCommand {
             (power 0.9), weight decay 5e-4, the head at 10x lr, and by default the reference's \
             effective SGD momentum of 0.0005 (its optimiser passes the weight decay into SGD's \
             momentum slot); --momentum 0.9 gives what its authors probably meant. Every round starts \
-            from --init (ImageNet weights in the reference), with Xavier heads.
+            from --init (ImageNet weights in the reference), with Xavier heads. SIGTERM or SIGUSR1 \
+            (Slurm's pre-emption signal) finishes the current step, writes WORK/weights/R{round}_partial \
+            and exits with code 4; --resume continues from there exactly.
             """)
 
     @OptionGroup var runtime: RuntimeOptions
@@ -135,8 +137,16 @@ struct Train: ParsableCommand {
             options.skipUnreadable = skipUnreadable
             options.logEvery = logEvery
             job.log("train round \(round): \(ids.count) images, global batch \(batch) over \(job.communicator.size) rank(s), \(options.epochs) epochs, lr \(options.learningRate), crop \(options.cropSize)")
-            let summary = try Training.run(network: network, dataset: dataset, ids: ids, targets: targets, options: options,
+            Training.installSignalHandlers()
+            let summary: Training.Summary
+            do {
+                summary = try Training.run(network: network, dataset: dataset, ids: ids, targets: targets, options: options,
                                            communicator: job.communicator, log: job.log)
+            } catch let stopped as Training.Stopped {
+                job.log("\(stopped)")
+                job.communicator.finalize()
+                throw ExitCode(4)
+            }
             job.log(String(format: "trained %d step(s) in %.1f s: loss %.4f -> %.4f; waited %.2f s for gradient allreduces",
                            summary.steps, summary.seconds, summary.firstLoss, summary.lastLoss, summary.communicationWaitSeconds))
         }

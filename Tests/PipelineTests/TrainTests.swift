@@ -157,3 +157,82 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertThrowsError(try TensorBoardWriter.records(writer.path))
     }
 }
+
+final class PreemptionTests: XCTestCase {
+    func testADivergedRunStopsWithAClearError() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-diverge")
+        defer { temporary.remove() }
+        let voc = try TinyVOC.make(in: temporary.path)
+        let result = try TestProcess.sccam(arguments(voc, temporary.path + "/work").map { $0 == "0.01" ? "1000" : $0 }, timeout: 600)
+        XCTAssertEqual(result.status, 1, "\(result)")
+        XCTAssertTrue(result.standardError.contains("training diverged; lower --lr"), result.standardError)
+    }
+
+    private func arguments(_ voc: TinyVOC, _ work: String) -> [String] {
+        ["train", "--voc-root", voc.root, "--work", work, "--round", "0", "--list", "train", "--width-divisor", "16",
+         "--batch", "2", "--crop", "32", "--threads", "1", "--seed", "3", "--epochs", "200", "--log-every", "1", "--checkpoint-every", "1000",
+         "--lr", "0.01"]
+    }
+
+    /// Starts training and returns the process once it has logged `steps` steps.
+    private func startAndWait(_ arguments: [String], work: String, steps: Int) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestProcess.sccam)
+        process.arguments = arguments
+        process.environment = TestProcess.cleanEnvironment()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let lines = (try? String(contentsOfFile: "\(work)/logs/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0
+            if lines >= steps { return process }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        process.terminate()
+        throw XCTSkip("training did not reach \(steps) steps in time")
+    }
+
+    private func weights(_ path: String) throws -> [Float] { try Safetensors.read(path).tensors.flatMap { try $0.floatValues() } }
+
+    func testSIGTERMCheckpointsMidEpochAndResumeMatchesUninterruptedTraining() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-preempt")
+        defer { temporary.remove() }
+        let voc = try TinyVOC.make(in: temporary.path)
+        let interrupted = temporary.path + "/interrupted"
+        let process = try startAndWait(arguments(voc, interrupted), work: interrupted, steps: 3)
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 4, "stopped on request")
+        let state = try Safetensors.read("\(interrupted)/weights/R0_partial.state.safetensors")
+        let epoch = try XCTUnwrap(Int(state.metadata["sccam.epoch"] ?? ""))
+        let nextBatch = try XCTUnwrap(Int(state.metadata["sccam.next_batch"] ?? ""))
+        // Resume to the end of epoch 5 and compare with an uninterrupted run to the same point.
+        let resumeEpoch = nextBatch >= 2 ? epoch + 1 : epoch
+        XCTAssertLessThan(resumeEpoch, 6, "the stop came too late for this comparison")
+        let resumed = try TestProcess.sccam(arguments(voc, interrupted) + ["--resume", "--stop-after-epochs", "\(6 - resumeEpoch)"], timeout: 600)
+        XCTAssertEqual(resumed.status, 0, "\(resumed)")
+        let straight = try TestProcess.sccam(arguments(voc, temporary.path + "/straight") + ["--stop-after-epochs", "6"], timeout: 600)
+        XCTAssertEqual(straight.status, 0, "\(straight)")
+        XCTAssertEqual(try weights("\(interrupted)/weights/R0_ep5.safetensors"), try weights("\(temporary.path)/straight/weights/R0_ep5.safetensors"))
+    }
+
+    func testAKilledJobLeavesOnlyCompleteCheckpoints() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-kill")
+        defer { temporary.remove() }
+        let voc = try TinyVOC.make(in: temporary.path)
+        let work = temporary.path + "/work"
+        let process = try startAndWait(arguments(voc, work).map { $0 == "1000" ? "1" : $0 }, work: work, steps: 4)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let names = try FileManager.default.contentsOfDirectory(atPath: "\(work)/weights").filter { !$0.hasPrefix(".") }
+        XCTAssertFalse(names.isEmpty)
+        for name in names {
+            XCTAssertNoThrow(try Safetensors.read("\(work)/weights/\(name)"), "\(name) must be complete")
+        }
+        // Training resumes from what is there.
+        let resumed = try TestProcess.sccam(arguments(voc, work) + ["--resume", "--stop-after-epochs", "1"], timeout: 600)
+        XCTAssertEqual(resumed.status, 0, "\(resumed)")
+        XCTAssertTrue(resumed.standardOutput.contains("resuming"), resumed.standardOutput)
+    }
+}

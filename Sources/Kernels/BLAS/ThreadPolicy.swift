@@ -36,7 +36,7 @@ public enum ThreadPolicy {
         if let requested, requested > 0 {
             return Choice(count: requested, reason: "--threads")
         }
-        for name in ["SCCAM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"] {
+        for name in ["SCCAM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"] {
             if let value = environment[name].flatMap({ Int($0) }), value > 0 {
                 return Choice(count: value, reason: name)
             }

@@ -119,11 +119,12 @@ public enum Training {
                 let step = optimizer.step
                 let context = DropoutContext(random: CounterRandom(seed: options.seed ^ 0x44524F50), step: step,
                                              firstSampleIndex: batch.samples.first ?? 0)
-                batch.images.withUnsafeBufferPointer {
-                    _ = network.forward(input: $0.baseAddress!, batch: batch.count, height: options.cropSize, width: options.cropSize,
-                                        mode: .training(dropout: context, inputGradient: false))
+                let output = batch.images.withUnsafeBufferPointer {
+                    network.forward(input: $0.baseAddress!, batch: batch.count, height: options.cropSize, width: options.cropSize,
+                                    mode: .training(dropout: context, inputGradient: false))
                 }
                 let batchTargets = targets.map { head in batch.items.flatMap { head[$0] } }
+                let accuracy = parentAccuracy(logits: output.logits[0], targets: batchTargets[0], count: batch.count)
                 // Reduce the tail of the gradient buffer while backward works on earlier blocks.
                 var requests: [CollectiveRequest] = []
                 var reducedFrom = gradients.count
@@ -148,7 +149,7 @@ public enum Training {
                     throw DataError("gradients became NaN or infinite at step \(optimizer.step + 1) (loss \(losses.total)): training diverged; lower --lr or check the data")
                 }
                 // The stop flag rides on the loss reduction, so every rank sees the same decision.
-                var reported: [Double] = [losses.total, losses.parent, losses.subcategory ?? 0, Double(stopRequested)]
+                var reported: [Double] = [losses.total, losses.parent, losses.subcategory ?? 0, Double(stopRequested), accuracy]
                 try communicator.allreduceSum(&reported)
                 optimizer.apply(to: network.store)
                 stepsRun += 1
@@ -159,13 +160,15 @@ public enum Training {
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - runStart) / 1e9
                     let rate = Double(stepsRun * options.globalBatch) / seconds
                     let eta = Double(maxStep - optimizer.step) * seconds / Double(stepsRun)
-                    log(String(format: "step %d/%d epoch %d: loss %.4f (20: %.4f, sub: %.4f) lr %.5g, %.2f images/s, ETA %.0f s",
-                               optimizer.step, maxStep, epoch, reported[0], reported[1], reported[2], optimizer.learningRate, rate, eta))
-                    let line = String(format: "{\"step\":%d,\"epoch\":%d,\"loss\":%.6f,\"loss20\":%.6f,\"loss_sub\":%.6f,\"lr\":%.8g,\"images_per_second\":%.4f}\n",
-                                      optimizer.step, epoch, reported[0], reported[1], reported[2], optimizer.learningRate, rate)
+                    let acc20 = reported[4] / Double(options.globalBatch)
+                    log(String(format: "step %d/%d epoch %d: loss %.4f (20: %.4f, sub: %.4f) acc20 %.4f lr %.5g, %.2f images/s, ETA %.0f s",
+                               optimizer.step, maxStep, epoch, reported[0], reported[1], reported[2], acc20, optimizer.learningRate, rate, eta))
+                    let line = String(format: "{\"step\":%d,\"epoch\":%d,\"loss\":%.6f,\"loss20\":%.6f,\"loss_sub\":%.6f,\"acc20\":%.4f,\"lr\":%.8g,\"images_per_second\":%.4f}\n",
+                                      optimizer.step, epoch, reported[0], reported[1], reported[2], acc20, optimizer.learningRate, rate)
                     try appendLine(line, to: "\(options.work)/logs/metrics.jsonl")
                     events?.scalars([("Total Loss", reported[0]), ("20 Classification Loss", reported[1]),
-                                     ("200 Classification Loss", reported[2]), ("Learning Rate", Double(optimizer.learningRate))],
+                                     ("200 Classification Loss", reported[2]), ("Cls20 Accuracy", acc20),
+                                     ("Learning Rate", Double(optimizer.learningRate))],
                                     step: optimizer.step)
                 }
                 if reported[3] > 0 {
@@ -217,6 +220,25 @@ public enum Training {
             best = (step, path)
         }
         return best?.path
+    }
+
+    /// The reference's 20-class accuracy, summed over this rank's images: per
+    /// image the Jaccard index |P ∩ G| / (|G| + |P| - |P ∩ G|) of the predicted
+    /// label set (sigmoid > 0.5, i.e. logit > 0) and the true one, rounded to 4 decimals.
+    static func parentAccuracy(logits: [Float], targets: [Float], count: Int) -> Double {
+        var total = 0.0
+        for n in 0..<count {
+            var both = 0, predicted = 0, truth = 0
+            for c in 0..<20 {
+                let p = logits[n * 20 + c] > 0, g = targets[n * 20 + c] == 1
+                if p { predicted += 1 }
+                if g { truth += 1 }
+                if p && g { both += 1 }
+            }
+            let union = truth + predicted - both
+            total += union == 0 ? 1 : (Double(both) / Double(union) * 10_000).rounded() / 10_000
+        }
+        return total
     }
 
     static func allFinite(_ values: UnsafeMutableBufferPointer<Float>) -> Bool {

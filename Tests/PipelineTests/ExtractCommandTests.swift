@@ -83,5 +83,13 @@ final class ExtractCommandTests: XCTestCase {
         let tsv = try String(contentsOfFile: "\(work)/labels/R2_subcategories.tsv", encoding: .utf8)
         XCTAssertEqual(tsv.split(separator: "\n").count, 1 + 4)
         XCTAssertTrue(tsv.contains("2007_000032\t0,14\t"), tsv)
+        // And a round-2 classifier trains on those sub-category labels from the round-1 weights.
+        let train = try TestProcess.sccam(["train", "--voc-root", voc.root, "--work", work, "--round", "2", "--k", "2",
+                                           "--init", Self.weights, "--epochs", "2", "--batch", "2", "--crop", "32",
+                                           "--lr", "0.001", "--log-every", "1", "--threads", "1"], timeout: 600)
+        XCTAssertEqual(train.status, 0, "\(train)")
+        XCTAssertTrue(train.standardOutput.contains("acc20"), train.standardOutput)
+        let trained = try Safetensors.read("\(work)/weights/R2_ep1.safetensors").tensors
+        XCTAssertEqual(trained.first { $0.name == "fc8_200.weight" }?.shape, [40, 256, 1, 1], "k = 2 gives a 40-way sub-category head")
     }
 }

@@ -12,7 +12,7 @@ public final class TensorBoardWriter {
     public init(folder: String, host: String = ProcessInfo.processInfo.hostName) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         path = "\(folder)/events.out.tfevents.\(Int(Date().timeIntervalSince1970)).\(host)"
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         guard let handle = FileHandle(forWritingAtPath: path) else { throw FormatError(path: path, "cannot create the event file") }
         self.handle = handle
         // Event { wall_time = 1, file_version = 3 }

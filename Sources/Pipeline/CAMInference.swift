@@ -33,7 +33,7 @@ public enum CAMInference {
         var subSum = [Float](repeating: 0, count: hasSub ? present.count * k * plane : 0)
         var resized = [Float](repeating: 0, count: plane)
         for view in InferenceViews.make(image, scales: scales) {
-            view.tensor.withUnsafeBufferPointer { network.forward(input: $0.baseAddress!, batch: 1, height: view.height, width: view.width) }
+            _ = view.tensor.withUnsafeBufferPointer { network.forward(input: $0.baseAddress!, batch: 1, height: view.height, width: view.width) }
             let (h, w) = network.mapSize
             // Sum in view order; absent classes are multiplied by 0, so only present ones are kept.
             func accumulate(_ maps: [Float], channel: Int, into sum: inout [Float], at slot: Int) {

@@ -99,7 +99,6 @@ public enum Training {
         }
         let source = ImageSource(dataset: dataset, skipUnreadable: options.skipUnreadable)
         let augmentation = TrainingAugmentation(cropSize: options.cropSize)
-        let local = options.globalBatch / communicator.size
         var checkpoints: [String] = [], firstLoss = Double.nan, lastLoss = Double.nan, waitSeconds = 0.0
         let lastEpoch = min(options.epochs, firstEpoch + (options.stopAfterEpochs ?? options.epochs)) - 1
         guard firstEpoch <= lastEpoch else { return Summary(steps: 0, lastLoss: .nan, firstLoss: .nan, checkpoints: [], communicationWaitSeconds: 0, seconds: 0) }
@@ -251,7 +250,7 @@ public enum Training {
 
     static func appendLine(_ line: String, to path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         guard let handle = FileHandle(forWritingAtPath: path) else { throw FormatError(path: path, "cannot append to the metrics log") }
         defer { try? handle.close() }
         handle.seekToEndOfFile()

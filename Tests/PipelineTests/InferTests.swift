@@ -23,7 +23,7 @@ final class InferTests: XCTestCase {
         var sum = [Float](repeating: 0, count: 20 * W * H)
         var subSum = [Float](repeating: 0, count: 200 * W * H)
         for view in InferenceViews.make(image) {
-            view.tensor.withUnsafeBufferPointer { network.forward(input: $0.baseAddress!, batch: 1, height: view.height, width: view.width) }
+            _ = view.tensor.withUnsafeBufferPointer { network.forward(input: $0.baseAddress!, batch: 1, height: view.height, width: view.width) }
             let (h, w) = network.mapSize
             for (head, classes) in [(0, 20), (1, 200)] {
                 let cams = network.classActivationMaps(head: head)

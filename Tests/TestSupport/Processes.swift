@@ -47,8 +47,8 @@ public enum TestProcess {
         defer { directory.remove() }
         let outURL = URL(fileURLWithPath: directory.path + "/stdout")
         let errURL = URL(fileURLWithPath: directory.path + "/stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let out = try FileHandle(forWritingTo: outURL)
         let err = try FileHandle(forWritingTo: errURL)
 

@@ -65,8 +65,9 @@ public enum KMeans {
         let meanFloat = mean.map { Float($0 / Double(total)) }
         var centered = points
         for i in 0..<count { for j in 0..<dimension { centered[i * dimension + j] -= meanFloat[j] } }
+        let starts = try communicator.allgather([Int64(firstIndex)]).map { Int($0[0]) }
         let problem = Problem(points: centered, count: count, dimension: dimension, firstIndex: firstIndex, total: total,
-                              communicator: communicator)
+                              rankStarts: starts, communicator: communicator)
         let threshold = options.tolerance * (try problem.meanVariance())
         var best: Result? = nil
         for restart in 0..<options.restarts {
@@ -90,16 +91,19 @@ struct Problem {
     let dimension: Int
     let firstIndex: Int
     let total: Int
+    /// The first global point index of every rank's slice, gathered once.
+    let rankStarts: [Int]
     let communicator: Communicator
     /// ||x||² of each point, for distances through a matrix product.
     let norms: [Float]
 
-    init(points: [Float], count: Int, dimension: Int, firstIndex: Int, total: Int, communicator: Communicator) {
+    init(points: [Float], count: Int, dimension: Int, firstIndex: Int, total: Int, rankStarts: [Int], communicator: Communicator) {
         self.points = points
         self.count = count
         self.dimension = dimension
         self.firstIndex = firstIndex
         self.total = total
+        self.rankStarts = rankStarts
         self.communicator = communicator
         norms = (0..<count).map { i in
             var sum: Float = 0
@@ -162,7 +166,7 @@ struct Problem {
 
     /// The point with global index `index`, broadcast from the rank holding it.
     func point(global index: Int) throws -> [Float] {
-        let owner = try ownerRank(of: index)
+        let owner = ownerRank(of: index)
         var vector = [Float](repeating: 0, count: dimension)
         if owner == communicator.rank {
             let local = index - firstIndex
@@ -172,10 +176,8 @@ struct Problem {
         return vector
     }
 
-    func ownerRank(of index: Int) throws -> Int {
-        let starts = try communicator.allgather([Int64(firstIndex)]).map { Int($0[0]) }
-        return starts.lastIndex { $0 <= index } ?? 0
-    }
+    /// The last rank whose slice starts at or before `index` (empty slices share a start).
+    func ownerRank(of index: Int) -> Int { rankStarts.lastIndex { $0 <= index } ?? 0 }
 
     /// Greedy k-means++: the first centre uniformly at random, then for each
     /// next centre 2 + ln(k) candidates drawn with probability proportional to

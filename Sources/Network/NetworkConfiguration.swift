@@ -2,6 +2,8 @@
 public struct NetworkConfiguration: Sendable, Equatable, Codable {
     /// The 20 PASCAL VOC object classes.
     public static let parentClasses = 20
+    /// Width divisors the architecture supports (every channel count stays an integer).
+    public static let widthDivisors = [1, 2, 4, 8, 16, 32, 64]
 
     /// 1 builds the real ResNet-38 (64..4096 channels); 16 divides every
     /// backbone channel count by 16, as the golden files and the demo do.
@@ -13,7 +15,7 @@ public struct NetworkConfiguration: Sendable, Equatable, Codable {
     public var subcategoriesPerClass: Int
 
     public init(widthDivisor: Int = 1, round: Int = 1, subcategoriesPerClass: Int = 10) {
-        precondition([1, 2, 4, 8, 16, 32, 64].contains(widthDivisor), "width divisor must be a power of two up to 64")
+        precondition(Self.widthDivisors.contains(widthDivisor), "width divisor must be a power of two up to 64")
         precondition(round >= 0 && subcategoriesPerClass >= 1)
         self.widthDivisor = widthDivisor
         self.round = round

@@ -18,7 +18,7 @@ public enum WeightConversion {
     /// and k from the heads (none: an ImageNet backbone, taken as round 1).
     public static func configuration(of tensors: [SafetensorsTensor], path: String) throws -> (NetworkConfiguration, hasHeads: Bool) {
         guard let conv1a = tensors.first(where: { $0.name == "conv1a.weight" }), conv1a.shape.count == 4, conv1a.shape[0] > 0,
-              64 % conv1a.shape[0] == 0, [1, 2, 4, 8, 16, 32, 64].contains(64 / conv1a.shape[0]) else {
+              64 % conv1a.shape[0] == 0, NetworkConfiguration.widthDivisors.contains(64 / conv1a.shape[0]) else {
             throw FormatError(path: path, "has no usable conv1a.weight: not a ResNet-38 checkpoint")
         }
         let divisor = 64 / conv1a.shape[0]

@@ -42,7 +42,7 @@ struct BenchNetwork: ParsableCommand {
     var json: String?
 
     func validate() throws {
-        guard [1, 2, 4, 8, 16, 32, 64].contains(widthDivisor) else {
+        guard NetworkConfiguration.widthDivisors.contains(widthDivisor) else {
             throw ValidationError("--width-divisor must be a power of two up to 64")
         }
         guard size >= 8 else { throw ValidationError("--size must be at least 8") }

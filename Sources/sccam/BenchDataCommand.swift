@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Network
 import Pipeline
 
 struct BenchData: ParsableCommand {
@@ -40,7 +41,7 @@ struct BenchData: ParsableCommand {
         guard decodeThreads >= 1, images >= 1, samples >= 1, cropSize >= 8, trainSteps >= 0, trainBatch >= 1 else {
             throw ValidationError("counts must be positive (--train-steps may be 0)")
         }
-        guard [1, 2, 4, 8, 16, 32, 64].contains(widthDivisor) else {
+        guard NetworkConfiguration.widthDivisors.contains(widthDivisor) else {
             throw ValidationError("--width-divisor must be a power of two up to 64")
         }
     }

@@ -89,7 +89,7 @@ struct Train: ParsableCommand {
         guard round >= 0, k >= 1, batch >= 1, checkpointEvery >= 1, decodeThreads >= 1, logEvery >= 1 else {
             throw ValidationError("--round must be 0 or more; --k, --batch, --checkpoint-every, --decode-threads and --log-every at least 1")
         }
-        guard [1, 2, 4, 8, 16, 32, 64].contains(widthDivisor) else { throw ValidationError("--width-divisor must be a power of two up to 64") }
+        guard NetworkConfiguration.widthDivisors.contains(widthDivisor) else { throw ValidationError("--width-divisor must be a power of two up to 64") }
     }
 
     func run() throws {

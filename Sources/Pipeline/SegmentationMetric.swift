@@ -85,16 +85,7 @@ public enum Evaluation {
     /// Scores every `{id}.png` of `predictions` that has a ground-truth file (or
     /// the ids of `list`, each of which must have both).
     public static func run(predictions: String, groundTruth: String, list: String?, communicator: Communicator) throws -> (ConfusionMatrix, images: Int) {
-        var ids: [String]
-        if let list {
-            ids = try ImageList(reading: list).ids
-        } else {
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: predictions) else {
-                throw FormatError(path: predictions, "cannot list the prediction folder")
-            }
-            ids = names.filter { $0.hasSuffix(".png") }.map { String($0.dropLast(4)) }
-                .filter { FileManager.default.fileExists(atPath: "\(groundTruth)/\($0).png") }.sorted()
-        }
+        let ids = try imageIDs(list: list, folder: predictions, suffix: ".png", groundTruth: groundTruth)
         var matrix = ConfusionMatrix()
         for index in Sharding.contiguousRange(count: ids.count, rank: communicator.rank, size: communicator.size) {
             let id = ids[index]
@@ -112,21 +103,22 @@ public enum Evaluation {
 }
 
 extension Evaluation {
+    /// The ids of `list`, or else of every `{id}{suffix}` in `folder` that has a ground-truth file, sorted.
+    static func imageIDs(list: String?, folder: String, suffix: String, groundTruth: String) throws -> [String] {
+        if let list { return try ImageList(reading: list).ids }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else {
+            throw FormatError(path: folder, "cannot list this folder")
+        }
+        return names.filter { $0.hasSuffix(suffix) }.map { String($0.dropLast(suffix.count)) }
+            .filter { FileManager.default.fileExists(atPath: "\(groundTruth)/\($0).png") }.sorted()
+    }
+
     /// The background-threshold sweep: masks made from the saved CAMs
     /// (`cams/{id}.npy` + `.classes.npy`) at each threshold, scored against
     /// the ground truth. Returns one matrix per threshold.
     public static func sweep(cams: String, groundTruth: String, thresholds: [Float], list: String?,
                              communicator: Communicator) throws -> [ConfusionMatrix] {
-        var ids: [String]
-        if let list {
-            ids = try ImageList(reading: list).ids
-        } else {
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: cams) else {
-                throw FormatError(path: cams, "cannot list the CAM folder")
-            }
-            ids = names.filter { $0.hasSuffix(".classes.npy") }.map { String($0.dropLast(".classes.npy".count)) }
-                .filter { FileManager.default.fileExists(atPath: "\(groundTruth)/\($0).png") }.sorted()
-        }
+        let ids = try imageIDs(list: list, folder: cams, suffix: ".classes.npy", groundTruth: groundTruth)
         var matrices = [ConfusionMatrix](repeating: ConfusionMatrix(), count: thresholds.count)
         for index in Sharding.contiguousRange(count: ids.count, rank: communicator.rank, size: communicator.size) {
             let id = ids[index]

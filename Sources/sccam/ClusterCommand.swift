@@ -26,7 +26,7 @@ struct Cluster: ParsableCommand {
     @Option(help: "k-means restarts; the lowest inertia wins.")
     var nInit: Int = 10
 
-    @Option(help: "Seed of the k-means++ draws.")
+    @Option(help: "Seed of the k-means++ draws, as scikit-learn's random_state (0 ... 4294967295); the reference uses 0.")
     var seed: UInt64 = 0
 
     @Option(help: "How ranks share the work: points (each class split over all ranks) or classes (whole classes per rank).")

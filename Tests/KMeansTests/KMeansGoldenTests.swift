@@ -14,6 +14,11 @@ final class KMeansGoldenTests: XCTestCase {
         let stable_classes: [Int]
     }
 
+    /// scikit-learn's inertias for seeds 1...4 (make_seed_inertias.py).
+    struct OtherSeeds: Decodable {
+        let inertia_per_seed: [String: [Double]]
+    }
+
     /// Adjusted Rand index of two partitions of the same points.
     static func adjustedRandIndex(_ a: [Int], _ b: [Int]) -> Double {
         func choose2(_ n: Int) -> Double { Double(n * (n - 1)) / 2 }
@@ -29,27 +34,25 @@ final class KMeansGoldenTests: XCTestCase {
         return maximum == expected ? 1 : (index - expected) / (maximum - expected)
     }
 
-    /// Seeds 0...4: on every seed the README's inertia bounds hold (mean ratio
-    /// to the reference <= 1.005, each class <= 1.06), and on the stable classes
-    /// an optimum of the same inertia (within 0.1%) is the same partition
-    /// (ARI >= 0.95). The issue also asks for ARI >= 0.95 on every stable class
-    /// outright; that does not hold, for two reasons, both open in issue 6:
-    /// - on class 9 seeds 1-4 find a partition with 0.45% lower inertia than the
-    ///   reference's "stable" one (ARI 0.91): scikit-learn 1.9.1 itself reaches
-    ///   that lower optimum (1306.97) in 29 of 200 single runs, while its
-    ///   10-restart seed-0 run, the golden, stops at 1312.84;
-    /// - seed 0 on class 5 (4.8% higher) and seed 4 on class 16 (0.5% higher)
-    ///   end in a worse local optimum in all ten restarts. A single run finds
-    ///   class 5's optimum 57 times in 200 here and 53 in 200 with scikit-learn,
-    ///   so ten restarts miss it about 3.5% of the time in both.
+    /// Seed 0 is the reference's own `random_state=0`: with NumPy's draws
+    /// consumed as scikit-learn consumes them, every stable class must come
+    /// out as the reference's partition (ARI >= 0.95), and all inertias must
+    /// sit within the README's bounds. Seeds 1...4 are other runs of the same
+    /// method: the reference itself with those seeds lands on other local
+    /// optima (class 9's lower 1306.97 partition, for one), so for them only
+    /// the inertia bounds apply, and each must reach the inertia the
+    /// reference reaches with the same seed (within 0.01%): the same draws
+    /// lead to the same local optimum.
     func testInertiaAndPartitionsMatchTheReferenceLibrary() throws {
         let features: [Float] = try NPY.read("\(Self.directory)/features.npy").values()
         let labels = try NPY.read("\(Self.directory)/labels20.npy").floatValues()
         let assign = try NPY.read("\(Self.directory)/sklearn_assign.npy")
         let reference = assign.payload.withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }
         let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: "\(Self.directory)/expected.json")))
+        let otherSeeds = try JSONDecoder().decode(OtherSeeds.self, from: Data(contentsOf: URL(fileURLWithPath: "\(Self.directory)/sklearn_inertia_seeds.json")))
         let dimension = 48, images = 800
         var partitionMisses: [String] = []
+        var seedMisses: [String] = []
         for seed in UInt64(0)...4 {
             var ratios: [Double] = []
             for c in 0..<20 {
@@ -61,10 +64,13 @@ final class KMeansGoldenTests: XCTestCase {
                 let ratio = result.inertia / expected.inertia_per_class[c]
                 ratios.append(ratio)
                 XCTAssertLessThanOrEqual(ratio, 1.06, "seed \(seed) class \(c): inertia \(result.inertia) against \(expected.inertia_per_class[c])")
-                if expected.stable_classes.contains(c) {
+                if let theirs = otherSeeds.inertia_per_seed["\(seed)"]?[c], abs(result.inertia / theirs - 1) > 1e-4 {
+                    seedMisses.append("seed \(seed) class \(c): \(result.inertia) against \(theirs)")
+                }
+                if seed == 0 && expected.stable_classes.contains(c) {
                     let theirs = members.map { Int(reference[$0 * 20 + c]) }
                     let ari = Self.adjustedRandIndex(result.labels.map(Int.init), theirs)
-                    if ari < 0.95 && abs(ratio - 1) <= 0.001 { partitionMisses.append("seed \(seed) class \(c): ARI \(ari), inertia ratio \(ratio)") }
+                    if ari < 0.95 { partitionMisses.append("class \(c): ARI \(ari), inertia ratio \(ratio)") }
                 }
             }
             let mean = ratios.reduce(0, +) / Double(ratios.count)
@@ -73,8 +79,27 @@ final class KMeansGoldenTests: XCTestCase {
             }
             XCTAssertLessThanOrEqual(mean, 1.005, "seed \(seed): mean inertia ratio \(mean)")
         }
-        if ProcessInfo.processInfo.environment["SCCAM_PRINT_GOLDEN_ERRORS"] != nil { print("partition misses:", partitionMisses) }
-        XCTAssertEqual(partitionMisses, [], "an optimum of the reference's inertia must be its partition")
+        XCTAssertEqual(partitionMisses, [], "seed 0 must give the reference's partition on every stable class")
+        XCTAssertEqual(seedMisses, [], "a seed must reach the reference's optimum for that seed")
+    }
+
+    /// NumPy's `RandomState` outputs, recorded from NumPy 2.4.
+    func testRandomStateMatchesNumPy() {
+        var zero = NumPyRandomState(seed: 0)
+        XCTAssertEqual(zero.randomSample(), 0.5488135039273248)
+        XCTAssertEqual(zero.randomSample(), 0.7151893663724195)
+        XCTAssertEqual(zero.randomSample(), 0.6027633760716439)
+        for _ in 3..<999 { _ = zero.randomSample() }
+        XCTAssertEqual(zero.randomSample(), 0.6771411441114241, "the 1000th draw crosses a state regeneration")
+        var raw = NumPyRandomState(seed: 0)
+        XCTAssertEqual([raw.nextUInt32(), raw.nextUInt32(), raw.nextUInt32()], [2_357_136_044, 2_546_248_239, 3_071_714_933])
+        // choice(37, p=ones(37, float32) / 37) then uniform(size=4).
+        var other = NumPyRandomState(seed: 12345)
+        XCTAssertEqual(other.uniformChoice(count: 37), 34)
+        let uniforms = (0..<4).map { _ in other.randomSample() }
+        for (value, expected) in zip(uniforms, [0.31637555, 0.18391881, 0.20456028, 0.56772503]) {
+            XCTAssertEqual(value, expected, accuracy: 5e-9)
+        }
     }
 
     func testBadInputIsRefused() {
@@ -85,6 +110,10 @@ final class KMeansGoldenTests: XCTestCase {
         XCTAssertThrowsError(try KMeans.fit(points: [1, .nan, 3, 4], count: 4, dimension: 1, firstIndex: 0,
                                             options: KMeans.Options(clusters: 2), communicator: SingleProcessCommunicator())) {
             XCTAssertTrue("\($0)".contains("NaN"), "\($0)")
+        }
+        XCTAssertThrowsError(try KMeans.fit(points: [1, 2, 3, 4], count: 4, dimension: 1, firstIndex: 0,
+                                            options: KMeans.Options(clusters: 2, seed: 1 << 32), communicator: SingleProcessCommunicator())) {
+            XCTAssertTrue("\($0)".contains("out of range"), "\($0)")
         }
     }
 

@@ -33,6 +33,14 @@ enum Block {
         }
     }
 
+    /// The last convolution of the residual branch, whose output is added to the shortcut.
+    var branchEnd: Conv2D {
+        switch self {
+        case .basic(let block): return block.conv2b1
+        case .bottleneck(let block): return block.conv2b2
+        }
+    }
+
     var inputChannels: Int {
         switch self {
         case .basic(let block): return block.inputChannels
@@ -216,9 +224,18 @@ public final class SCCAMNetwork {
     /// He-uniform initialisation of every backbone convolution, U(-b, b) with
     /// b = sqrt(6 / fan_in), and identity BatchNorm: for training from scratch
     /// (the demo, benchmarks, tests) where no ImageNet weights are loaded.
-    public func initializeBackbone(seed: UInt64) {
+    ///
+    /// `residualBranchScale` scales the last convolution of every residual
+    /// branch. The BatchNorms are frozen at identity, so nothing renormalises
+    /// the residual sums: at 1 their variance doubles block after block and a
+    /// fresh network's logits are in the hundreds. A small scale starts each
+    /// block near the identity, the usual remedy for training deep residual
+    /// networks without normalisation.
+    public func initializeBackbone(seed: UInt64, residualBranchScale: Double = 1) {
+        let branchEnds = Set(blocks.map(\.branchEnd.weight))
         for (layer, conv) in allConvolutions.enumerated() {
-            let bound = (6.0 / Double(conv.geometry.columnRows)).squareRoot()
+            let scale = branchEnds.contains(conv.weight) ? residualBranchScale : 1
+            let bound = (6.0 / Double(conv.geometry.columnRows)).squareRoot() * scale
             let weight = store.pointer(conv.weight)
             // One counter-keyed start per layer, then a sequential SplitMix64
             // stream: the same values whatever the thread or rank, and fast.

@@ -68,7 +68,7 @@ public enum FeatureExtraction {
             RGBImageBox(image: try source.image(ids[todo[index]]))
         }
         var extracted = 0
-        let phaseStart = DispatchTime.now().uptimeNanoseconds
+        var progress = ProgressLine(total: mine.count)
         while let box = try loader.next() {
             let row = done + extracted
             if let image = box.image {
@@ -86,12 +86,7 @@ public enum FeatureExtraction {
             if finished % options.checkpointEvery == 0 || finished == mine.count {
                 try NPY.write(rows, shape: [mine.count, width], to: shardPath)
             }
-            if communicator.isRoot && (extracted % 25 == 0 || finished == mine.count) {
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - phaseStart) / 1e9
-                let rate = Double(extracted) / max(seconds, 1e-9)
-                log(String(format: "rank 0: %d/%d images, %.2f images/s, ETA %.0f s", finished, mine.count, rate,
-                           Double(mine.count - finished) / max(rate, 1e-9)))
-            }
+            if communicator.isRoot { progress.update(finished: finished, computedHere: extracted, log: log) }
             if let stop = options.stopAfter, extracted >= stop {
                 try NPY.write(rows, shape: [mine.count, width], to: shardPath)
                 loader.stop()

@@ -42,6 +42,7 @@ public enum Inference {
         let mine = Sharding.contiguousRange(count: list.ids.count, rank: communicator.rank, size: communicator.size)
         let hasSub = network.configuration.hasSubcategoryHead
         var computed = 0, done = 0
+        var progress = ProgressLine(total: mine.count)
         var failures: [String] = []
         for (position, index) in mine.enumerated() {
             let id = list.ids[index]
@@ -77,12 +78,7 @@ public enum Inference {
             try PNG.write(IndexedImage(width: image.width, height: image.height, indices: mask, palette: VOCPalette.colors),
                           to: "\(options.work)/masks/\(id).png")
             computed += 1
-            if communicator.isRoot {
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                let rate = Double(computed) / seconds
-                log(String(format: "rank 0: %d/%d images, %.3f images/s, ETA %.0f s", position + 1, mine.count, rate,
-                           Double(mine.count - position - 1) / max(rate, 1e-9)))
-            }
+            if communicator.isRoot { progress.update(finished: position + 1, computedHere: computed, log: log) }
         }
         var counts: [Int64] = [Int64(computed), Int64(done)]
         try communicator.allreduceSum(&counts)

@@ -34,6 +34,8 @@ public enum Training {
         public var weightDecay: Float = 5e-4
         public var subcategoryWeight: Float = 5
         public var cropSize: Int
+        /// The random resize of the long side before the crop (spec 3.3).
+        public var longSide: ClosedRange<Int> = 256...512
         public var seed: UInt64 = 0
         /// Checkpoint after epochs e with e % checkpointEvery == 0, and after the last.
         public var checkpointEvery: Int = 10
@@ -41,6 +43,10 @@ public enum Training {
         public var resume: Bool = false
         /// Stop (with a checkpoint) after this many epochs of this run.
         public var stopAfterEpochs: Int?
+        /// Stop (with a checkpoint) after this epoch index, however often the
+        /// run was resumed: the pipeline keeps the schedule of all `epochs`
+        /// but needs only the checkpoints the later stages use.
+        public var lastEpochToTrain: Int?
         public var decodeThreads: Int = 1
         public var skipUnreadable: Bool = false
         public var logEvery: Int = 10
@@ -98,9 +104,10 @@ public enum Training {
                 : "resuming in epoch \(epoch) at batch \(batch) (step \(step)) from \(path)")
         }
         let source = ImageSource(dataset: dataset, skipUnreadable: options.skipUnreadable)
-        let augmentation = TrainingAugmentation(cropSize: options.cropSize)
+        let augmentation = TrainingAugmentation(cropSize: options.cropSize, longSide: options.longSide)
         var checkpoints: [String] = [], firstLoss = Double.nan, lastLoss = Double.nan, waitSeconds = 0.0
-        let lastEpoch = min(options.epochs, firstEpoch + (options.stopAfterEpochs ?? options.epochs)) - 1
+        let lastEpoch = min(options.epochs - 1, firstEpoch + (options.stopAfterEpochs ?? options.epochs) - 1,
+                            options.lastEpochToTrain ?? Int.max)
         guard firstEpoch <= lastEpoch else { return Summary(steps: 0, lastLoss: .nan, firstLoss: .nan, checkpoints: [], communicationWaitSeconds: 0, seconds: 0) }
         let gradients = network.store.gradients
         // TensorBoard scalars, as the reference logs them (rank 0 only).

@@ -55,6 +55,9 @@ struct Train: ParsableCommand {
     @Option(help: "Crop size (default 448 for round 0, 224 for rounds >= 1).")
     var crop: Int?
 
+    @Option(help: "Random resize of the long side before the crop, min,max in pixels.")
+    var longSide: String = "256,512"
+
     @Option(help: "SGD momentum (the reference's effective value is 0.0005).")
     var momentum: Float = 0.0005
 
@@ -89,43 +92,27 @@ struct Train: ParsableCommand {
         guard round >= 0, k >= 1, batch >= 1, checkpointEvery >= 1, decodeThreads >= 1, logEvery >= 1 else {
             throw ValidationError("--round must be 0 or more; --k, --batch, --checkpoint-every, --decode-threads and --log-every at least 1")
         }
+        guard longSideRange != nil else { throw ValidationError("--long-side must be min,max in pixels, like 256,512") }
         guard NetworkConfiguration.widthDivisors.contains(widthDivisor) else { throw ValidationError("--width-divisor must be a power of two up to 64") }
+    }
+
+    var longSideRange: ClosedRange<Int>? {
+        let values = longSide.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == 2, values[0] >= 1, values[0] <= values[1] else { return nil }
+        return values[0]...values[1]
     }
 
     func run() throws {
         let job = Job.start(runtime)
         job.run {
             let dataset = try VOCDataset(root: vocRoot)
-            let ids: [String]
-            var targets: [[[Float]]]
-            if round == 0 {
-                let imageList = try dataset.list(list)
-                try dataset.validate(imageList)
-                ids = imageList.ids
-                let labels = try ImageLabels.load(dataset: dataset, ids: ids, cache: job.isRoot ? "\(work)/image_labels.tsv" : nil, warn: job.warn)
-                targets = [ids.map { labels.multiHot($0)! }]
-            } else {
-                (ids, targets) = try SubcategoryLabels.read("\(work)/labels/R\(round)_subcategories.tsv", k: k)
-            }
-            let configuration = NetworkConfiguration(widthDivisor: widthDivisor, round: round, subcategoriesPerClass: k)
-            let network: SCCAMNetwork
-            if let initPath = `init` {
-                // The backbone of any weight file; the heads always start from Xavier, as in the reference.
-                let (format, tensors) = try WeightFiles.read(initPath)
-                let (found, _) = try WeightConversion.configuration(of: tensors, path: initPath)
-                network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: found.widthDivisor, round: round,
-                                                                           subcategoriesPerClass: k))
-                network.initializeHeads(seed: seed)
-                try network.store.load(tensors.filter { !$0.name.hasPrefix("fc8") }, from: "\(initPath) (\(format.rawValue))",
-                                       allowMissing: { $0.hasPrefix("fc8") })
-            } else {
-                job.warn("no --init: training from He-initialised weights, not from ImageNet as the reference does")
-                network = SCCAMNetwork(configuration: configuration)
-                network.initializeBackbone(seed: seed)
-                network.initializeHeads(seed: seed)
-            }
+            let (ids, targets) = try Training.targets(round: round, k: k, dataset: dataset, list: list, work: work, isRoot: job.isRoot,
+                                                      warn: job.warn)
+            let network = try Training.makeNetwork(initPath: `init`, round: round, k: k, widthDivisor: widthDivisor, seed: seed,
+                                                   warn: job.warn)
             var options = Training.Options(round: round, epochs: epochs ?? (round == 0 ? 15 : 61), globalBatch: batch,
                                            learningRate: lr ?? (round == 0 ? 0.1 : 0.01), cropSize: crop ?? (round == 0 ? 448 : 224), work: work)
+            options.longSide = longSideRange!
             options.momentum = momentum
             options.weightDecay = weightDecay
             options.subcategoryWeight = subcategoryWeight

@@ -1,0 +1,238 @@
+import ArgumentParser
+import Data
+import Foundation
+import Network
+import Pipeline
+
+struct PipelineRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "The whole method: baseline features, three rounds of cluster/train/extract, CAMs and scores.",
+        discussion: """
+            Stages, in order: train R0 (only without --baseline: psa's settings, crop 448, lr 0.1, 15 \
+            epochs), extract R0; then for each round r: cluster Rr (k-means per class on the previous \
+            round's features), train Rr (crop 224, lr 0.01, the 61-epoch schedule; by default it stops \
+            after the checkpoint the method uses, --used-epochs 30,40,50), extract Rr (not after the \
+            last round); finally infer (multi-scale + flip CAMs on --infer-list) and eval (mIoU at \
+            --threshold and the best threshold of a sweep) for the last round, or for every round with \
+            --evaluate-all-rounds. Every stage is recorded in WORK/run.json. Rerunning the same command \
+            skips finished stages and resumes an interrupted one: training from its checkpoint (SIGTERM \
+            or SIGUSR1 writes one and exits with code 4), extraction from each rank's saved part, \
+            inference from the images already written. A rerun with other settings is refused.
+            """)
+
+    @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var method: MethodOptions
+
+    @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
+    var vocRoot: String
+
+    @Option(help: "Work folder: run.json, features/, labels/, weights/, logs/, infer/.")
+    var work: String
+
+    @Option(help: "Initial backbone weights, ImageNet ResNet-38 in the reference (MXNet .params, PyTorch .pth or safetensors). Without it, He initialisation.")
+    var `init`: String?
+
+    @Option(help: "A trained round-0 classifier (psa's res38_cls.pth, as SC-CAM uses). Without it the pipeline trains one from --init.")
+    var baseline: String?
+
+    @Option(help: "Network width divisor when no weight file decides it (1 = the real ResNet-38).")
+    var widthDivisor: Int = 1
+
+    @Option(help: "Training images (train_aug, or a list file).")
+    var trainList: String = "train_aug"
+
+    @Option(help: "Images to infer CAMs for and score (train, as the reference reports).")
+    var inferList: String = "train"
+
+    @Option(help: "Ground-truth masks for scoring (default VOC_ROOT/SegmentationClass).")
+    var groundTruth: String?
+
+    func validate() throws {
+        guard NetworkConfiguration.widthDivisors.contains(widthDivisor) else { throw ValidationError("--width-divisor must be a power of two up to 64") }
+        try method.validate()
+    }
+
+    func run() throws {
+        let job = Job.start(runtime)
+        job.run {
+            var settings = SCCAMPipeline.Settings(vocRoot: vocRoot)
+            settings.initialWeights = `init`
+            settings.baselineWeights = baseline
+            settings.widthDivisor = widthDivisor
+            settings.trainList = trainList
+            settings.inferList = inferList
+            settings.groundTruth = groundTruth
+            try method.apply(to: &settings)
+            try PipelineReport.run(settings: settings, work: work, runtime: method.runtime, job: job)
+        }
+    }
+}
+
+/// Method and schedule flags, shared by `pipeline` and `demo`.
+struct MethodOptions: ParsableArguments {
+    @Option(help: "Rounds of sub-category discovery.")
+    var rounds: Int?
+
+    @Option(help: "Sub-categories per class.")
+    var k: Int?
+
+    @Option(help: "k-means restarts per class.")
+    var nInit: Int = 10
+
+    @Option(help: "k-means seed (scikit-learn's random_state; the reference uses 0).")
+    var kmeansSeed: UInt64 = 0
+
+    @Option(help: "Seed of data order, augmentation, dropout and head initialisation.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Global batch size, split over the ranks.")
+    var batch: Int?
+
+    @Option(help: "Round 0: epochs (psa: 15).")
+    var baselineEpochs: Int?
+
+    @Option(help: "Round 0: base learning rate (psa: 0.1).")
+    var baselineLr: Float?
+
+    @Option(help: "Round 0: crop size (psa: 448).")
+    var baselineCrop: Int?
+
+    @Option(help: "Rounds >= 1: epochs of the learning-rate schedule (61).")
+    var epochs: Int?
+
+    @Option(help: "Rounds >= 1: base learning rate (0.01).")
+    var lr: Float?
+
+    @Option(help: "Rounds >= 1: crop size (224).")
+    var crop: Int?
+
+    @Option(help: "Training resize of the long side, min,max in pixels (the reference's 256,512).")
+    var longSide: String?
+
+    @Option(help: "Per round, the epoch whose checkpoint is used for the next features and as the result (the reference's 30,40,50).")
+    var usedEpochs: String?
+
+    @Flag(help: "Train every epoch of the schedule even past the checkpoint that is used.")
+    var finishSchedule = false
+
+    @Option(help: "What rounds >= 1 start from: initial (the --init weights, every round, as the reference), previous (the previous round's classifier) or baseline (the round-0 classifier).")
+    var roundStart: String?
+
+    @Option(help: "SGD momentum (the reference's effective value is 0.0005).")
+    var momentum: Float = 0.0005
+
+    @Option(help: "Weight decay.")
+    var weightDecay: Float = 5e-4
+
+    @Option(help: "Weight of the sub-category loss.")
+    var subcategoryWeight: Float = 5
+
+    @Option(help: "Training checkpoints every this many epochs.")
+    var checkpointEvery: Int = 10
+
+    @Flag(help: "Infer and score every round's classifier (round 0 included), not only the last.")
+    var evaluateAllRounds = false
+
+    @Option(help: "Background threshold of the masks (SC-CAM: 0.15).")
+    var threshold: Float = 0.15
+
+    @Option(help: "Inference scales, comma-separated; each runs plain and flipped.")
+    var scales: String = "1,0.5,1.5,2"
+
+    @Flag(help: "Do not write overlay pictures.")
+    var noOverlays = false
+
+    @Option(help: "Background threads decoding images.")
+    var decodeThreads: Int = 1
+
+    @Option(help: "Print and log training every this many steps.")
+    var logEvery: Int = 10
+
+    func validate() throws {
+        guard decodeThreads >= 1, logEvery >= 1 else { throw ValidationError("--decode-threads and --log-every must be at least 1") }
+        if let roundStart, SCCAMPipeline.RoundStart(rawValue: roundStart) == nil {
+            throw ValidationError("--round-start must be initial, previous or baseline")
+        }
+        _ = try parsedUsedEpochs()
+        _ = try parsedLongSide()
+        _ = try parsedScales()
+    }
+
+    func parsedUsedEpochs() throws -> [Int]? {
+        guard let usedEpochs else { return nil }
+        let values = usedEpochs.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { throw ValidationError("--used-epochs must be comma-separated epoch numbers, like 30,40,50") }
+        return values.map { $0! }
+    }
+
+    func parsedLongSide() throws -> [Int]? {
+        guard let longSide else { return nil }
+        let values = longSide.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == 2, values[0] >= 1, values[0] <= values[1] else { throw ValidationError("--long-side must be min,max in pixels, like 256,512") }
+        return values
+    }
+
+    func parsedScales() throws -> [Double] {
+        let values = scales.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else { throw ValidationError("--scales must list positive numbers") }
+        return values.map { $0! }
+    }
+
+    var runtime: SCCAMPipeline.Runtime {
+        var runtime = SCCAMPipeline.Runtime()
+        runtime.decodeThreads = decodeThreads
+        runtime.logEvery = logEvery
+        return runtime
+    }
+
+    /// Sets what was given on the command line; the rest keeps the caller's defaults.
+    func apply(to settings: inout SCCAMPipeline.Settings) throws {
+        if let rounds { settings.rounds = rounds }
+        if let k { settings.k = k }
+        settings.kmeansRestarts = nInit
+        settings.kmeansSeed = kmeansSeed
+        settings.seed = seed
+        if let batch { settings.batch = batch }
+        if let baselineEpochs { settings.baselineEpochs = baselineEpochs }
+        if let baselineLr { settings.baselineLearningRate = baselineLr }
+        if let baselineCrop { settings.baselineCrop = baselineCrop }
+        if let epochs { settings.epochs = epochs }
+        if let lr { settings.learningRate = lr }
+        if let crop { settings.crop = crop }
+        if let used = try parsedUsedEpochs() { settings.usedEpochs = used }
+        if let range = try parsedLongSide() { settings.longSide = range }
+        settings.finishSchedule = finishSchedule
+        if let roundStart { settings.roundStart = SCCAMPipeline.RoundStart(rawValue: roundStart)! }
+        settings.momentum = momentum
+        settings.weightDecay = weightDecay
+        settings.subcategoryWeight = subcategoryWeight
+        settings.checkpointEvery = checkpointEvery
+        settings.evaluateAllRounds = settings.evaluateAllRounds || evaluateAllRounds
+        settings.threshold = threshold
+        settings.scales = try parsedScales()
+        settings.overlays = !noOverlays
+    }
+}
+
+/// Runs the pipeline for a command and prints its scores.
+enum PipelineReport {
+    static func run(settings: SCCAMPipeline.Settings, work: String, runtime: SCCAMPipeline.Runtime, job: Job) throws {
+        let summary: SCCAMPipeline.Summary
+        do {
+            summary = try SCCAMPipeline.run(settings: settings, work: work, runtime: runtime, communicator: job.communicator,
+                                            log: job.log, warn: job.warn)
+        } catch let stopped as Training.Stopped {
+            job.log("\(stopped.checkpoint) written; run the same command again to continue")
+            throw ExitCode(4)
+        }
+        job.log(String(format: "pipeline finished: %d stage(s) run, %d already done, in %.1f s", summary.stagesRun, summary.stagesSkipped, summary.seconds))
+        guard !summary.scores.isEmpty else { return }
+        job.log("round  mIoU (threshold)      best threshold  best mIoU")
+        for score in summary.scores {
+            job.log(String(format: "R%-5d %.4f (%.2f)         %.2f            %.4f", score.round, score.meanIoU, score.threshold,
+                           score.bestThreshold, score.bestMeanIoU))
+        }
+        job.log("scores: \(work)/infer/R{round}/scores.json; masks and overlays beside them; stages: \(work)/run.json")
+    }
+}

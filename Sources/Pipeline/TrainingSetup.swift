@@ -4,7 +4,7 @@ import Network
 
 extension Training {
     /// The residual-branch scale of a network trained from scratch.
-    nonisolated(unsafe) public static var scratchBranchScale = Double(ProcessInfo.processInfo.environment["SCCAM_BRANCH_SCALE"] ?? "") ?? 0.1
+    public static let scratchBranchScale = 0.1
 
     /// The classifier a round starts from: the backbone of `initPath` (any
     /// weight format; its width decides the network's) with freshly

@@ -64,7 +64,7 @@ struct PipelineRun: ParsableCommand {
             settings.inferList = inferList
             settings.groundTruth = groundTruth
             try method.apply(to: &settings)
-            try PipelineReport.run(settings: settings, work: work, runtime: method.runtime, job: job)
+            try PipelineReport.run(settings: settings, work: work, runtime: method.runtime(), job: job)
         }
     }
 }
@@ -119,8 +119,8 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "What rounds >= 1 start from: initial (the --init weights, every round, as the reference), previous (the previous round's classifier) or baseline (the round-0 classifier).")
     var roundStart: String?
 
-    @Option(help: "SGD momentum (the reference's effective value is 0.0005).")
-    var momentum: Float = 0.0005
+    @Option(help: "SGD momentum (default: the reference's effective value, 0.0005; the demo: 0.9).")
+    var momentum: Float?
 
     @Option(help: "Weight decay.")
     var weightDecay: Float = 5e-4
@@ -146,11 +146,11 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Background threads decoding images.")
     var decodeThreads: Int = 1
 
-    @Option(help: "Print and log training every this many steps.")
-    var logEvery: Int = 10
+    @Option(help: "Print and log training every this many steps (default 10; the demo: 50).")
+    var logEvery: Int?
 
     func validate() throws {
-        guard decodeThreads >= 1, logEvery >= 1 else { throw ValidationError("--decode-threads and --log-every must be at least 1") }
+        guard decodeThreads >= 1, (logEvery ?? 1) >= 1 else { throw ValidationError("--decode-threads and --log-every must be at least 1") }
         if let roundStart, SCCAMPipeline.RoundStart(rawValue: roundStart) == nil {
             throw ValidationError("--round-start must be initial, previous or baseline")
         }
@@ -179,10 +179,10 @@ struct MethodOptions: ParsableArguments {
         return values.map { $0! }
     }
 
-    var runtime: SCCAMPipeline.Runtime {
+    func runtime(defaultLogEvery: Int = 10) -> SCCAMPipeline.Runtime {
         var runtime = SCCAMPipeline.Runtime()
         runtime.decodeThreads = decodeThreads
-        runtime.logEvery = logEvery
+        runtime.logEvery = logEvery ?? defaultLogEvery
         return runtime
     }
 
@@ -204,7 +204,7 @@ struct MethodOptions: ParsableArguments {
         if let range = try parsedLongSide() { settings.longSide = range }
         settings.finishSchedule = finishSchedule
         if let roundStart { settings.roundStart = SCCAMPipeline.RoundStart(rawValue: roundStart)! }
-        settings.momentum = momentum
+        if let momentum { settings.momentum = momentum }
         settings.weightDecay = weightDecay
         settings.subcategoryWeight = subcategoryWeight
         settings.checkpointEvery = checkpointEvery

@@ -32,11 +32,14 @@ public struct SyntheticVOC: Sendable {
     }
 
     /// VOC class index → its sub-types. The demo's classes: aeroplane, car, cat, person.
+    /// A class keeps one hue family (or, for person, no hue: near white and near black)
+    /// and its sub-types differ in shape, texture and lightness: hue survives the
+    /// training colour jitter (±36°) while shape and texture set the sub-types apart.
     public static let catalogue: [Int: [Subtype]] = [
-        0: [Subtype(shape: .triangle, texture: .solid, color: (200, 200, 210)), Subtype(shape: .triangle, texture: .stripes, color: (60, 90, 200))],
-        6: [Subtype(shape: .box, texture: .solid, color: (210, 40, 40)), Subtype(shape: .box, texture: .checker, color: (40, 40, 40))],
-        7: [Subtype(shape: .disc, texture: .dots, color: (230, 150, 50)), Subtype(shape: .disc, texture: .solid, color: (120, 90, 60))],
-        14: [Subtype(shape: .ring, texture: .solid, color: (240, 200, 170)), Subtype(shape: .ring, texture: .stripes, color: (90, 200, 90))],
+        0: [Subtype(shape: .triangle, texture: .solid, color: (50, 80, 235)), Subtype(shape: .box, texture: .stripes, color: (130, 170, 255))],
+        6: [Subtype(shape: .box, texture: .solid, color: (225, 30, 30)), Subtype(shape: .disc, texture: .checker, color: (150, 15, 15))],
+        7: [Subtype(shape: .disc, texture: .dots, color: (40, 210, 40)), Subtype(shape: .ring, texture: .solid, color: (15, 120, 15))],
+        14: [Subtype(shape: .ring, texture: .solid, color: (240, 240, 240)), Subtype(shape: .triangle, texture: .stripes, color: (20, 20, 20))],
     ]
 
     public let root: String
@@ -73,9 +76,11 @@ public struct SyntheticVOC: Sendable {
 
     static func write(_ image: Image, index n: Int, root: String, width: Int, height: Int, random: CounterRandom) throws {
         func draw(_ slot: UInt64, _ extra: UInt64 = 0) -> Double { random.uniform(UInt64(n), slot, extra, 1) }
-        // Background: a smooth two-colour gradient with grain.
+        // Background: a smooth gradient between two mid greys with a mild tint,
+        // and grain: varied, but never the saturated or extreme colours of the objects.
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        let a = (0..<3).map { 40 + draw(100 + UInt64($0)) * 120 }, b = (0..<3).map { 40 + draw(110 + UInt64($0)) * 120 }
+        let greyA = 70 + draw(100) * 100, greyB = 70 + draw(110) * 100
+        let a = (0..<3).map { greyA + draw(101 + UInt64($0)) * 40 - 20 }, b = (0..<3).map { greyB + draw(111 + UInt64($0)) * 40 - 20 }
         for y in 0..<height {
             for x in 0..<width {
                 let t = (Double(x) / Double(width) + Double(y) / Double(height)) / 2
@@ -86,7 +91,7 @@ public struct SyntheticVOC: Sendable {
         var mask = [UInt8](repeating: 0, count: width * height)
         for (o, object) in image.objects.enumerated() {
             let subtype = catalogue[object.parent]![object.subtype]
-            let radius = Double(min(width, height)) * (0.22 + 0.12 * draw(300 + UInt64(o)))
+            let radius = Double(min(width, height)) * (0.26 + 0.12 * draw(300 + UInt64(o)))
             let cx = radius + draw(310 + UInt64(o)) * (Double(width) - 2 * radius)
             let cy = radius + draw(320 + UInt64(o)) * (Double(height) - 2 * radius)
             for y in 0..<height {

@@ -7,7 +7,8 @@
 #
 #   bash slurm/test-local-cluster.sh [path/to/sccam]      (default .build/release/sccam)
 #
-# LAUNCHERS="srun mpirun" (default) runs the job once per launcher.
+# LAUNCHERS="srun mpirun" (default) runs the job once per launcher (none: no
+# such run); SKIP_REQUEUE=1 leaves out the pre-emption and requeue check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -94,11 +95,10 @@ done
 echo "slurm test: cluster up ($host, $cpus CPUs)"
 
 for launcher in ${LAUNCHERS:-srun mpirun}; do
+    [ "$launcher" = none ] && continue
     work=$tmp/work-$launcher
     mkdir -p "$work"
-    extra=()
-    [ "$launcher" = mpirun ] && extra=(--export=ALL,LAUNCHER=mpirun,SCCAM=$sccam,WORK=$work/demo)
-    [ "$launcher" = srun ] && extra=(--export=ALL,LAUNCHER=srun,SCCAM=$sccam,WORK=$work/demo)
+    extra=(--export=ALL,LAUNCHER=$launcher,SCCAM=$sccam,WORK=$work/demo)
     start=$(date +%s)
     # --wait returns the job's exit code once it ends.
     (cd "$repo" && sbatch --wait --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=00:20:00 \
@@ -114,4 +114,38 @@ for launcher in ${LAUNCHERS:-srun mpirun}; do
     awk -v m="$miou" 'BEGIN { exit !(m != "" && m + 0 >= 0 && m + 0 <= 1) }' || fail "mIoU '$miou' is not a number in [0, 1]"
     echo "slurm test: $launcher job passed in $(( $(date +%s) - start )) s (round-1 mIoU $miou)"
 done
+# Pre-emption: SIGUSR1 to the batch shell in the middle of training (what
+# --signal=B:USR1@... sends before the time limit) must checkpoint, requeue the
+# job, and the requeued run must resume and finish.
+if [ "${SKIP_REQUEUE:-0}" != 1 ]; then
+    work=$tmp/work-requeue
+    mkdir -p "$work"
+    start=$(date +%s)
+    job=$(cd "$repo" && sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=00:20:00 \
+        --output="$work/job.out" --export=ALL,LAUNCHER=srun,SCCAM=$sccam,WORK=$work/demo slurm/demo.sbatch \
+        --images 24 --image-size 32 --rounds 1 --baseline-epochs 40 --epochs 1 --n-init 2 --scales 1 --log-every 1)
+    signalled=0
+    for _ in $(seq 1200); do
+        if grep -q "^step 5/" "$work/job.out" 2>/dev/null; then
+            scancel --signal=USR1 --batch "$job" && signalled=1
+            break
+        fi
+        sleep 0.1
+    done
+    [ "$signalled" = 1 ] || fail "round 0's training never reached step 5 in the requeue job"
+    for _ in $(seq 900); do
+        state=$(squeue -h -j "$job" -o %T:%r 2>/dev/null || true)
+        [ -z "$state" ] && break
+        # Slurm holds a requeued job back (reason BeginTime, about two minutes); a test need not wait.
+        case "$state" in PENDING:BeginTime) scontrol update JobId="$job" StartTime=now >/dev/null 2>&1 || true ;; esac
+        sleep 1
+    done
+    [ -z "$state" ] || fail "the requeued job did not finish (state $state)"
+    grep -q "requeueing job $job" "$work/job.out" || fail "the job did not requeue itself after SIGUSR1"
+    grep -q "(restart 1)" "$work/job.out" || fail "the job did not run again after the requeue"
+    grep -q "resuming" "$work/job.out" || fail "the requeued run did not resume training from the checkpoint"
+    grep -q "pipeline finished" "$work/job.out" || fail "the requeued run did not finish the pipeline"
+    [ -s "$work/demo/infer/R1/scores.json" ] || fail "the requeued run wrote no scores"
+    echo "slurm test: SIGUSR1 checkpointed, requeued and resumed in $(( $(date +%s) - start )) s"
+fi
 echo "slurm test: passed"

@@ -84,6 +84,30 @@ final class PipelineCommandTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: temporary.path + "/work/infer/R1/scores.json"))
     }
 
+    /// With a trained baseline (psa's res38_cls.pth in real runs) there is no
+    /// train R0; --round-start previous chains each round on the one before,
+    /// and --init gives every other start its backbone.
+    func testPipelineFromAGivenBaselineStartingEachRoundFromThePrevious() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-baseline")
+        defer { temporary.remove() }
+        let voc = try SyntheticVOC.make(at: temporary.path + "/voc", count: 16, width: 32, height: 32)
+        let first = try TestProcess.sccam(pipelineArguments(voc: voc.root, work: temporary.path + "/first"), timeout: 600)
+        XCTAssertEqual(first.status, 0, "\(first)")
+        let baseline = temporary.path + "/first/weights/R0_ep0.safetensors"
+        var arguments = pipelineArguments(voc: voc.root, work: temporary.path + "/second")
+        arguments[arguments.firstIndex(of: "baseline")!] = "previous"
+        arguments[arguments.firstIndex(of: "--rounds")! + 1] = "2"
+        arguments[arguments.firstIndex(of: "--used-epochs")! + 1] = "0,0"
+        let second = try TestProcess.sccam(arguments + ["--baseline", baseline, "--init", baseline], timeout: 600)
+        XCTAssertEqual(second.status, 0, "\(second)")
+        XCTAssertFalse(second.standardOutput.contains("train R0"), second.standardOutput)
+        XCTAssertTrue(second.standardOutput.contains("[1/8] extract R0"), second.standardOutput)
+        XCTAssertTrue(second.standardOutput.contains("starting from \(temporary.path)/second/weights/R1_ep0.safetensors"), second.standardOutput)
+        let record = try String(contentsOfFile: temporary.path + "/second/run.json", encoding: .utf8)
+        XCTAssertTrue(record.contains("\"baselineWeights\" : \"\(baseline.replacingOccurrences(of: "/", with: "\\/"))\""), record)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: temporary.path + "/second/infer/R2/scores.json"))
+    }
+
     func testSIGTERMDuringTrainingThenRerunGivesTheUninterruptedWeights() throws {
         let temporary = try TemporaryDirectory(prefix: "sccam-pipeline-stop")
         defer { temporary.remove() }

@@ -14,6 +14,14 @@ public enum AtomicFile {
         try write(Array(text.utf8), to: path, createDirectories: createDirectories)
     }
 
+    /// A value as pretty-printed JSON with sorted keys and a final newline:
+    /// stable, diffable reports.
+    public static func writeJSON<Value: Encodable>(_ value: Value, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try write(Array(try encoder.encode(value)) + [10], to: path)
+    }
+
     public static func write(_ bytes: UnsafeRawBufferPointer, to path: String, createDirectories: Bool = true) throws {
         try write(to: path, createDirectories: createDirectories) { fd in
             try writeAll(fd, bytes, path: path)

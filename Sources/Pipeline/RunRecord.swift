@@ -34,11 +34,7 @@ public struct RunRecord: Codable, Sendable {
         }
     }
 
-    public func write(to path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(Array(try encoder.encode(self)) + [10], to: path)
-    }
+    public func write(to path: String) throws { try AtomicFile.writeJSON(self, to: path) }
 
     public func stage(_ name: String) -> Stage? { stages.last { $0.name == name } }
 

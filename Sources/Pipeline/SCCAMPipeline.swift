@@ -327,24 +327,22 @@ public enum SCCAMPipeline {
         guard images > 0, let miou = matrix.meanIoU else {
             throw DataError("no mask in \(folder)/masks has a ground-truth file in \(groundTruth); give --ground-truth")
         }
-        let thresholds = stride(from: 0.05, through: 0.6001, by: 0.05).map { Float($0) }
+        let thresholds = Evaluation.sweepThresholds
         let sweep = try Evaluation.sweep(cams: "\(folder)/cams", groundTruth: groundTruth, thresholds: thresholds, list: nil,
                                          communicator: communicator)
-        let scored = zip(thresholds, sweep.map { $0.meanIoU ?? -1 })
-        let best = scored.max { $0.1 < $1.1 }!
-        log(String(format: "%d image(s): mIoU %.4f at threshold %.2f; best threshold %.2f: mIoU %.4f", images, miou, threshold, best.0, best.1))
-        let result: [String: Double] = ["miou": miou, "threshold": Double(threshold), "best_miou": best.1, "best_threshold": Double(best.0),
-                                        "images": Double(images)]
+        let best = Evaluation.best(thresholds: thresholds, matrices: sweep)
+        log(String(format: "%d image(s): mIoU %.4f at threshold %.2f; best threshold %.2f: mIoU %.4f", images, miou, threshold,
+                   best.threshold, best.meanIoU))
+        let result: [String: Double] = ["miou": miou, "threshold": Double(threshold), "best_miou": best.meanIoU,
+                                        "best_threshold": Double(best.threshold), "images": Double(images)]
         if communicator.isRoot {
             struct Scores: Encodable {
                 let miou: Double, threshold: Float, best_miou: Double, best_threshold: Float, images: Int
                 let class_iou: [Double?], sweep: [[Double]]
             }
-            let scores = Scores(miou: miou, threshold: threshold, best_miou: best.1, best_threshold: best.0, images: images,
-                                class_iou: matrix.classIoU, sweep: scored.map { [Double($0.0), $0.1] })
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try AtomicFile.write(Array(try encoder.encode(scores)) + [10], to: "\(folder)/scores.json")
+            let scores = Scores(miou: miou, threshold: threshold, best_miou: best.meanIoU, best_threshold: best.threshold, images: images,
+                                class_iou: matrix.classIoU, sweep: zip(thresholds, sweep).map { [Double($0), $1.meanIoU ?? -1] })
+            try AtomicFile.writeJSON(scores, to: "\(folder)/scores.json")
         }
         return result
     }

@@ -113,6 +113,19 @@ extension Evaluation {
             .filter { FileManager.default.fileExists(atPath: "\(groundTruth)/\($0).png") }.sorted()
     }
 
+    /// The thresholds a sweep tries unless told otherwise: 0.05, 0.10, ... 0.60.
+    public static let sweepThresholds: [Float] = stride(from: 0.05, through: 0.6001, by: 0.05).map { Float($0) }
+
+    /// The threshold with the highest mIoU in a sweep (the first of equals),
+    /// and that mIoU; a threshold whose mIoU is undefined counts as -1.
+    public static func best(thresholds: [Float], matrices: [ConfusionMatrix]) -> (threshold: Float, meanIoU: Double) {
+        var best = (threshold: Float.nan, meanIoU: -1.0)
+        for (threshold, matrix) in zip(thresholds, matrices) where (matrix.meanIoU ?? -1) > best.meanIoU {
+            best = (threshold, matrix.meanIoU ?? -1)
+        }
+        return best
+    }
+
     /// The background-threshold sweep: masks made from the saved CAMs
     /// (`cams/{id}.npy` + `.classes.npy`) at each threshold, scored against
     /// the ground truth. Returns one matrix per threshold.

@@ -156,9 +156,7 @@ public enum SubcategoryClustering {
             }
             try AtomicFile.write(tsv, to: "\(output)/R\(round)_subcategories.tsv")
             try NPY.write(multiHot, shape: [order.count, classes * k], to: "\(output)/R\(round)_subcategories.npy")
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try AtomicFile.write(Array(try encoder.encode(report)), to: "\(output)/R\(round)_report.json")
+            try AtomicFile.writeJSON(report, to: "\(output)/R\(round)_report.json")
         }
         try communicator.barrier()
         return report

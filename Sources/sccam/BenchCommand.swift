@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Network
 import Pipeline
@@ -64,9 +65,7 @@ struct BenchNetwork: ParsableCommand {
                            report.forwardGFLOPPerImage, report.trainGFLOPPerImage,
                            Double(report.peakResidentBytes) / Double(1 << 30)))
             if let json, job.isRoot {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try AtomicFileWriter.write(try encoder.encode(report), to: json)
+                try AtomicFile.writeJSON(report, to: json)
             }
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Pipeline
 
@@ -49,22 +50,18 @@ struct Eval: ParsableCommand {
             if let cams {
                 let matrices = try Evaluation.sweep(cams: cams, groundTruth: gt, thresholds: thresholdList, list: list,
                                                     communicator: job.communicator)
-                var best = (threshold: Float.nan, miou: -1.0)
                 for (threshold, matrix) in zip(thresholdList, matrices) {
-                    let miou = matrix.meanIoU ?? .nan
-                    job.log(String(format: "threshold %.3f: mIoU %.4f", threshold, miou))
-                    if miou > best.miou { best = (threshold, miou) }
+                    job.log(String(format: "threshold %.3f: mIoU %.4f", threshold, matrix.meanIoU ?? .nan))
                 }
-                job.log(String(format: "best background threshold %.3f: mIoU %.4f", best.threshold, best.miou))
+                let best = Evaluation.best(thresholds: thresholdList, matrices: matrices)
+                job.log(String(format: "best background threshold %.3f: mIoU %.4f", best.threshold, best.meanIoU))
             }
             guard let pred else { return }
             let (matrix, images) = try Evaluation.run(predictions: pred, groundTruth: gt, list: list, communicator: job.communicator)
             job.log("\(images) image(s) scored")
             job.log(matrix.table())
             if let json, job.isRoot {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try AtomicFileWriter.write(try encoder.encode(matrix.jsonReport), to: json)
+                try AtomicFile.writeJSON(matrix.jsonReport, to: json)
             }
         }
     }

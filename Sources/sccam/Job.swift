@@ -76,11 +76,3 @@ struct Job {
     }
 }
 
-import Formats
-
-/// The CLI's way to write a small output file atomically.
-enum AtomicFileWriter {
-    static func write(_ data: Data, to path: String) throws {
-        try AtomicFile.write(Array(data), to: path)
-    }
-}

@@ -46,8 +46,7 @@ struct Infer: ParsableCommand {
     func run() throws {
         let job = Job.start(runtime)
         job.run {
-            let scaleList = scales.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-            guard !scaleList.isEmpty, scaleList.allSatisfy({ $0 > 0 }) else { throw ValidationError("--scales must list positive numbers") }
+            guard let scaleList = ListArguments.scales(scales) else { throw ValidationError("--scales must list positive numbers") }
             let network = try SCCAMNetwork.fromWeights(weights)
             let dataset = try VOCDataset(root: vocRoot)
             let imageList = try dataset.list(list)

@@ -161,22 +161,19 @@ struct MethodOptions: ParsableArguments {
 
     func parsedUsedEpochs() throws -> [Int]? {
         guard let usedEpochs else { return nil }
-        let values = usedEpochs.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { throw ValidationError("--used-epochs must be comma-separated epoch numbers, like 30,40,50") }
-        return values.map { $0! }
+        guard let values: [Int] = ListArguments.values(usedEpochs) else { throw ValidationError("--used-epochs must be comma-separated epoch numbers, like 30,40,50") }
+        return values
     }
 
     func parsedLongSide() throws -> [Int]? {
         guard let longSide else { return nil }
-        let values = longSide.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard values.count == 2, values[0] >= 1, values[0] <= values[1] else { throw ValidationError("--long-side must be min,max in pixels, like 256,512") }
-        return values
+        guard let range = ListArguments.sizeRange(longSide) else { throw ValidationError("--long-side must be min,max in pixels, like 256,512") }
+        return [range.lowerBound, range.upperBound]
     }
 
     func parsedScales() throws -> [Double] {
-        let values = scales.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else { throw ValidationError("--scales must list positive numbers") }
-        return values.map { $0! }
+        guard let values = ListArguments.scales(scales) else { throw ValidationError("--scales must list positive numbers") }
+        return values
     }
 
     func runtime(defaultLogEvery: Int = 10) -> SCCAMPipeline.Runtime {

@@ -96,11 +96,7 @@ struct Train: ParsableCommand {
         guard NetworkConfiguration.widthDivisors.contains(widthDivisor) else { throw ValidationError("--width-divisor must be a power of two up to 64") }
     }
 
-    var longSideRange: ClosedRange<Int>? {
-        let values = longSide.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard values.count == 2, values[0] >= 1, values[0] <= values[1] else { return nil }
-        return values[0]...values[1]
-    }
+    var longSideRange: ClosedRange<Int>? { ListArguments.sizeRange(longSide) }
 
     func run() throws {
         let job = Job.start(runtime)

@@ -42,16 +42,16 @@ public struct NumPyRandomState: Sendable {
     public mutating func uniformChoice(count: Int) -> Int {
         let probability = Double(Float(1) / Float(count))
         let sample = randomSample()
-        var cumulative = [Double](repeating: 0, count: count)
-        var running = 0.0
-        for i in 0..<count {
+        // NumPy: cdf = cumsum(p); cdf /= cdf[-1]; searchsorted(cdf, sample, side="right"),
+        // i.e. the number of normalised partial sums <= sample (they only grow).
+        var last = 0.0
+        for _ in 0..<count { last += probability }
+        var running = 0.0, below = 0
+        while below < count {
             running += probability
-            cumulative[i] = running
+            guard running / last <= sample else { break }
+            below += 1
         }
-        let last = cumulative[count - 1]
-        // searchsorted(side="right"): the number of entries <= sample.
-        var below = 0
-        while below < count && cumulative[below] / last <= sample { below += 1 }
         return min(below, count - 1)
     }
 

@@ -74,6 +74,16 @@ final class GoldenTests: XCTestCase {
         XCTAssertTrue(copy.store.values.elementsEqual(round1.store.values), "save/load round trip must be exact")
     }
 
+    /// Both heads' logits, the pooled feature and both heads' CAMs of a round-1 forward.
+    func assertRound1OutputsMatch(_ output: SCCAMNetwork.Output, network: SCCAMNetwork, golden: [String: SafetensorsTensor],
+                                  file: StaticString = #filePath, line: UInt = #line) throws {
+        assertClose(output.logits[0], try values(golden, "logits20"), tolerance: Self.forwardTolerance, "logits20", file: file, line: line)
+        assertClose(output.logits[1], try values(golden, "logits200"), tolerance: Self.forwardTolerance, "logits200", file: file, line: line)
+        assertClose(output.features, try values(golden, "feature"), tolerance: Self.forwardTolerance, "feature", file: file, line: line)
+        assertClose(network.classActivationMaps(head: 0), try values(golden, "cam20"), tolerance: Self.forwardTolerance, "cam20", file: file, line: line)
+        assertClose(network.classActivationMaps(head: 1), try values(golden, "cam200"), tolerance: Self.forwardTolerance, "cam200", file: file, line: line)
+    }
+
     func testRound1ForwardActivationsAndCAMs() throws {
         let network = try makeNetwork(round: 1, weights: "r38w16_round1.safetensors")
         let golden = try tensors("r38w16_round1_case.safetensors")
@@ -89,13 +99,9 @@ final class GoldenTests: XCTestCase {
             assertClose(try XCTUnwrap(activations[name]), try values(golden, "act.\(name)"),
                         tolerance: Self.forwardTolerance, "act.\(name)")
         }
-        assertClose(output.logits[0], try values(golden, "logits20"), tolerance: Self.forwardTolerance, "logits20")
-        assertClose(output.logits[1], try values(golden, "logits200"), tolerance: Self.forwardTolerance, "logits200")
-        assertClose(output.features, try values(golden, "feature"), tolerance: Self.forwardTolerance, "feature")
         XCTAssertEqual(network.mapSize.height, 6)
         XCTAssertEqual(network.mapSize.width, 8)
-        assertClose(network.classActivationMaps(head: 0), try values(golden, "cam20"), tolerance: Self.forwardTolerance, "cam20")
-        assertClose(network.classActivationMaps(head: 1), try values(golden, "cam200"), tolerance: Self.forwardTolerance, "cam200")
+        try assertRound1OutputsMatch(output, network: network, golden: golden)
     }
 
     func testRound1LossAndGradients() throws {
@@ -150,11 +156,7 @@ final class GoldenTests: XCTestCase {
         let output = x.withUnsafeBufferPointer { network.forward(input: $0.baseAddress!, batch: 1, height: 37, width: 50) }
         XCTAssertEqual(network.mapSize.height, 5)
         XCTAssertEqual(network.mapSize.width, 7)
-        assertClose(output.logits[0], try values(golden, "logits20"), tolerance: Self.forwardTolerance, "logits20")
-        assertClose(output.logits[1], try values(golden, "logits200"), tolerance: Self.forwardTolerance, "logits200")
-        assertClose(output.features, try values(golden, "feature"), tolerance: Self.forwardTolerance, "feature")
-        assertClose(network.classActivationMaps(head: 0), try values(golden, "cam20"), tolerance: Self.forwardTolerance, "cam20")
-        assertClose(network.classActivationMaps(head: 1), try values(golden, "cam200"), tolerance: Self.forwardTolerance, "cam200")
+        try assertRound1OutputsMatch(output, network: network, golden: golden)
     }
 
     func testRound0ForwardLossAndGradients() throws {

@@ -12,6 +12,8 @@ public enum WeightConversion {
         public let ignored: [String]
         /// Model tensors the file did not have (heads only, when allowed).
         public let notLoaded: [String]
+        /// What the reader skipped in the file (a training checkpoint's other entries).
+        public let notes: [String]
     }
 
     /// The model a set of tensors describes: the width from conv1a, the round
@@ -32,7 +34,8 @@ public enum WeightConversion {
     }
 
     public static func convert(_ input: String, to output: String, allowMissingHeads: Bool) throws -> Summary {
-        let (format, tensors) = try WeightFiles.read(input)
+        var notes: [String] = []
+        let (format, tensors) = try WeightFiles.read(input) { notes.append($0) }
         let (configuration, hasHeads) = try configuration(of: tensors, path: input)
         let network = SCCAMNetwork(configuration: configuration)
         let headNames = Set(network.heads.map { "\($0.name).weight" })
@@ -46,7 +49,7 @@ public enum WeightConversion {
             "sccam.width_divisor": "\(configuration.widthDivisor)",
         ], to: output)
         return Summary(format: format, configuration: configuration, hasHeads: hasHeads, written: written.count, ignored: report.ignored,
-                       notLoaded: report.keptAtInitialization)
+                       notLoaded: report.keptAtInitialization, notes: notes)
     }
 }
 
@@ -54,8 +57,9 @@ extension SCCAMNetwork {
     /// The network a weight file describes (width, round and k from its
     /// shapes), with the file loaded strictly. Heads may be absent only with
     /// `allowMissingHeads` or for MXNet ImageNet weights, as the reference allows.
-    public static func fromWeights(_ path: String, allowMissingHeads: Bool = false) throws -> SCCAMNetwork {
-        let (format, tensors) = try WeightFiles.read(path)
+    public static func fromWeights(_ path: String, allowMissingHeads: Bool = false,
+                                   note: (String) -> Void = { _ in }) throws -> SCCAMNetwork {
+        let (format, tensors) = try WeightFiles.read(path, note: note)
         let (configuration, hasHeads) = try WeightConversion.configuration(of: tensors, path: path)
         let network = SCCAMNetwork(configuration: configuration)
         let headNames = Set(network.heads.map { "\($0.name).weight" })

@@ -15,13 +15,14 @@ public enum WeightFiles {
         throw FormatError(path: path, "is not a weight file sccam knows (safetensors, PyTorch .pth, MXNet .params)")
     }
 
-    /// The tensors under the reference's state-dict names.
-    public static func read(_ path: String) throws -> (format: Format, tensors: [SafetensorsTensor]) {
+    /// The tensors under the reference's state-dict names; `note` hears what
+    /// was skipped (a training checkpoint's epoch and optimiser state).
+    public static func read(_ path: String, note: (String) -> Void = { _ in }) throws -> (format: Format, tensors: [SafetensorsTensor]) {
         let bytes = try AtomicFile.read(path)
         let format = try detect(bytes, path: path)
         switch format {
         case .safetensors: return (format, try Safetensors.decode(bytes, path: path).tensors)
-        case .torchZip, .torchLegacy: return (format, try TorchCheckpoint.decode(bytes, path: path))
+        case .torchZip, .torchLegacy: return (format, try TorchCheckpoint.decode(bytes, path: path, note: note))
         case .mxnet:
             var renamed: [SafetensorsTensor] = []
             for tensor in try MXNetParams.decode(bytes, path: path) {

@@ -21,7 +21,7 @@ extension Training {
             network.initializeHeads(seed: seed)
             return network
         }
-        let (format, tensors) = try WeightFiles.read(initPath)
+        let (format, tensors) = try WeightFiles.read(initPath, note: warn)
         let (found, _) = try WeightConversion.configuration(of: tensors, path: initPath)
         let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: found.widthDivisor, round: round, subcategoriesPerClass: k))
         network.initializeHeads(seed: seed)

@@ -33,6 +33,7 @@ struct Convert: ParsableCommand {
                 ? (c.round == 0 ? "round-0 classifier (fc8)" : "SC-CAM classifier (fc8_20, fc8_200, k = \(c.subcategoriesPerClass))")
                 : "backbone without heads"
             print("read \(input) (\(summary.format.rawValue)): ResNet-38 width 1/\(c.widthDivisor), \(model)")
+            for note in summary.notes { print("note: \(note)") }
             if !summary.notLoaded.isEmpty {
                 print("not in the file, so not written: \(summary.notLoaded.joined(separator: ", "))")
             }

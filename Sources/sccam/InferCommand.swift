@@ -47,7 +47,7 @@ struct Infer: ParsableCommand {
         let job = Job.start(runtime)
         job.run {
             guard let scaleList = ListArguments.scales(scales) else { throw ValidationError("--scales must list positive numbers") }
-            let network = try SCCAMNetwork.fromWeights(weights)
+            let network = try SCCAMNetwork.fromWeights(weights, note: job.warn)
             let dataset = try VOCDataset(root: vocRoot)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)

@@ -16,17 +16,19 @@ public enum TorchCheckpoint {
 
     /// The tensors of the file's state dict, in the file's order, as
     /// contiguous little-endian arrays (strides and storage offsets applied).
-    /// A dict under `state_dict` or `model` is found; a `module.` prefix
-    /// (DataParallel) is removed.
-    public static func read(_ path: String) throws -> [SafetensorsTensor] {
-        try decode(try AtomicFile.read(path), path: path)
+    /// A training checkpoint's dict under `state_dict`, `model` or `net` is
+    /// found, and `note` names the entries skipped beside it (epoch,
+    /// optimiser state); a `module.` prefix (DataParallel) is removed.
+    /// Storages saved on a GPU (`cuda:0`) load like CPU ones.
+    public static func read(_ path: String, note: (String) -> Void = { _ in }) throws -> [SafetensorsTensor] {
+        try decode(try AtomicFile.read(path), path: path, note: note)
     }
 
-    public static func decode(_ bytes: [UInt8], path: String) throws -> [SafetensorsTensor] {
+    public static func decode(_ bytes: [UInt8], path: String, note: (String) -> Void = { _ in }) throws -> [SafetensorsTensor] {
         let (root, storages) = try isZip(bytes) ? decodeZip(bytes, path: path)
             : isLegacy(bytes) ? decodeLegacy(bytes, path: path)
             : { throw FormatError(path: path, "is not a PyTorch checkpoint (neither the zip format nor the legacy magic number)") }()
-        let entries = try stateDict(in: root, path: path)
+        let entries = try stateDict(in: root, path: path, note: note)
         var tensors: [SafetensorsTensor] = []
         for (name, reference) in entries {
             guard let data = storages[reference.storage.key] else {
@@ -106,19 +108,41 @@ public enum TorchCheckpoint {
 
     // MARK: State dict
 
-    static func stateDict(in root: PickleValue, path: String) throws -> [(String, TorchTensorReference)] {
+    /// Keys under which training scripts keep the model's state dict.
+    static let stateDictWrappers = ["state_dict", "model", "net"]
+
+    static func stateDict(in root: PickleValue, path: String, note: (String) -> Void,
+                          within: [String] = []) throws -> [(String, TorchTensorReference)] {
         guard case .dict(let pairs) = root else { throw FormatError(path: path, "holds no dict: not a state dict") }
         let tensors: [(String, TorchTensorReference)] = pairs.compactMap { pair in
             guard let name = pair.key.asString, case .tensor(let reference) = pair.value else { return nil }
             return (name, reference)
         }
-        if !tensors.isEmpty { return tensors }
-        for wrapper in ["state_dict", "model", "net"] {
-            if let inner = pairs.first(where: { $0.key.asString == wrapper })?.value, case .dict = inner {
-                return try stateDict(in: inner, path: path)
+        func describe(_ key: PickleValue) -> String {
+            if let text = key.asString { return text }
+            if let number = key.asInt { return "\(number)" }
+            return "?"
+        }
+        let place = within.isEmpty ? "" : " under " + within.map { "'\($0)'" }.joined(separator: " / ")
+        if !tensors.isEmpty {
+            let others = pairs.filter { if case .tensor = $0.value { return false }; return true }
+            if !others.isEmpty {
+                note("\(path): skipped \(others.count) entr\(others.count == 1 ? "y" : "ies") that are not tensors\(place): \(others.map { describe($0.key) }.joined(separator: ", "))")
+            }
+            return tensors
+        }
+        if within.count < 3 {
+            for wrapper in stateDictWrappers {
+                if let inner = pairs.first(where: { $0.key.asString == wrapper })?.value, case .dict = inner {
+                    let skipped = pairs.map { describe($0.key) }.filter { $0 != wrapper }
+                    if !skipped.isEmpty {
+                        note("\(path): reading the state dict under '\(wrapper)'\(place); skipped \(skipped.joined(separator: ", "))")
+                    }
+                    return try stateDict(in: inner, path: path, note: note, within: within + [wrapper])
+                }
             }
         }
-        throw FormatError(path: path, "holds no tensors (looked at the top level and under state_dict / model)")
+        throw FormatError(path: path, "holds no tensors (looked at the top level and under \(stateDictWrappers.joined(separator: " / ")))\(place)")
     }
 
     static func elementSize(_ storageType: String, path: String) throws -> Int {

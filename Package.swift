@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport", "sccam"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport", "sccam"]),
         .testTarget(
-            name: "PipelineTests", dependencies: ["Pipeline", "Network", "Data", "Formats", "TestSupport", "sccam"],
+            name: "PipelineTests", dependencies: ["Pipeline", "Distributed", "Network", "Data", "Formats", "TestSupport", "sccam"],
             exclude: ["Golden"]),
         .testTarget(
             name: "KMeansTests", dependencies: ["KMeans", "Distributed", "Formats", "TestSupport", "sccam"],

@@ -139,7 +139,9 @@ struct BenchTrain: ParsableCommand {
         abstract: "Time full training steps through the real loop, on however many ranks it runs.",
         discussion: """
             Synthetic 500x375 JPEGs, random full-width weights, the SC-CAM round loss, crop 224. \
-            Reports seconds per step, images/s and the fraction of the step spent waiting for the \
+            The setup cannot diverge: the optimiser runs every step at a learning rate of 0 (so the \
+            weights stay as initialised) and the residual branches start at x0.1 as in from-scratch \
+            training. Reports seconds per step, images/s and the fraction of the step spent waiting for the \
             gradient allreduce. Run it alone and under mpirun to compare.
             """)
 
@@ -160,6 +162,7 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         let job = Job.start(runtime)
         job.run {
+            job.log("setup: \(TrainingBenchmark.setupDescription)")
             let result = try TrainingBenchmark.run(globalBatch: batch, steps: steps, widthDivisor: widthDivisor, cropSize: 224,
                                                    folder: folder, communicator: job.communicator)
             job.log(String(format: "train: %d rank(s) x %d thread(s), global batch %d: %.2f s/step, %.3f images/s, %.1f%% of the step waiting for allreduce",

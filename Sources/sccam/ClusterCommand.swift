@@ -58,6 +58,7 @@ struct Cluster: ParsableCommand {
     func run() throws {
         let job = Job.start(runtime)
         job.run {
+            if let work { try job.prepareWork(work) }
             let previous = round - 1
             let inputs = SubcategoryClustering.Inputs(
                 features: features ?? "\(work!)/features/R\(previous)_features.npy",

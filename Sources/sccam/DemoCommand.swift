@@ -73,6 +73,7 @@ struct Demo: ParsableCommand {
     func run() throws {
         let job = Job.start(runtime)
         job.run {
+            try job.prepareWork(work)
             let settings = try settings()
             if job.isRoot { try synthesize(root: settings.vocRoot, log: job.log) }
             try job.communicator.barrier()

@@ -60,6 +60,7 @@ struct Extract: ParsableCommand {
     func run() throws {
         let job = Job.start(runtime)
         job.run {
+            try job.prepareWork(work)
             let network = try SCCAMNetwork.fromWeights(weights, allowMissingHeads: allowMissingHeads, note: job.warn)
             let configuration = network.configuration
             let dataset = try VOCDataset(root: vocRoot)

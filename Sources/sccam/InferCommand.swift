@@ -46,6 +46,7 @@ struct Infer: ParsableCommand {
     func run() throws {
         let job = Job.start(runtime)
         job.run {
+            try job.prepareWork(work)
             guard let scaleList = ListArguments.scales(scales) else { throw ValidationError("--scales must list positive numbers") }
             let network = try SCCAMNetwork.fromWeights(weights, note: job.warn)
             let dataset = try VOCDataset(root: vocRoot)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Distributed
 import Foundation
 import Kernels
+import Pipeline
 
 /// Flags every computing command shares.
 struct RuntimeOptions: ParsableArguments {
@@ -49,6 +50,14 @@ struct Job {
     func warn(_ message: String) {
         guard isRoot else { return }
         FileHandle.standardError.write(Data("sccam: warning: \(message)\n".utf8))
+    }
+
+    /// Readies the stage's work folder: rank 0 removes the temporaries a
+    /// killed writer left there, and every rank must see the folder rank 0
+    /// writes into (a folder that is not shared across nodes stops the job).
+    func prepareWork(_ path: String) throws {
+        let removed = try WorkFolder.prepare(path, communicator: communicator)
+        if removed > 0 { log("removed \(removed) temporary file(s) left in \(path) by an interrupted writer") }
     }
 
     /// Ends the command after an error: on several ranks through MPI_Abort,

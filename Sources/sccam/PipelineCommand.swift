@@ -56,6 +56,7 @@ struct PipelineRun: ParsableCommand {
     func run() throws {
         let job = Job.start(runtime)
         job.run {
+            try job.prepareWork(work)
             var settings = SCCAMPipeline.Settings(vocRoot: vocRoot)
             settings.initialWeights = `init`
             settings.baselineWeights = baseline

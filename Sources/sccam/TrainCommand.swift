@@ -101,6 +101,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let job = Job.start(runtime)
         job.run {
+            try job.prepareWork(work)
             let dataset = try VOCDataset(root: vocRoot)
             let (ids, targets) = try Training.targets(round: round, k: k, dataset: dataset, list: list, work: work, isRoot: job.isRoot,
                                                       warn: job.warn)

@@ -104,3 +104,82 @@ public enum TestProcess {
         (try? run("/usr/bin/env", ["python3", "-c", "import numpy"], timeout: 60).status) == 0
     }
 }
+
+/// An `mpirun` started in the background, whose ranks a test can find and
+/// kill one by one (fault tests).
+public final class BackgroundMPIJob {
+    public let process = Process()
+    public let outputPath: String
+
+    public init(ranks: Int, _ arguments: [String], launcherArguments: [String] = [], outputPath: String) throws {
+        let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+            ?? "/usr/bin/mpirun"
+        self.outputPath = outputPath
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.executableURL = URL(fileURLWithPath: mpirun)
+        process.arguments = ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none"] + launcherArguments + [TestProcess.sccam] + arguments
+        process.environment = TestProcess.cleanEnvironment()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+
+    /// The PID of the `sccam` process that is world rank `rank` of this job
+    /// (found through /proc: a descendant of mpirun with that rank in its environment).
+    public func pid(ofRank rank: Int) -> pid_t? {
+        let root = process.processIdentifier
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for entry in entries {
+            guard let pid = pid_t(entry), pid != root, isDescendant(pid, of: root),
+                  let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+            let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            if variables.contains("OMPI_COMM_WORLD_RANK=\(rank)"), command.contains("sccam") { return pid }
+        }
+        return nil
+    }
+
+    private func isDescendant(_ pid: pid_t, of ancestor: pid_t) -> Bool {
+        var current = pid
+        for _ in 0..<16 {
+            guard let stat = try? String(contentsOfFile: "/proc/\(current)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, let parent = pid_t(fields[1]) else { return false }
+            if parent == ancestor { return true }
+            if parent <= 1 { return false }
+            current = parent
+        }
+        return false
+    }
+
+    /// Waits up to `timeout` seconds for mpirun to end; nil if it did not.
+    public func wait(timeout: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { return nil }
+        return process.terminationStatus
+    }
+
+    /// Ends the job and all its ranks (cleanup after a failed test).
+    public func stop() {
+        guard process.isRunning else { return }
+        for rank in 0..<16 { if let pid = pid(ofRank: rank) { kill(pid, SIGKILL) } }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Polls `condition` every 20 ms for up to `timeout` seconds.
+    public static func waitFor(_ timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return condition()
+    }
+}

@@ -15,7 +15,7 @@ public enum JPEG {
             guard tjDecompressHeader3(handle, source.baseAddress, size, &width, &height, &subsampling, &colorspace) == 0 else {
                 throw FormatError(path: path, "not a readable JPEG (\(errorText(handle))); re-download the image")
             }
-            guard width > 0, height > 0 else { throw FormatError(path: path, "JPEG has an empty size \(width)x\(height)") }
+            try DecodeLimits.checkImage(width: Int(width), height: Int(height), path: path)
             var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * 3)
             let status = pixels.withUnsafeMutableBufferPointer { target in
                 tjDecompress2(handle, source.baseAddress, size, target.baseAddress, width, 0, height,

@@ -121,7 +121,7 @@ public enum NPY {
         default:
             throw FormatError(path: path, ".npy format version \(major) is not supported (1 to 3 are)")
         }
-        guard bytes.count >= headerStart + headerLength else {
+        guard headerLength <= bytes.count - headerStart else {
             throw FormatError(path: path, "truncated .npy header")
         }
         let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
@@ -130,7 +130,9 @@ public enum NPY {
             throw FormatError(path: path, "is in Fortran order; save a C-ordered array (numpy.ascontiguousarray)")
         }
         let dataStart = headerStart + headerLength
-        let expected = shape.reduce(1, *) * type.byteCount
+        guard let expected = DecodeLimits.byteCount(shape, elementSize: type.byteCount) else {
+            throw FormatError(path: path, "shape \(shape) is too large to be real (corrupt header)")
+        }
         guard bytes.count - dataStart == expected else {
             throw FormatError(path: path, """
                 holds \(bytes.count - dataStart) data bytes, but shape \(shape) of \(type.rawValue) needs \(expected) \

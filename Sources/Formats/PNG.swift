@@ -116,6 +116,12 @@ public enum PNG {
             guard png_image_begin_read_from_memory(&image, raw.baseAddress, raw.count) != 0 else {
                 throw FormatError(path: path, "not a readable PNG (\(message(of: &image))); re-export or re-download the file")
             }
+            let width = Int(image.width), height = Int(image.height)
+            try DecodeLimits.checkImage(width: width, height: height, path: path)
+            // Each row holds at least a filter byte and one bit per pixel.
+            guard height * (1 + (width + 7) / 8) <= DecodeLimits.deflateExpansion * raw.count else {
+                throw FormatError(path: path, "PNG header claims \(width)x\(height) pixels, more than its \(raw.count) bytes can hold (corrupt or truncated file)")
+            }
             return try body(&image)
         }
     }

@@ -92,8 +92,8 @@ public enum Safetensors {
                 throw FormatError(path: path, "tensor '\(name)' has unsupported dtype \(typeName)")
             }
             let (begin, end) = (offsets[0], offsets[1])
-            guard begin >= 0, begin <= end, end <= dataLength, shape.allSatisfy({ $0 >= 0 }),
-                  end - begin == shape.reduce(1, *) * type.byteCount else {
+            guard begin >= 0, begin <= end, end <= dataLength,
+                  end - begin == DecodeLimits.byteCount(shape, elementSize: type.byteCount) else {
                 throw FormatError(path: path, """
                     tensor '\(name)' \(shape) \(typeName) has byte range \(begin)..<\(end) but the data holds \
                     \(dataLength) bytes (truncated or corrupt file)

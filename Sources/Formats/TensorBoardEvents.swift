@@ -53,7 +53,10 @@ public final class TensorBoardWriter {
 
     /// Reads back every record's data, checking lengths and both CRCs.
     public static func records(_ path: String) throws -> [[UInt8]] {
-        let bytes = try AtomicFile.read(path)
+        try records(in: try AtomicFile.read(path), path: path)
+    }
+
+    public static func records(in bytes: [UInt8], path: String) throws -> [[UInt8]] {
         var reader = ByteReader(bytes, path: path)
         var records: [[UInt8]] = []
         while !reader.atEnd {

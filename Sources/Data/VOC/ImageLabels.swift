@@ -11,15 +11,27 @@ public struct ImageLabels: Sendable {
     /// Ids whose labels came from the mask because they had no annotation.
     public private(set) var fromMasks: [String]
 
-    /// The classes named in an annotation file's text.
+    /// The classes named in an annotation file's text: one linear pass over
+    /// its bytes (a hostile file cannot make it quadratic).
     public static func classes(inAnnotation xml: String) -> [Int] {
+        let open = Array("<name>".utf8), close = Array("</name>".utf8)
         var found = Set<Int>()
-        var rest = xml[...]
-        while let open = rest.range(of: "<name>") {
-            guard let close = rest[open.upperBound...].range(of: "</name>") else { break }
-            let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
-            if let index = VOCClasses.index(of: name) { found.insert(index) }
-            rest = rest[close.upperBound...]
+        var bytes = Array(xml.utf8)
+        bytes.withUnsafeMutableBufferPointer { text in
+            func matches(_ tag: [UInt8], at i: Int) -> Bool {
+                i + tag.count <= text.count && tag.indices.allSatisfy { text[i + $0] == tag[$0] }
+            }
+            var i = 0
+            while i < text.count {
+                guard matches(open, at: i) else { i += 1; continue }
+                let start = i + open.count
+                var end = start
+                while end < text.count && !matches(close, at: end) { end += 1 }
+                guard end < text.count else { break }
+                let name = String(decoding: UnsafeBufferPointer(rebasing: text[start..<end]), as: UTF8.self)
+                if let index = VOCClasses.index(of: name.trimmingCharacters(in: .whitespacesAndNewlines)) { found.insert(index) }
+                i = end + close.count
+            }
         }
         return found.sorted()
     }
@@ -80,7 +92,11 @@ public struct ImageLabels: Sendable {
     }
 
     public static func read(_ path: String) throws -> ImageLabels {
-        let text = try String(decoding: AtomicFile.read(path), as: UTF8.self)
+        try parse(String(decoding: AtomicFile.read(path), as: UTF8.self), path: path)
+    }
+
+    /// Parses the cache file's text; `path` names it in errors.
+    public static func parse(_ text: String, path: String) throws -> ImageLabels {
         var labels = ImageLabels(classes: [:], fromMasks: [])
         for (number, line) in text.split(separator: "\n").enumerated() where !line.hasPrefix("#") {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false)

@@ -19,9 +19,17 @@ public struct ImageList: Sendable {
     /// /SegmentationClassAug/<id>.png`, the id being the first field's file
     /// name) or one id per line. Blank lines and `#` comments are skipped.
     public init(reading path: String) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        guard let bytes = FileManager.default.contents(atPath: path) else {
             throw DataError("\(path): cannot read this image list (missing file?)")
         }
+        guard let text = String(bytes: bytes, encoding: .utf8) else {
+            throw DataError("\(path): is not a text file (not UTF-8); an image list holds one image id per line")
+        }
+        try self.init(parsing: text, source: path)
+    }
+
+    /// Parses a list file's text; `source` names it in errors.
+    public init(parsing text: String, source path: String) throws {
         var ids: [String] = [], lines: [Int] = []
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -9,7 +9,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "sccam", targets: ["sccam"]),
-        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "Pipeline"]),
+        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF", "Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,11 +37,12 @@ let package = Package(
         .target(name: "Network", dependencies: ["Kernels", "Formats"]),
         .target(name: "Data", dependencies: ["Formats", "Kernels"]),
         .target(name: "KMeans", dependencies: ["Distributed", "Kernels"]),
-        .target(name: "Pipeline", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans"]),
+        .target(name: "DenseCRF", dependencies: ["Kernels"]),
+        .target(name: "Pipeline", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF"]),
         .executableTarget(
             name: "sccam",
             dependencies: [
-                "Distributed", "Kernels", "Formats", "Network", "Data", "Pipeline",
+                "Distributed", "Kernels", "Formats", "Network", "Data", "DenseCRF", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -59,6 +60,9 @@ let package = Package(
             exclude: ["Golden"]),
         .testTarget(
             name: "DataTests", dependencies: ["Data", "Formats", "Kernels", "TestSupport", "sccam"],
+            exclude: ["Golden"]),
+        .testTarget(
+            name: "DenseCRFTests", dependencies: ["DenseCRF", "Kernels", "Formats", "TestSupport", "sccam"],
             exclude: ["Golden"]),
         .testTarget(
             name: "NetworkTests", dependencies: ["Network", "Kernels", "Formats", "TestSupport", "sccam"],

@@ -36,6 +36,26 @@ public enum Parallel {
     }
 }
 
+extension Parallel {
+    /// Runs `body` on contiguous ranges covering 0..<count, one per thread
+    /// (at least `minimumChunk` iterations each): for loops whose per-index
+    /// work is too small for a call per index.
+    @inlinable
+    public static func forRanges(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        let threads = min(threadCount, max(1, count / max(1, minimumChunk)))
+        if threads <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                shared.value((count * t / threads)..<(count * (t + 1) / threads))
+            }
+        }
+    }
+}
+
 /// Hands a value to concurrent code that the caller knows is used safely.
 public struct UncheckedSendable<Value>: @unchecked Sendable {
     public let value: Value

@@ -1,0 +1,280 @@
+import Foundation
+import Kernels
+
+/// The permutohedral lattice of Adams et al. as Krähenbühl's densecrf builds
+/// and filters it on its SSE path (spec `dense-crf.md` section 4): built once
+/// per image and feature set, then applied to any number of value vectors.
+/// Every float operation happens in the spec's order and precision, and the
+/// threaded loops (per pixel, per vertex) compute exactly what one thread
+/// does, so the result does not depend on the thread count.
+public final class PermutohedralLattice {
+    public let pixelCount: Int
+    /// Feature dimension d; simplices have D = d + 1 vertices.
+    public let dimension: Int
+    /// Vertices, phantoms included (ids 1...vertexCount; id 0 is "absent").
+    public let vertexCount: Int
+
+    /// Per pixel, its D vertex ids and barycentric weights (pixel-major).
+    let offsets: [Int32]
+    let weights: [Float]
+    /// Per vertex, the pixels that splat onto it in increasing pixel order
+    /// (a gather, so that splatting in parallel sums in the sequential order).
+    let splatStart: [Int32]
+    let splatPixel: [Int32]
+    let splatWeight: [Float]
+    /// Per blur direction j and vertex v: the two neighbours, 0 when absent.
+    let neighbours: [Int32]  // [D][vertexCount + 1][2]
+    /// 1 / (1 + 2^-d), the slice's scale.
+    let alpha: Float
+
+    /// Builds the lattice of `features`, pixel-major [pixelCount][dimension].
+    public init(features: UnsafePointer<Float>, pixelCount: Int, dimension d: Int) {
+        precondition(d >= 1 && d <= 8 && pixelCount > 0)
+        self.pixelCount = pixelCount
+        dimension = d
+        let D = d + 1
+        // Constants in double, stored as float (4.1).
+        let inverseStandardDeviation = Float(sqrt(2.0 / 3.0) * Double(D))
+        let scales = (0..<d).map { k in Float(1 / sqrt(Double((k + 1) * (k + 2))) * Double(inverseStandardDeviation)) }
+        alpha = 1 / (1 + powf(2, -Float(d)))
+
+        // 4.2, per pixel and independent: the simplex's vertex keys and weights.
+        var pixelKeys = [Int16](repeating: 0, count: pixelCount * D * d)
+        var weights = [Float](repeating: 0, count: pixelCount * D)
+        pixelKeys.withUnsafeMutableBufferPointer { keys in
+            weights.withUnsafeMutableBufferPointer { barycentric in
+                let keys = UncheckedSendable(keys.baseAddress!), barycentric = UncheckedSendable(barycentric.baseAddress!)
+                Parallel.forRanges(pixelCount, minimumChunk: 256) { range in
+                    var simplex = Simplex(dimension: d, scales: scales)
+                    for i in range {
+                        simplex.enclose(features + i * d)
+                        simplex.writeVertices(keys: keys.value + i * D * d, weights: barycentric.value + i * D)
+                    }
+                }
+            }
+        }
+        self.weights = weights
+
+        // 4.4: vertex ids in first-insertion order (pixels, then vertices), then
+        // 4.3: the SSE path's phantom origin simplex when N is not a multiple of 4.
+        var table = VertexTable(dimension: d, expectedCount: pixelCount * D / 4 + 16)
+        var offsets = [Int32](repeating: 0, count: pixelCount * D)
+        pixelKeys.withUnsafeBufferPointer { keys in
+            for v in 0..<(pixelCount * D) { offsets[v] = table.insert(keys.baseAddress! + v * d) }
+        }
+        if pixelCount % 4 != 0 {
+            var origin = [Int16](repeating: 0, count: d)
+            for r in 0...d {
+                for m in 0..<d { origin[m] = Int16(m <= d - r ? r : r - D) }
+                _ = origin.withUnsafeBufferPointer { table.insert($0.baseAddress!) }
+            }
+        }
+        self.offsets = offsets
+        let vertexCount = table.count
+        self.vertexCount = vertexCount
+
+        // The gather lists of the splat: a counting sort of (pixel, r) by vertex, pixel order kept.
+        var start = [Int32](repeating: 0, count: vertexCount + 2)
+        for id in offsets { start[Int(id) + 1] += 1 }
+        for v in 1..<start.count { start[v] += start[v - 1] }
+        var cursor = start
+        var splatPixel = [Int32](repeating: 0, count: pixelCount * D)
+        var splatWeight = [Float](repeating: 0, count: pixelCount * D)
+        for i in 0..<pixelCount {
+            for r in 0..<D {
+                let id = Int(offsets[i * D + r])
+                let slot = Int(cursor[id])
+                splatPixel[slot] = Int32(i)
+                splatWeight[slot] = weights[i * D + r]
+                cursor[id] += 1
+            }
+        }
+        splatStart = start
+        self.splatPixel = splatPixel
+        self.splatWeight = splatWeight
+
+        // 4.5: blur neighbours along each of the D directions, after every insertion.
+        var neighbours = [Int32](repeating: 0, count: D * (vertexCount + 1) * 2)
+        let finder = table
+        neighbours.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedSendable(out.baseAddress!)
+            finder.keys.withUnsafeBufferPointer { keys in
+                let keys = UncheckedSendable(keys.baseAddress!)
+                Parallel.forRanges(vertexCount, minimumChunk: 512) { range in
+                    var plus = [Int16](repeating: 0, count: d), minus = [Int16](repeating: 0, count: d)
+                    for index in range {
+                        let v = index + 1
+                        let key = keys.value + v * d
+                        for j in 0...d {
+                            for m in 0..<d {
+                                plus[m] = key[m] &- 1
+                                minus[m] = key[m] &+ 1
+                            }
+                            if j < d {
+                                plus[j] = key[j] &+ Int16(d)
+                                minus[j] = key[j] &- Int16(d)
+                            }
+                            let slot = (j * (vertexCount + 1) + v) * 2
+                            out.value[slot] = plus.withUnsafeBufferPointer { finder.find($0.baseAddress!) }
+                            out.value[slot + 1] = minus.withUnsafeBufferPointer { finder.find($0.baseAddress!) }
+                        }
+                    }
+                }
+            }
+        }
+        self.neighbours = neighbours
+    }
+
+    /// Floats a filter call needs as scratch for `valuesPerPixel` values.
+    public func workspaceCount(valuesPerPixel: Int) -> Int { 2 * (vertexCount + 1) * valuesPerPixel }
+
+    /// Applies the lattice filter (splat, blur in directions 0...d, slice) to
+    /// `input`, pixel-major [pixelCount][valuesPerPixel], writing `output` in
+    /// the same layout (it may be `input`). `workspace` holds
+    /// `workspaceCount(valuesPerPixel:)` floats.
+    public func filter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, valuesPerPixel n: Int,
+                       workspace: UnsafeMutablePointer<Float>) {
+        let rows = vertexCount + 1
+        let d = dimension, D = d + 1
+        var current = UncheckedSendable(workspace), next = UncheckedSendable(workspace + rows * n)
+        // Splat: every vertex gathers its pixels' weighted values, in pixel order.
+        splatStart.withUnsafeBufferPointer { start in
+            splatPixel.withUnsafeBufferPointer { pixels in
+                splatWeight.withUnsafeBufferPointer { weights in
+                    let buffer = current
+                    for l in 0..<n { buffer.value[l] = 0 }
+                    Parallel.forRanges(vertexCount, minimumChunk: 256) { range in
+                        for index in range {
+                            let v = index + 1
+                            let row = buffer.value + v * n
+                            for l in 0..<n { row[l] = 0 }
+                            for c in Int(start[v])..<Int(start[v + 1]) {
+                                let w = weights[c], value = input + Int(pixels[c]) * n
+                                for l in 0..<n { row[l] += w * value[l] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Blur: [1/2, 1, 1/2] along each lattice direction in turn, absent neighbours 0.
+        neighbours.withUnsafeBufferPointer { neighbours in
+            for j in 0...d {
+                let source = current, target = next
+                for l in 0..<n { target.value[l] = 0 }
+                let table = neighbours.baseAddress! + j * rows * 2
+                Parallel.forRanges(vertexCount, minimumChunk: 256) { range in
+                    for index in range {
+                        let v = index + 1
+                        let old = source.value + v * n, new = target.value + v * n
+                        let plus = source.value + Int(table[2 * v]) * n, minus = source.value + Int(table[2 * v + 1]) * n
+                        for l in 0..<n { new[l] = old[l] + 0.5 * (plus[l] + minus[l]) }
+                    }
+                }
+                swap(&current, &next)
+            }
+        }
+        // Slice: each pixel reads its simplex's vertices back, weighted and scaled by alpha.
+        let buffer = current, out = UncheckedSendable(output)
+        let alpha = self.alpha
+        offsets.withUnsafeBufferPointer { offsets in
+            weights.withUnsafeBufferPointer { weights in
+                Parallel.forRanges(pixelCount, minimumChunk: 256) { range in
+                    for i in range {
+                        let target = out.value + i * n
+                        for l in 0..<n { target[l] = 0 }
+                        for r in 0..<D {
+                            let row = buffer.value + Int(offsets[i * D + r]) * n
+                            let w = weights[i * D + r]
+                            if n <= 2 {
+                                // The C++ scalar routine's order, used for one or two values.
+                                for l in 0..<n { target[l] += (w * row[l]) * alpha }
+                            } else {
+                                let scaled = w * alpha
+                                for l in 0..<n { target[l] += scaled * row[l] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One pixel's enclosing simplex (spec 4.2, steps 1 to 6), in float32.
+struct Simplex {
+    let d: Int
+    let scales: [Float]
+    let inverseD: Float
+    var elevated: [Float]
+    var remainder: [Int]
+    var rank: [Int]
+    var barycentric: [Float]
+
+    init(dimension d: Int, scales: [Float]) {
+        self.d = d
+        self.scales = scales
+        inverseD = 1 / Float(d + 1)
+        elevated = [Float](repeating: 0, count: d + 1)
+        remainder = [Int](repeating: 0, count: d + 1)
+        rank = [Int](repeating: 0, count: d + 1)
+        barycentric = [Float](repeating: 0, count: d + 2)
+    }
+
+    mutating func enclose(_ feature: UnsafePointer<Float>) {
+        let D = d + 1
+        // 1. Elevate onto the plane sum(e) = 0 of R^D.
+        var sum: Float = 0
+        for j in stride(from: d, through: 1, by: -1) {
+            let c = feature[j - 1] * scales[j - 1]
+            elevated[j] = sum - Float(j) * c
+            sum = sum + c
+        }
+        elevated[0] = sum
+        // 2. The nearest remainder-0 point, rounding half to even as cvtps2dq does.
+        var total = 0
+        for m in 0...d {
+            let v = Int((elevated[m] * inverseD).rounded(.toNearestOrEven))
+            remainder[m] = v * D
+            total += v
+        }
+        // 3. Ranks of the differences: the largest gets 0, ties to the lower index.
+        for m in 0...d { rank[m] = 0 }
+        for m in 0..<d {
+            let dm = elevated[m] - Float(remainder[m])
+            for n in (m + 1)...d {
+                if dm < elevated[n] - Float(remainder[n]) { rank[m] += 1 } else { rank[n] += 1 }
+            }
+        }
+        // 4. Back onto the plane.
+        for m in 0...d {
+            rank[m] += total
+            if rank[m] < 0 {
+                rank[m] += D
+                remainder[m] += D
+            } else if rank[m] > d {
+                rank[m] -= D
+                remainder[m] -= D
+            }
+        }
+        // 5. Barycentric weights.
+        for k in 0...(d + 1) { barycentric[k] = 0 }
+        for m in 0...d {
+            let t = (elevated[m] - Float(remainder[m])) * inverseD
+            barycentric[d - rank[m]] += t
+            barycentric[d - rank[m] + 1] -= t
+        }
+        barycentric[0] = barycentric[0] + (1 + barycentric[D])
+    }
+
+    /// 6. The D vertices: their d stored coordinates and weights.
+    func writeVertices(keys: UnsafeMutablePointer<Int16>, weights: UnsafeMutablePointer<Float>) {
+        let D = d + 1
+        for r in 0...d {
+            for m in 0..<d {
+                keys[r * d + m] = Int16(truncatingIfNeeded: remainder[m] + (rank[m] <= d - r ? r : r - D))
+            }
+            weights[r] = barycentric[r]
+        }
+    }
+}

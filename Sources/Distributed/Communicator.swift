@@ -115,4 +115,9 @@ extension Communicator {
     public func allgather(string: String) throws -> [String] {
         try allgather(Array(string.utf8)).map { String(decoding: $0, as: UTF8.self) }
     }
+
+    /// Every rank's lines (messages without newlines), in rank order.
+    public func allgather(lines: [String]) throws -> [String] {
+        try allgather(string: lines.joined(separator: "\n")).flatMap { $0.split(separator: "\n").map(String.init) }
+    }
 }

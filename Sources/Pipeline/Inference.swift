@@ -10,7 +10,10 @@ import Network
 ///   classes, and `cams/{id}.classes.npy`: int32 [C], their class indices (0-19);
 /// - `masks/{id}.png`: VOC palette PNG from the 20-class maps;
 /// - `masks_sub/{id}.png`: the same from the sub-category maps (rounds >= 1);
-/// - `overlays/{id}.png`: the image and a heat map per present class, side by side.
+/// - `overlays/{id}.png`: the image and a heat map per present class, side by side;
+/// - with `crfAlpha`, `masks_crf/{id}.png`: SC-CAM's optional dCRF masks, the
+///   argmax of the dense CRF (psa's parameters, 10 iterations) of
+///   `[(1 - max CAM)^alpha, CAMs]` on the image.
 /// Images whose outputs all exist are skipped, so a killed run resumes.
 public enum Inference {
     public struct Options: Sendable {
@@ -19,8 +22,11 @@ public enum Inference {
         public var scales: [Double]
         public var overlays: Bool
         public var skipUnreadable: Bool
+        /// Also write CRF masks with this background power (SC-CAM's dCRF), or none.
+        public var crfAlpha: Float?
         public init(work: String, threshold: Float = CAMInference.defaultThreshold, scales: [Double] = InferenceViews.referenceScales,
-                    overlays: Bool = true, skipUnreadable: Bool = false) {
+                    overlays: Bool = true, skipUnreadable: Bool = false, crfAlpha: Float? = nil) {
+            self.crfAlpha = crfAlpha
             self.work = work
             self.threshold = threshold
             self.scales = scales
@@ -48,6 +54,7 @@ public enum Inference {
             let id = list.ids[index]
             let outputs = ["cams/\(id).npy", "cams/\(id).classes.npy", "masks/\(id).png"]
                 + (hasSub ? ["masks_sub/\(id).png"] : []) + (options.overlays ? ["overlays/\(id).png"] : [])
+                + (options.crfAlpha != nil ? ["masks_crf/\(id).png"] : [])
             if outputs.allSatisfy({ FileManager.default.fileExists(atPath: "\(options.work)/\($0)") }) {
                 done += 1
                 continue
@@ -73,6 +80,13 @@ public enum Inference {
                 try PNG.write(IndexedImage(width: image.width, height: image.height, indices: mask, palette: VOCPalette.colors),
                               to: "\(options.work)/masks_sub/\(id).png")
             }
+            if let alpha = options.crfAlpha {
+                let cams = CRFScores.CAMs(classes: classes, maps: result.parentMaps, width: image.width, height: image.height)
+                let scores = CRFScores.infer(CRFScores.makeCRF(image: image), stack: CRFScores.backgroundStack(cams, alpha: alpha),
+                                             labels: 1 + classes.count)
+                try PNG.write(IndexedImage(width: image.width, height: image.height, indices: CRFScores.mask(scores: scores, classes: classes, plane: plane),
+                                           palette: VOCPalette.colors), to: "\(options.work)/masks_crf/\(id).png")
+            }
             // The 20-class mask last: its presence marks the image done.
             let mask = CAMInference.mask(maps: result.parentMaps, classes: classes, plane: plane, threshold: options.threshold)
             try PNG.write(IndexedImage(width: image.width, height: image.height, indices: mask, palette: VOCPalette.colors),
@@ -82,7 +96,7 @@ public enum Inference {
         }
         var counts: [Int64] = [Int64(computed), Int64(done)]
         try communicator.allreduceSum(&counts)
-        let allFailures = try communicator.allgather(string: failures.joined(separator: "\n")).flatMap { $0.split(separator: "\n").map(String.init) }
+        let allFailures = try communicator.allgather(lines: failures)
         return Summary(computed: Int(counts[0]), alreadyDone: Int(counts[1]), failures: allFailures,
                        seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }

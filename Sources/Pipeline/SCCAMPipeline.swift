@@ -62,6 +62,8 @@ public enum SCCAMPipeline {
         public var threshold: Float = CAMInference.defaultThreshold
         public var scales: [Double] = InferenceViews.referenceScales
         public var overlays = true
+        /// Also write and score dCRF masks with this background power (SC-CAM's optional post-processing).
+        public var crfAlpha: Float?
 
         public init(vocRoot: String) { self.vocRoot = vocRoot }
 
@@ -106,6 +108,8 @@ public enum SCCAMPipeline {
         public let threshold: Float
         public let bestMeanIoU: Double
         public let bestThreshold: Float
+        /// The dCRF masks' mIoU, when they were made.
+        public let crfMeanIoU: Double?
     }
 
     public struct Summary: Sendable {
@@ -184,16 +188,18 @@ public enum SCCAMPipeline {
             for round in evaluatedRounds(settings) {
                 guard let result = record.stage("eval R\(round)")?.result else { continue }
                 scoreValues += [Double(round), result["miou"] ?? .nan, result["threshold"] ?? .nan,
-                                result["best_miou"] ?? .nan, result["best_threshold"] ?? .nan]
+                                result["best_miou"] ?? .nan, result["best_threshold"] ?? .nan, result["crf_miou"] ?? .nan]
             }
         }
         var count: [Int64] = [Int64(scoreValues.count)]
         try communicator.broadcast(&count, root: 0)
         if !communicator.isRoot { scoreValues = [Double](repeating: 0, count: Int(count[0])) }
         try communicator.broadcast(&scoreValues, root: 0)
-        let scores = stride(from: 0, to: scoreValues.count, by: 5).map { i in
-            RoundScore(round: Int(scoreValues[i]), meanIoU: scoreValues[i + 1], threshold: Float(scoreValues[i + 2]),
-                       bestMeanIoU: scoreValues[i + 3], bestThreshold: Float(scoreValues[i + 4]))
+        let scores = stride(from: 0, to: scoreValues.count, by: 6).map { (i: Int) -> RoundScore in
+            let v = Array(scoreValues[i..<(i + 6)])
+            let crf: Double? = v[5].isNaN ? nil : v[5]
+            return RoundScore(round: Int(v[0]), meanIoU: v[1], threshold: Float(v[2]), bestMeanIoU: v[3], bestThreshold: Float(v[4]),
+                              crfMeanIoU: crf)
         }
         return Summary(scores: scores, stagesRun: ran, stagesSkipped: stages.count - ran,
                        seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
@@ -307,13 +313,13 @@ public enum SCCAMPipeline {
                 let summary = try Inference.run(
                     network: network, dataset: dataset, list: list, labels: labels,
                     options: Inference.Options(work: "\(work)/\(folder)", threshold: settings.threshold, scales: settings.scales,
-                                               overlays: settings.overlays),
+                                               overlays: settings.overlays, crfAlpha: settings.crfAlpha),
                     communicator: communicator, log: log)
                 return ["images": Double(summary.computed + summary.alreadyDone)]
             })
             stages.append(Stage(name: "eval R\(round)", inputs: ["\(work)/\(folder)", groundTruth], outputs: ["\(folder)/scores.json"]) {
                 try evaluate(folder: "\(work)/\(folder)", groundTruth: groundTruth, threshold: settings.threshold,
-                             communicator: communicator, log: log)
+                             crfAlpha: settings.crfAlpha, communicator: communicator, log: log)
             })
         }
         return stages
@@ -321,7 +327,7 @@ public enum SCCAMPipeline {
 
     /// Scores a round's masks at the set threshold and sweeps the threshold
     /// over its CAMs; rank 0 writes scores.json beside them.
-    static func evaluate(folder: String, groundTruth: String, threshold: Float, communicator: Communicator,
+    static func evaluate(folder: String, groundTruth: String, threshold: Float, crfAlpha: Float? = nil, communicator: Communicator,
                          log: (String) -> Void) throws -> [String: Double] {
         let (matrix, images) = try Evaluation.run(predictions: "\(folder)/masks", groundTruth: groundTruth, list: nil, communicator: communicator)
         guard images > 0, let miou = matrix.meanIoU else {
@@ -333,15 +339,27 @@ public enum SCCAMPipeline {
         let best = Evaluation.best(thresholds: thresholds, matrices: sweep)
         log(String(format: "%d image(s): mIoU %.4f at threshold %.2f; best threshold %.2f: mIoU %.4f", images, miou, threshold,
                    best.threshold, best.meanIoU))
-        let result: [String: Double] = ["miou": miou, "threshold": Double(threshold), "best_miou": best.meanIoU,
+        var result: [String: Double] = ["miou": miou, "threshold": Double(threshold), "best_miou": best.meanIoU,
                                         "best_threshold": Double(best.threshold), "images": Double(images)]
+        var crfMeanIoU: Double?
+        if let crfAlpha {
+            let (crfMatrix, _) = try Evaluation.run(predictions: "\(folder)/masks_crf", groundTruth: groundTruth, list: nil,
+                                                    communicator: communicator)
+            crfMeanIoU = crfMatrix.meanIoU
+            if let crfMeanIoU {
+                result["crf_miou"] = crfMeanIoU
+                log(String(format: "dCRF masks (alpha %g): mIoU %.4f", crfAlpha, crfMeanIoU))
+            }
+        }
         if communicator.isRoot {
             struct Scores: Encodable {
                 let miou: Double, threshold: Float, best_miou: Double, best_threshold: Float, images: Int
                 let class_iou: [Double?], sweep: [[Double]]
+                let crf_alpha: Float?, crf_miou: Double?
             }
             let scores = Scores(miou: miou, threshold: threshold, best_miou: best.meanIoU, best_threshold: best.threshold, images: images,
-                                class_iou: matrix.classIoU, sweep: zip(thresholds, sweep).map { [Double($0), $1.meanIoU ?? -1] })
+                                class_iou: matrix.classIoU, sweep: zip(thresholds, sweep).map { [Double($0), $1.meanIoU ?? -1] },
+                                crf_alpha: crfAlpha, crf_miou: crfMeanIoU)
             try AtomicFile.writeJSON(scores, to: "\(folder)/scores.json")
         }
         return result

@@ -14,7 +14,8 @@ struct Infer: ParsableCommand {
             the C present classes, real scores) with cams/{id}.classes.npy (int32 [C], class indices \
             0-19), masks/{id}.png (VOC palette; background below the threshold), masks_sub/{id}.png \
             (the sub-category path, rounds >= 1) and overlays/{id}.png (the image, then a heat map per \
-            present class). Finished images are skipped, so a killed run resumes.
+            present class). With --crf ALPHA also masks_crf/{id}.png from the dense CRF; score them \
+            with sccam eval --pred WORK/masks_crf. Finished images are skipped, so a killed run resumes.
             """)
 
     @OptionGroup var runtime: RuntimeOptions
@@ -40,8 +41,15 @@ struct Infer: ParsableCommand {
     @Flag(help: "Do not write the overlay pictures.")
     var noOverlays = false
 
+    @Option(help: ArgumentHelp("Also write masks_crf/{id}.png: the dense CRF (psa's parameters, 10 iterations) of [(1 - max CAM)^ALPHA, CAMs], SC-CAM's optional dCRF post-processing (psa uses 4 and 32).", valueName: "alpha"))
+    var crf: Float?
+
     @Flag(help: "Skip unreadable images (reported at the end) instead of stopping.")
     var skipUnreadable = false
+
+    func validate() throws {
+        if let crf, !(crf > 0) { throw ValidationError("--crf takes a positive alpha (psa uses 4 and 32)") }
+    }
 
     func run() throws {
         let job = Job.start(runtime)
@@ -58,7 +66,7 @@ struct Infer: ParsableCommand {
             let summary = try Inference.run(
                 network: network, dataset: dataset, list: imageList, labels: labels,
                 options: Inference.Options(work: work, threshold: threshold, scales: scaleList, overlays: !noOverlays,
-                                           skipUnreadable: skipUnreadable),
+                                           skipUnreadable: skipUnreadable, crfAlpha: crf),
                 communicator: job.communicator, log: job.log)
             job.log(String(format: "computed %d image(s), %d already done, in %.1f s", summary.computed, summary.alreadyDone, summary.seconds))
             if !summary.failures.isEmpty {

@@ -144,6 +144,9 @@ struct MethodOptions: ParsableArguments {
     @Flag(help: "Do not write overlay pictures.")
     var noOverlays = false
 
+    @Option(help: ArgumentHelp("Also make and score dCRF masks (masks_crf/): the dense CRF of [(1 - max CAM)^ALPHA, CAMs], SC-CAM's optional post-processing.", valueName: "alpha"))
+    var crf: Float?
+
     @Option(help: "Background threads decoding images.")
     var decodeThreads: Int = 1
 
@@ -158,6 +161,7 @@ struct MethodOptions: ParsableArguments {
         _ = try parsedUsedEpochs()
         _ = try parsedLongSide()
         _ = try parsedScales()
+        if let crf, !(crf > 0) { throw ValidationError("--crf takes a positive alpha (psa uses 4 and 32)") }
     }
 
     func parsedUsedEpochs() throws -> [Int]? {
@@ -210,6 +214,7 @@ struct MethodOptions: ParsableArguments {
         settings.threshold = threshold
         settings.scales = try parsedScales()
         settings.overlays = !noOverlays
+        settings.crfAlpha = crf
     }
 }
 
@@ -226,10 +231,11 @@ enum PipelineReport {
         }
         job.log(String(format: "pipeline finished: %d stage(s) run, %d already done, in %.1f s", summary.stagesRun, summary.stagesSkipped, summary.seconds))
         guard !summary.scores.isEmpty else { return }
-        job.log("round  mIoU (threshold)      best threshold  best mIoU")
+        let crf = summary.scores.contains { $0.crfMeanIoU != nil }
+        job.log("round  mIoU (threshold)      best threshold  best mIoU" + (crf ? "  dCRF mIoU" : ""))
         for score in summary.scores {
             job.log(String(format: "R%-5d %.4f (%.2f)         %.2f            %.4f", score.round, score.meanIoU, score.threshold,
-                           score.bestThreshold, score.bestMeanIoU))
+                           score.bestThreshold, score.bestMeanIoU) + (score.crfMeanIoU.map { String(format: "     %.4f", $0) } ?? ""))
         }
         job.log("scores: \(work)/infer/R{round}/scores.json; masks and overlays beside them; stages: \(work)/run.json")
     }

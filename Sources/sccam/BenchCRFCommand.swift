@@ -1,0 +1,73 @@
+import ArgumentParser
+import DenseCRF
+import Formats
+import Foundation
+import Kernels
+import Pipeline
+
+struct BenchCRF: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crf",
+        abstract: "Time the dense CRF on a VOC-sized image (500x375).",
+        discussion: """
+            A photo-like 500x375 image with smooth synthetic probabilities, for each label count and \
+            preset (psa: Gaussian 3,3, bilateral 80,13,10; deeplab: 1,3 and 67,3,4), on each thread \
+            count: the lattice set-up, inference(10) and the time per mean-field iteration, best of \
+            --repeats. --write-inputs saves the image and probabilities so that another implementation \
+            (pydensecrf) can be timed on exactly the same input.
+            """)
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "Comma-separated label counts.")
+    var labels: String = "3,21"
+
+    @Option(help: "Comma-separated thread counts (default: 1 and the rank's threads).")
+    var threadCounts: String?
+
+    @Option(help: "Repeats; the best is reported.")
+    var repeats: Int = 3
+
+    @Option(help: "Write image.png and probs_{L}.npy into this folder.")
+    var writeInputs: String?
+
+    func validate() throws {
+        guard let counts: [Int] = ListArguments.values(labels), counts.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("--labels must list positive label counts, e.g. 3,21")
+        }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+    }
+
+    func run() throws {
+        let job = Job.start(runtime)
+        job.run {
+            let labelCounts: [Int] = ListArguments.values(labels)!
+            var threadList: [Int] = threadCounts.flatMap { ListArguments.values($0) } ?? Array(Set([1, job.threads.count])).sorted()
+            threadList = threadList.filter { $0 >= 1 }
+            let image = CRFBenchmark.image()
+            let inputs = labelCounts.map { CRFBenchmark.probabilities(labels: $0) }
+            if let writeInputs, job.isRoot {
+                try PNG.write(image, to: "\(writeInputs)/image.png")
+                for (count, p) in zip(labelCounts, inputs) {
+                    try NPY.write(p, shape: [count, CRFBenchmark.height, CRFBenchmark.width], to: "\(writeInputs)/probs_\(count).npy")
+                }
+                job.log("wrote the inputs to \(writeInputs)")
+            }
+            job.log("crf: \(CRFBenchmark.width)x\(CRFBenchmark.height), best of \(repeats)")
+            job.log("preset   labels threads  setup s  inference(10) s  s/iteration  s/image  vertices (Gaussian, bilateral)")
+            for (count, p) in zip(labelCounts, inputs) {
+                for preset in CRFOptions.Preset.allCases {
+                    for threads in threadList {
+                        Parallel.setThreadCount(threads)
+                        let r = CRFBenchmark.run(labels: count, preset: preset.rawValue, parameters: preset.parameters, repeats: repeats,
+                                                 image: image, probabilities: p)
+                        job.log(String(format: "%-8@ %6d %7d  %7.3f  %15.3f  %11.4f  %7.3f  %@", preset.rawValue, count, threads,
+                                       r.setupSeconds, r.inferenceSeconds, r.secondsPerIteration, r.secondsPerImage,
+                                       r.vertexCounts.map(String.init).joined(separator: ", ")))
+                    }
+                }
+            }
+            Parallel.setThreadCount(job.threads.count)
+        }
+    }
+}

@@ -86,92 +86,61 @@ public final class DenseCRF {
     /// `inference(t)` of pydensecrf: Q after `iterations` mean-field steps
     /// from the unary -log(clip(p, 1e-5, 1)). `probabilities` and `output`
     /// are [labels][height][width] (they may be the same buffer).
+    ///
+    /// Each step is A = -U - P_gaussian - P_bilateral, Q = softmax(A), with
+    /// P = -w * eta (.) Lattice(eta (.) Q). The scalings, the sum and the
+    /// softmax run inside the lattice's splat and slice (the same float
+    /// operations, no extra passes over memory).
     public func inference(probabilities: UnsafePointer<Float>, labels: Int, iterations: Int,
-                          output: UnsafeMutablePointer<Float>) {
+                          output: UnsafeMutablePointer<Float>, workspace buffers: CRFWorkspace? = nil) {
         precondition(labels >= 1 && iterations >= 0)
         let n = width * height, L = labels
-        // Pixel-major inside: every per-pixel step then reads contiguous labels.
-        var unary = [Float](repeating: 0, count: n * L)
-        var q = [Float](repeating: 0, count: n * L)
-        var accumulated = [Float](repeating: 0, count: n * L)
-        var message = [Float](repeating: 0, count: n * L)
-        let scratchCount = kernels.map { $0.lattice.workspaceCount(valuesPerPixel: L) }.max()!
-        var scratch = [Float](repeating: 0, count: scratchCount)
+        // Pixel-major inside, so every per-pixel step reads contiguous labels;
+        // rows of more than 2 labels padded to a multiple of 4 for the vector
+        // loops (the padding lanes are zeros that never meet the real ones).
+        let stride = L <= 2 ? L : (L + 3) / 4 * 4
+        let latticeCount = kernels.map { $0.lattice.workspaceCount(valuesPerPixel: stride) }.max()!
+        let memory = (buffers ?? CRFWorkspace()).floats(3 * n * stride + latticeCount)
+        let unary = memory, q = memory + n * stride, a = memory + 2 * n * stride, workspace = memory + 3 * n * stride
+        let u = UncheckedSendable(unary), qs = UncheckedSendable(q), acc = UncheckedSendable(a)
         let lower = Float(1e-5)
-        unary.withUnsafeMutableBufferPointer { u in
-            let u = UncheckedSendable(u.baseAddress!)
-            Parallel.forRanges(n, minimumChunk: 1024) { range in
-                for i in range {
-                    for l in 0..<L { u.value[i * L + l] = -logf(min(max(probabilities[l * n + i], lower), 1)) }
+        Parallel.forRanges(n, minimumChunk: 1024) { range in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Softmax.scratchCount(labels: L) + L)
+            defer { scratch.deallocate() }
+            for i in range {
+                for l in 0..<L {
+                    let energy = -logf(min(max(probabilities[l * n + i], lower), 1))
+                    u.value[i * stride + l] = energy
+                    scratch[l] = -energy
                 }
+                for l in L..<stride {
+                    u.value[i * stride + l] = 0
+                    qs.value[i * stride + l] = 0
+                }
+                Softmax.row(scratch, into: qs.value + i * stride, labels: L, scratch: scratch + L)
             }
         }
-        unary.withUnsafeBufferPointer { u in
-            q.withUnsafeMutableBufferPointer { q in
-                accumulated.withUnsafeMutableBufferPointer { a in
-                    message.withUnsafeMutableBufferPointer { v in
-                        scratch.withUnsafeMutableBufferPointer { scratch in
-                            let u = u.baseAddress!, q = UncheckedSendable(q.baseAddress!)
-                            let a = UncheckedSendable(a.baseAddress!), v = UncheckedSendable(v.baseAddress!)
-                            // Q = softmax(-U)
-                            Parallel.forRanges(n, minimumChunk: 1024) { range in
-                                for i in range {
-                                    for l in 0..<L { a.value[i * L + l] = -u[i * L + l] }
-                                }
-                                Self.softmax(a.value, into: q.value, labels: L, pixels: range)
-                            }
-                            for _ in 0..<iterations {
-                                Parallel.forRanges(n, minimumChunk: 1024) { range in
-                                    for i in range {
-                                        for l in 0..<L { a.value[i * L + l] = -u[i * L + l] }
-                                    }
-                                }
-                                for kernel in kernels {
-                                    kernel.normalisation.withUnsafeBufferPointer { eta in
-                                        Parallel.forRanges(n, minimumChunk: 1024) { range in
-                                            for i in range {
-                                                for l in 0..<L { v.value[i * L + l] = q.value[i * L + l] * eta[i] }
-                                            }
-                                        }
-                                        kernel.lattice.filter(v.value, into: v.value, valuesPerPixel: L, workspace: scratch.baseAddress!)
-                                        let negativeWeight = -kernel.weight
-                                        Parallel.forRanges(n, minimumChunk: 1024) { range in
-                                            for i in range {
-                                                for l in 0..<L {
-                                                    let pairwise = negativeWeight * (v.value[i * L + l] * eta[i])
-                                                    a.value[i * L + l] = a.value[i * L + l] - pairwise
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                                Parallel.forRanges(n, minimumChunk: 1024) { range in
-                                    Self.softmax(a.value, into: q.value, labels: L, pixels: range)
-                                }
-                            }
-                            for l in 0..<L {
-                                for i in 0..<n { output[l * n + i] = q.value[i * L + l] }
-                            }
-                        }
+        for _ in 0..<iterations {
+            for (k, kernel) in kernels.enumerated() {
+                let first = k == 0, last = k == kernels.count - 1
+                let negativeWeight = -kernel.weight
+                kernel.normalisation.withUnsafeBufferPointer { eta in
+                    let eta = eta.baseAddress!
+                    kernel.lattice.filter(q, scaledBy: eta, valuesPerPixel: stride, workspace: workspace) { i, filtered, scratch in
+                        let row = acc.value + i * stride, energy = u.value + i * stride
+                        RowOperations.subtractPairwise(from: row, start: first ? energy : nil, weight: negativeWeight,
+                                                       filtered: filtered, scale: eta[i], count: stride)
+                        // Every splat has read Q by now: the new Q may replace it (all pixels still update together).
+                        if last { Softmax.row(row, into: qs.value + i * stride, labels: L, scratch: scratch) }
                     }
                 }
             }
         }
-    }
-
-    /// Per pixel over labels, with the maximum subtracted first.
-    static func softmax(_ a: UnsafePointer<Float>, into q: UnsafeMutablePointer<Float>, labels L: Int, pixels: Range<Int>) {
-        for i in pixels {
-            let row = a + i * L, out = q + i * L
-            var largest = row[0]
-            for l in 1..<max(1, L) where row[l] > largest { largest = row[l] }
-            var sum: Float = 0
+        let out = UncheckedSendable(output)
+        Parallel.forRanges(n, minimumChunk: 1024) { range in
             for l in 0..<L {
-                let b = expf(row[l] - largest)
-                out[l] = b
-                sum += b
+                for i in range { out.value[l * n + i] = qs.value[i * stride + l] }
             }
-            for l in 0..<L { out[l] = out[l] / sum }
         }
     }
 }

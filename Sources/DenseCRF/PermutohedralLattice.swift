@@ -45,7 +45,8 @@ public final class PermutohedralLattice {
             weights.withUnsafeMutableBufferPointer { barycentric in
                 let keys = UncheckedSendable(keys.baseAddress!), barycentric = UncheckedSendable(barycentric.baseAddress!)
                 Parallel.forRanges(pixelCount, minimumChunk: 256) { range in
-                    var simplex = Simplex(dimension: d, scales: scales)
+                    let simplex = Simplex(dimension: d, scales: scales)
+                    defer { simplex.deallocate() }
                     for i in range {
                         simplex.enclose(features + i * d)
                         simplex.writeVertices(keys: keys.value + i * D * d, weights: barycentric.value + i * D)
@@ -60,7 +61,16 @@ public final class PermutohedralLattice {
         var table = VertexTable(dimension: d, expectedCount: pixelCount * D / 4 + 16)
         var offsets = [Int32](repeating: 0, count: pixelCount * D)
         pixelKeys.withUnsafeBufferPointer { keys in
-            for v in 0..<(pixelCount * D) { offsets[v] = table.insert(keys.baseAddress! + v * d) }
+            let keys = keys.baseAddress!
+            let simplexKeys = D * d
+            for i in 0..<pixelCount {
+                // Neighbouring pixels often share their simplex: then its ids are known already.
+                if i > 0 && memcmp(keys + i * simplexKeys, keys + (i - 1) * simplexKeys, simplexKeys * 2) == 0 {
+                    for r in 0..<D { offsets[i * D + r] = offsets[(i - 1) * D + r] }
+                    continue
+                }
+                for r in 0..<D { offsets[i * D + r] = table.insert(keys + (i * D + r) * d) }
+            }
         }
         if pixelCount % 4 != 0 {
             var origin = [Int16](repeating: 0, count: d)
@@ -131,9 +141,28 @@ public final class PermutohedralLattice {
     /// Applies the lattice filter (splat, blur in directions 0...d, slice) to
     /// `input`, pixel-major [pixelCount][valuesPerPixel], writing `output` in
     /// the same layout (it may be `input`). `workspace` holds
-    /// `workspaceCount(valuesPerPixel:)` floats.
+    /// `workspaceCount(valuesPerPixel:)` floats. Rows of one or two values use
+    /// densecrf's scalar routine's slice order; longer ones its SSE order, and
+    /// run four lanes at a time when their length is a multiple of 4.
     public func filter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, valuesPerPixel n: Int,
                        workspace: UnsafeMutablePointer<Float>) {
+        let out = UncheckedSendable(output)
+        filter(input, scaledBy: nil, valuesPerPixel: n, workspace: workspace) { i, row, _ in
+            for l in 0..<n { out.value[i * n + l] = row[l] }
+        }
+    }
+
+    /// Floats of per-thread scratch a `filter` consumer is handed.
+    static func consumerScratchCount(valuesPerPixel n: Int) -> Int { (n + 7) / 8 * 8 }
+
+    /// The filter with its first and last steps open: the splat reads
+    /// `input[i][l] * scale[i]` (the product computed as its own float, as if
+    /// scaled beforehand), and each pixel's sliced values go to `consume(i,
+    /// values, scratch)`, called once per pixel, concurrently for different
+    /// pixels, after every splat read (so it may overwrite `input`).
+    @inline(__always)
+    func filter(_ input: UnsafePointer<Float>, scaledBy scale: UnsafePointer<Float>?, valuesPerPixel n: Int,
+                workspace: UnsafeMutablePointer<Float>, consume: (Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
         let rows = vertexCount + 1
         let d = dimension, D = d + 1
         var current = UncheckedSendable(workspace), next = UncheckedSendable(workspace + rows * n)
@@ -143,14 +172,25 @@ public final class PermutohedralLattice {
                 splatWeight.withUnsafeBufferPointer { weights in
                     let buffer = current
                     for l in 0..<n { buffer.value[l] = 0 }
-                    Parallel.forRanges(vertexCount, minimumChunk: 256) { range in
-                        for index in range {
-                            let v = index + 1
+                    // Vertices gather very different numbers of pixels: give each thread an equal share of pixels.
+                    let parts = min(Parallel.threadCount, max(1, vertexCount / 256))
+                    let total = Int(start[vertexCount + 1])
+                    let bounds = (0...parts).map { part -> Int in
+                        var low = 1, high = vertexCount + 1
+                        let goal = total * part / parts
+                        while low < high {
+                            let middle = (low + high) / 2
+                            if Int(start[middle]) < goal { low = middle + 1 } else { high = middle }
+                        }
+                        return part == parts ? vertexCount + 1 : (part == 0 ? 1 : low)
+                    }
+                    Parallel.forEach(parts) { part in
+                        for v in bounds[part]..<bounds[part + 1] {
                             let row = buffer.value + v * n
                             for l in 0..<n { row[l] = 0 }
                             for c in Int(start[v])..<Int(start[v + 1]) {
-                                let w = weights[c], value = input + Int(pixels[c]) * n
-                                for l in 0..<n { row[l] += w * value[l] }
+                                let p = Int(pixels[c])
+                                RowOperations.addWeighted(row, weights[c], input + p * n, scale: scale?[p] ?? 1, count: n)
                             }
                         }
                     }
@@ -168,31 +208,37 @@ public final class PermutohedralLattice {
                         let v = index + 1
                         let old = source.value + v * n, new = target.value + v * n
                         let plus = source.value + Int(table[2 * v]) * n, minus = source.value + Int(table[2 * v + 1]) * n
-                        for l in 0..<n { new[l] = old[l] + 0.5 * (plus[l] + minus[l]) }
+                        RowOperations.blur(new, old, plus, minus, count: n)
                     }
                 }
                 swap(&current, &next)
             }
         }
         // Slice: each pixel reads its simplex's vertices back, weighted and scaled by alpha.
-        let buffer = current, out = UncheckedSendable(output)
+        let buffer = current
         let alpha = self.alpha
-        offsets.withUnsafeBufferPointer { offsets in
-            weights.withUnsafeBufferPointer { weights in
-                Parallel.forRanges(pixelCount, minimumChunk: 256) { range in
-                    for i in range {
-                        let target = out.value + i * n
-                        for l in 0..<n { target[l] = 0 }
-                        for r in 0..<D {
-                            let row = buffer.value + Int(offsets[i * D + r]) * n
-                            let w = weights[i * D + r]
-                            if n <= 2 {
-                                // The C++ scalar routine's order, used for one or two values.
-                                for l in 0..<n { target[l] += (w * row[l]) * alpha }
-                            } else {
-                                let scaled = w * alpha
-                                for l in 0..<n { target[l] += scaled * row[l] }
+        let scratchCount = n + Self.consumerScratchCount(valuesPerPixel: n)
+        withoutActuallyEscaping(consume) { consume in
+            let consume = UncheckedSendable(consume)
+            offsets.withUnsafeBufferPointer { offsets in
+                weights.withUnsafeBufferPointer { weights in
+                    Parallel.forRanges(pixelCount, minimumChunk: 256) { range in
+                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+                        defer { scratch.deallocate() }
+                        let target = scratch, extra = scratch + n
+                        for i in range {
+                            for l in 0..<n { target[l] = 0 }
+                            for r in 0..<D {
+                                let row = buffer.value + Int(offsets[i * D + r]) * n
+                                let w = weights[i * D + r]
+                                if n <= 2 {
+                                    // The C++ scalar routine's order, used for one or two values.
+                                    for l in 0..<n { target[l] += (w * row[l]) * alpha }
+                                } else {
+                                    RowOperations.addScaled(target, w * alpha, row, count: n)
+                                }
                             }
+                            consume.value(i, target, extra)
                         }
                     }
                 }
@@ -201,27 +247,38 @@ public final class PermutohedralLattice {
     }
 }
 
-/// One pixel's enclosing simplex (spec 4.2, steps 1 to 6), in float32.
+/// One pixel's enclosing simplex (spec 4.2, steps 1 to 6), in float32, on
+/// scratch memory of its own (one per thread: no array checks in this loop).
 struct Simplex {
     let d: Int
-    let scales: [Float]
+    let scales: UnsafeMutablePointer<Float>
     let inverseD: Float
-    var elevated: [Float]
-    var remainder: [Int]
-    var rank: [Int]
-    var barycentric: [Float]
+    let elevated: UnsafeMutablePointer<Float>
+    let remainder: UnsafeMutablePointer<Int>
+    let rank: UnsafeMutablePointer<Int>
+    let barycentric: UnsafeMutablePointer<Float>
 
     init(dimension d: Int, scales: [Float]) {
         self.d = d
-        self.scales = scales
+        self.scales = .allocate(capacity: d)
+        self.scales.initialize(from: scales, count: d)
         inverseD = 1 / Float(d + 1)
-        elevated = [Float](repeating: 0, count: d + 1)
-        remainder = [Int](repeating: 0, count: d + 1)
-        rank = [Int](repeating: 0, count: d + 1)
-        barycentric = [Float](repeating: 0, count: d + 2)
+        elevated = .allocate(capacity: d + 1)
+        remainder = .allocate(capacity: d + 1)
+        rank = .allocate(capacity: d + 1)
+        barycentric = .allocate(capacity: d + 2)
     }
 
-    mutating func enclose(_ feature: UnsafePointer<Float>) {
+    func deallocate() {
+        scales.deallocate()
+        elevated.deallocate()
+        remainder.deallocate()
+        rank.deallocate()
+        barycentric.deallocate()
+    }
+
+    @inline(__always)
+    func enclose(_ feature: UnsafePointer<Float>) {
         let D = d + 1
         // 1. Elevate onto the plane sum(e) = 0 of R^D.
         var sum: Float = 0
@@ -268,6 +325,7 @@ struct Simplex {
     }
 
     /// 6. The D vertices: their d stored coordinates and weights.
+    @inline(__always)
     func writeVertices(keys: UnsafeMutablePointer<Int16>, weights: UnsafeMutablePointer<Float>) {
         let D = d + 1
         for r in 0...d {

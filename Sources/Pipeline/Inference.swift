@@ -1,4 +1,5 @@
 import Data
+import DenseCRF
 import Distributed
 import Formats
 import Foundation
@@ -50,6 +51,7 @@ public enum Inference {
         var computed = 0, done = 0
         var progress = ProgressLine(total: mine.count)
         var failures: [String] = []
+        let crfWorkspace = CRFWorkspace()
         for (position, index) in mine.enumerated() {
             let id = list.ids[index]
             let outputs = ["cams/\(id).npy", "cams/\(id).classes.npy", "masks/\(id).png"]
@@ -83,7 +85,7 @@ public enum Inference {
             if let alpha = options.crfAlpha {
                 let cams = CRFScores.CAMs(classes: classes, maps: result.parentMaps, width: image.width, height: image.height)
                 let scores = CRFScores.infer(CRFScores.makeCRF(image: image), stack: CRFScores.backgroundStack(cams, alpha: alpha),
-                                             labels: 1 + classes.count)
+                                             labels: 1 + classes.count, workspace: crfWorkspace)
                 try PNG.write(IndexedImage(width: image.width, height: image.height, indices: CRFScores.mask(scores: scores, classes: classes, plane: plane),
                                            palette: VOCPalette.colors), to: "\(options.work)/masks_crf/\(id).png")
             }

@@ -61,7 +61,7 @@ struct BenchCRF: ParsableCommand {
                         Parallel.setThreadCount(threads)
                         let r = CRFBenchmark.run(labels: count, preset: preset.rawValue, parameters: preset.parameters, repeats: repeats,
                                                  image: image, probabilities: p)
-                        job.log(String(format: "%-8@ %6d %7d  %7.3f  %15.3f  %11.4f  %7.3f  %@", preset.rawValue, count, threads,
+                        job.log(preset.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: " %6d %7d  %7.3f  %15.3f  %11.4f  %7.3f  %@", count, threads,
                                        r.setupSeconds, r.inferenceSeconds, r.secondsPerIteration, r.secondsPerImage,
                                        r.vertexCounts.map(String.init).joined(separator: ", ")))
                     }

@@ -49,11 +49,12 @@ public enum AffinityScoreStage {
     public static func classesPath(work: String, id: String) -> String { "\(work)/affinity/\(id).classes.npy" }
 
     /// The two stacks of one image: [2][1 + C][H][W].
-    public static func scores(image: RGBImage, cams: CRFScores.CAMs, options: Options) -> [Float] {
+    public static func scores(image: RGBImage, cams: CRFScores.CAMs, options: Options, workspace: CRFWorkspace? = nil) -> [Float] {
         let crf = CRFScores.makeCRF(image: image, parameters: options.parameters)
         let labels = 1 + cams.classes.count
         return [options.lowAlpha, options.highAlpha].flatMap { alpha in
-            CRFScores.infer(crf, stack: CRFScores.backgroundStack(cams, alpha: alpha), labels: labels, iterations: options.iterations)
+            CRFScores.infer(crf, stack: CRFScores.backgroundStack(cams, alpha: alpha), labels: labels, iterations: options.iterations,
+                            workspace: workspace)
         }
     }
 
@@ -64,6 +65,7 @@ public enum AffinityScoreStage {
         var computed = 0, done = 0, bytes = 0
         var failures: [String] = []
         var progress = ProgressLine(total: mine.count)
+        let workspace = CRFWorkspace()
         for (position, index) in mine.enumerated() {
             let id = list.ids[index]
             let scoresPath = scoresPath(work: options.work, id: id), classesPath = classesPath(work: options.work, id: id)
@@ -80,7 +82,7 @@ public enum AffinityScoreStage {
                 failures.append("\(error)")
                 continue
             }
-            let stacks = scores(image: image, cams: cams, options: options)
+            let stacks = scores(image: image, cams: cams, options: options, workspace: workspace)
             try NPY.write(cams.classes.map { Int32($0) }, shape: [cams.classes.count], to: classesPath)
             // The scores last: their presence marks the image done.
             try NPY.write(stacks, shape: [2, 1 + cams.classes.count, image.height, image.width], to: scoresPath)

@@ -61,11 +61,12 @@ public enum CRFBenchmark {
         var setup = Double.infinity, full = Double.infinity, unaryOnly = Double.infinity
         var crf: DenseCRF!
         var output = [Float](repeating: 0, count: probabilities.count)
+        let workspace = CRFWorkspace()
         for _ in 0..<repeats {
             setup = min(setup, seconds { crf = CRFScores.makeCRF(image: image, parameters: parameters) })
             output.withUnsafeMutableBufferPointer { out in
-                unaryOnly = min(unaryOnly, seconds { crf.inference(probabilities: probabilities, labels: labels, iterations: 0, output: out.baseAddress!) })
-                full = min(full, seconds { crf.inference(probabilities: probabilities, labels: labels, iterations: 10, output: out.baseAddress!) })
+                unaryOnly = min(unaryOnly, seconds { crf.inference(probabilities: probabilities, labels: labels, iterations: 0, output: out.baseAddress!, workspace: workspace) })
+                full = min(full, seconds { crf.inference(probabilities: probabilities, labels: labels, iterations: 10, output: out.baseAddress!, workspace: workspace) })
             }
         }
         return Result(labels: labels, preset: preset, threads: Parallel.threadCount, setupSeconds: setup, inferenceSeconds: full,

@@ -61,10 +61,11 @@ public enum CRFScores {
     }
 
     /// The CRF scores of `stack`, [labels][H][W].
-    public static func infer(_ crf: DenseCRF, stack: [Float], labels: Int, iterations: Int = 10) -> [Float] {
+    public static func infer(_ crf: DenseCRF, stack: [Float], labels: Int, iterations: Int = 10,
+                             workspace: CRFWorkspace? = nil) -> [Float] {
         var scores = [Float](repeating: 0, count: stack.count)
         scores.withUnsafeMutableBufferPointer { out in
-            crf.inference(probabilities: stack, labels: labels, iterations: iterations, output: out.baseAddress!)
+            crf.inference(probabilities: stack, labels: labels, iterations: iterations, output: out.baseAddress!, workspace: workspace)
         }
         return scores
     }

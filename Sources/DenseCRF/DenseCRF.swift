@@ -100,7 +100,9 @@ public final class DenseCRF {
         // loops (the padding lanes are zeros that never meet the real ones).
         let stride = L <= 2 ? L : (L + 3) / 4 * 4
         let latticeCount = kernels.map { $0.lattice.workspaceCount(valuesPerPixel: stride) }.max()!
-        let memory = (buffers ?? CRFWorkspace()).floats(3 * n * stride + latticeCount)
+        let owner = buffers ?? CRFWorkspace()
+        defer { withExtendedLifetime(owner) {} }
+        let memory = owner.floats(3 * n * stride + latticeCount)
         let unary = memory, q = memory + n * stride, a = memory + 2 * n * stride, workspace = memory + 3 * n * stride
         let u = UncheckedSendable(unary), qs = UncheckedSendable(q), acc = UncheckedSendable(a)
         let lower = Float(1e-5)

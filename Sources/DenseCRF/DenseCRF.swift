@@ -57,14 +57,21 @@ public final class DenseCRF {
         var gaussian = [Float](repeating: 0, count: 2 * n)
         var bilateral = [Float](repeating: 0, count: 5 * n)
         let p = parameters
-        for y in 0..<height {
-            for x in 0..<width {
-                let i = y * width + x
-                gaussian[2 * i] = Float(x) / p.gaussianSXY
-                gaussian[2 * i + 1] = Float(y) / p.gaussianSXY
-                bilateral[5 * i] = Float(x) / p.bilateralSXY
-                bilateral[5 * i + 1] = Float(y) / p.bilateralSXY
-                for c in 0..<3 { bilateral[5 * i + 2 + c] = Float(rgb[3 * i + c]) / p.bilateralSRGB }
+        gaussian.withUnsafeMutableBufferPointer { g in
+            bilateral.withUnsafeMutableBufferPointer { b in
+                let g = UncheckedSendable(g.baseAddress!), b = UncheckedSendable(b.baseAddress!)
+                Parallel.forRanges(height, minimumChunk: 16) { rows in
+                    for y in rows {
+                        for x in 0..<width {
+                            let i = y * width + x
+                            g.value[2 * i] = Float(x) / p.gaussianSXY
+                            g.value[2 * i + 1] = Float(y) / p.gaussianSXY
+                            b.value[5 * i] = Float(x) / p.bilateralSXY
+                            b.value[5 * i + 1] = Float(y) / p.bilateralSXY
+                            for c in 0..<3 { b.value[5 * i + 2 + c] = Float(rgb[3 * i + c]) / p.bilateralSRGB }
+                        }
+                    }
+                }
             }
         }
         func kernel(_ features: [Float], dimension: Int, weight: Float) -> Kernel {
@@ -128,12 +135,19 @@ public final class DenseCRF {
                 let negativeWeight = -kernel.weight
                 kernel.normalisation.withUnsafeBufferPointer { eta in
                     let eta = eta.baseAddress!
-                    kernel.lattice.filter(q, scaledBy: eta, valuesPerPixel: stride, workspace: workspace) { i, filtered, scratch in
-                        let row = acc.value + i * stride, energy = u.value + i * stride
-                        RowOperations.subtractPairwise(from: row, start: first ? energy : nil, weight: negativeWeight,
-                                                       filtered: filtered, scale: eta[i], count: stride)
-                        // Every splat has read Q by now: the new Q may replace it (all pixels still update together).
-                        if last { Softmax.row(row, into: qs.value + i * stride, labels: L, scratch: scratch) }
+                    let lattice = kernel.lattice
+                    let blurred = UncheckedSendable(lattice.splatAndBlur(q, scaledBy: eta, valuesPerPixel: stride, workspace: workspace))
+                    Parallel.forRanges(n, minimumChunk: 256) { range in
+                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: stride + Softmax.scratchCount(labels: stride))
+                        defer { scratch.deallocate() }
+                        for i in range {
+                            lattice.slice(pixel: i, from: blurred.value, valuesPerPixel: stride, into: scratch)
+                            let row = acc.value + i * stride, energy = u.value + i * stride
+                            RowOperations.subtractPairwise(from: row, start: first ? energy : nil, weight: negativeWeight,
+                                                           filtered: scratch, scale: eta[i], count: stride)
+                            // Both splats have read Q by now: the new Q may replace it (all pixels still update together).
+                            if last { Softmax.row(row, into: qs.value + i * stride, labels: L, scratch: scratch + stride) }
+                        }
                     }
                 }
             }

@@ -61,15 +61,17 @@ public final class PermutohedralLattice {
         var table = VertexTable(dimension: d, expectedCount: pixelCount * D / 4 + 16)
         var offsets = [Int32](repeating: 0, count: pixelCount * D)
         pixelKeys.withUnsafeBufferPointer { keys in
-            let keys = keys.baseAddress!
-            let simplexKeys = D * d
-            for i in 0..<pixelCount {
-                // Neighbouring pixels often share their simplex: then its ids are known already.
-                if i > 0 && memcmp(keys + i * simplexKeys, keys + (i - 1) * simplexKeys, simplexKeys * 2) == 0 {
-                    for r in 0..<D { offsets[i * D + r] = offsets[(i - 1) * D + r] }
-                    continue
+            offsets.withUnsafeMutableBufferPointer { ids in
+                let keys = keys.baseAddress!, ids = ids.baseAddress!
+                let simplexKeys = D * d
+                for i in 0..<pixelCount {
+                    // Neighbouring pixels often share their simplex: then its ids are known already.
+                    if i > 0 && memcmp(keys + i * simplexKeys, keys + (i - 1) * simplexKeys, simplexKeys * 2) == 0 {
+                        for r in 0..<D { ids[i * D + r] = ids[(i - 1) * D + r] }
+                        continue
+                    }
+                    for r in 0..<D { ids[i * D + r] = table.insert(keys + (i * D + r) * d) }
                 }
-                for r in 0..<D { offsets[i * D + r] = table.insert(keys + (i * D + r) * d) }
             }
         }
         if pixelCount % 4 != 0 {
@@ -85,18 +87,30 @@ public final class PermutohedralLattice {
 
         // The gather lists of the splat: a counting sort of (pixel, r) by vertex, pixel order kept.
         var start = [Int32](repeating: 0, count: vertexCount + 2)
-        for id in offsets { start[Int(id) + 1] += 1 }
-        for v in 1..<start.count { start[v] += start[v - 1] }
-        var cursor = start
         var splatPixel = [Int32](repeating: 0, count: pixelCount * D)
         var splatWeight = [Float](repeating: 0, count: pixelCount * D)
-        for i in 0..<pixelCount {
-            for r in 0..<D {
-                let id = Int(offsets[i * D + r])
-                let slot = Int(cursor[id])
-                splatPixel[slot] = Int32(i)
-                splatWeight[slot] = weights[i * D + r]
-                cursor[id] += 1
+        start.withUnsafeMutableBufferPointer { start in
+            offsets.withUnsafeBufferPointer { ids in
+                weights.withUnsafeBufferPointer { weights in
+                    splatPixel.withUnsafeMutableBufferPointer { pixels in
+                        splatWeight.withUnsafeMutableBufferPointer { values in
+                            for id in ids { start[Int(id) + 1] += 1 }
+                            for v in 1..<start.count { start[v] += start[v - 1] }
+                            let cursor = UnsafeMutablePointer<Int32>.allocate(capacity: start.count)
+                            defer { cursor.deallocate() }
+                            cursor.initialize(from: start.baseAddress!, count: start.count)
+                            for i in 0..<pixelCount {
+                                for r in 0..<D {
+                                    let id = Int(ids[i * D + r])
+                                    let slot = Int(cursor[id])
+                                    pixels[slot] = Int32(i)
+                                    values[slot] = weights[i * D + r]
+                                    cursor[id] += 1
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         splatStart = start
@@ -163,8 +177,26 @@ public final class PermutohedralLattice {
     @inline(__always)
     func filter(_ input: UnsafePointer<Float>, scaledBy scale: UnsafePointer<Float>?, valuesPerPixel n: Int,
                 workspace: UnsafeMutablePointer<Float>, consume: (Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        let buffer = UncheckedSendable(splatAndBlur(input, scaledBy: scale, valuesPerPixel: n, workspace: workspace))
+        let scratchCount = n + Self.consumerScratchCount(valuesPerPixel: n)
+        withoutActuallyEscaping(consume) { consume in
+            let consume = UncheckedSendable(consume)
+            Parallel.forRanges(pixelCount, minimumChunk: 256) { range in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+                defer { scratch.deallocate() }
+                for i in range {
+                    slice(pixel: i, from: buffer.value, valuesPerPixel: n, into: scratch)
+                    consume.value(i, scratch, scratch + n)
+                }
+            }
+        }
+    }
+
+    /// Splat and blur; returns the vertex buffer (inside `workspace`) to slice from.
+    func splatAndBlur(_ input: UnsafePointer<Float>, scaledBy scale: UnsafePointer<Float>?, valuesPerPixel n: Int,
+                      workspace: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
         let rows = vertexCount + 1
-        let d = dimension, D = d + 1
+        let d = dimension
         var current = UncheckedSendable(workspace), next = UncheckedSendable(workspace + rows * n)
         // Splat: every vertex gathers its pixels' weighted values, in pixel order.
         splatStart.withUnsafeBufferPointer { start in
@@ -214,32 +246,26 @@ public final class PermutohedralLattice {
                 swap(&current, &next)
             }
         }
-        // Slice: each pixel reads its simplex's vertices back, weighted and scaled by alpha.
-        let buffer = current
-        let alpha = self.alpha
-        let scratchCount = n + Self.consumerScratchCount(valuesPerPixel: n)
-        withoutActuallyEscaping(consume) { consume in
-            let consume = UncheckedSendable(consume)
-            offsets.withUnsafeBufferPointer { offsets in
-                weights.withUnsafeBufferPointer { weights in
-                    Parallel.forRanges(pixelCount, minimumChunk: 256) { range in
-                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
-                        defer { scratch.deallocate() }
-                        let target = scratch, extra = scratch + n
-                        for i in range {
-                            for l in 0..<n { target[l] = 0 }
-                            for r in 0..<D {
-                                let row = buffer.value + Int(offsets[i * D + r]) * n
-                                let w = weights[i * D + r]
-                                if n <= 2 {
-                                    // The C++ scalar routine's order, used for one or two values.
-                                    for l in 0..<n { target[l] += (w * row[l]) * alpha }
-                                } else {
-                                    RowOperations.addScaled(target, w * alpha, row, count: n)
-                                }
-                            }
-                            consume.value(i, target, extra)
-                        }
+        return current.value
+    }
+
+    /// Pixel `i`'s filtered values from the blurred vertex buffer: its
+    /// simplex's vertices, weighted and scaled by alpha, summed from 0 in
+    /// vertex order.
+    @inline(__always)
+    func slice(pixel i: Int, from buffer: UnsafePointer<Float>, valuesPerPixel n: Int, into target: UnsafeMutablePointer<Float>) {
+        let D = dimension + 1
+        for l in 0..<n { target[l] = 0 }
+        offsets.withUnsafeBufferPointer { offsets in
+            weights.withUnsafeBufferPointer { weights in
+                for r in 0..<D {
+                    let row = buffer + Int(offsets[i * D + r]) * n
+                    let w = weights[i * D + r]
+                    if n <= 2 {
+                        // The C++ scalar routine's order, used for one or two values.
+                        for l in 0..<n { target[l] += (w * row[l]) * alpha }
+                    } else {
+                        RowOperations.addScaled(target, w * alpha, row, count: n)
                     }
                 }
             }

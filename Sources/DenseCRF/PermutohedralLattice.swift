@@ -58,7 +58,7 @@ public final class PermutohedralLattice {
 
         // 4.4: vertex ids in first-insertion order (pixels, then vertices), then
         // 4.3: the SSE path's phantom origin simplex when N is not a multiple of 4.
-        var table = VertexTable(dimension: d, expectedCount: pixelCount * D / 4 + 16)
+        let table = VertexTable(dimension: d, expectedCount: pixelCount * D / 4 + 16)
         var offsets = [Int32](repeating: 0, count: pixelCount * D)
         pixelKeys.withUnsafeBufferPointer { keys in
             offsets.withUnsafeMutableBufferPointer { ids in
@@ -119,29 +119,28 @@ public final class PermutohedralLattice {
 
         // 4.5: blur neighbours along each of the D directions, after every insertion.
         var neighbours = [Int32](repeating: 0, count: D * (vertexCount + 1) * 2)
-        let finder = table
+        let finder = UncheckedSendable(table)
         neighbours.withUnsafeMutableBufferPointer { out in
             let out = UncheckedSendable(out.baseAddress!)
-            finder.keys.withUnsafeBufferPointer { keys in
-                let keys = UncheckedSendable(keys.baseAddress!)
-                Parallel.forRanges(vertexCount, minimumChunk: 512) { range in
-                    var plus = [Int16](repeating: 0, count: d), minus = [Int16](repeating: 0, count: d)
-                    for index in range {
-                        let v = index + 1
-                        let key = keys.value + v * d
-                        for j in 0...d {
-                            for m in 0..<d {
-                                plus[m] = key[m] &- 1
-                                minus[m] = key[m] &+ 1
-                            }
-                            if j < d {
-                                plus[j] = key[j] &+ Int16(d)
-                                minus[j] = key[j] &- Int16(d)
-                            }
-                            let slot = (j * (vertexCount + 1) + v) * 2
-                            out.value[slot] = plus.withUnsafeBufferPointer { finder.find($0.baseAddress!) }
-                            out.value[slot + 1] = minus.withUnsafeBufferPointer { finder.find($0.baseAddress!) }
+            Parallel.forRanges(vertexCount, minimumChunk: 512) { range in
+                let plus = UnsafeMutablePointer<Int16>.allocate(capacity: d), minus = UnsafeMutablePointer<Int16>.allocate(capacity: d)
+                defer { plus.deallocate(); minus.deallocate() }
+                let table = finder.value
+                for index in range {
+                    let v = index + 1
+                    let key = table.keys + v * d
+                    for j in 0...d {
+                        for m in 0..<d {
+                            plus[m] = key[m] &- 1
+                            minus[m] = key[m] &+ 1
                         }
+                        if j < d {
+                            plus[j] = key[j] &+ Int16(d)
+                            minus[j] = key[j] &- Int16(d)
+                        }
+                        let slot = (j * (vertexCount + 1) + v) * 2
+                        out.value[slot] = table.find(plus)
+                        out.value[slot + 1] = table.find(minus)
                     }
                 }
             }
@@ -317,7 +316,7 @@ struct Simplex {
         // 2. The nearest remainder-0 point, rounding half to even as cvtps2dq does.
         var total = 0
         for m in 0...d {
-            let v = Int((elevated[m] * inverseD).rounded(.toNearestOrEven))
+            let v = Int(DenseCRFRounding.halfEven(elevated[m] * inverseD))
             remainder[m] = v * D
             total += v
         }
@@ -360,5 +359,17 @@ struct Simplex {
             }
             weights[r] = barycentric[r]
         }
+    }
+}
+
+/// Round half to even, as cvtps2dq under the default rounding mode: adding
+/// and removing 1.5 x 2^23 (SSE2 has no rounding instruction, and `rounded`
+/// would call libm for every coordinate).
+public enum DenseCRFRounding {
+    @inline(__always)
+    public static func halfEven(_ x: Float) -> Float {
+        guard abs(x) < 4_194_304 else { return x.rounded(.toNearestOrEven) }
+        let magic: Float = 12_582_912
+        return (x + magic) - magic
     }
 }

@@ -88,3 +88,12 @@ final class DenseCRFGoldenTests: XCTestCase {
         for (x, y) in zip(q, expected) { XCTAssertEqual(x, y, accuracy: 1e-6) }
     }
 }
+
+/// Spec 4.2 step 2 and 6.1: exact ties round half to even, as cvtps2dq does.
+final class LatticeRoundingTests: XCTestCase {
+    func testTiesRoundHalfToEven() {
+        let cases: [(Float, Float)] = [(0.5, 0), (1.5, 2), (2.5, 2), (-0.5, -0), (-1.5, -2), (-2.5, -2), (0.49999997, 0), (3.7, 4),
+                                       (-3.7, -4), (8_388_607.5, 8_388_608)]
+        for (x, expected) in cases { XCTAssertEqual(DenseCRFRounding.halfEven(x), expected, "\(x)") }
+    }
+}

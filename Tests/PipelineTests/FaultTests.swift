@@ -10,13 +10,13 @@ import XCTest
 /// promptly with an error, leaves only complete outputs, and a rerun with
 /// `--resume` finishes exactly as an uninterrupted run does.
 final class DeadRankTests: XCTestCase {
-    private var temporary: TemporaryDirectory!
+    var temporary: TemporaryDirectory!
 
     override func setUpWithError() throws { temporary = try TemporaryDirectory(prefix: "sccam-dead-rank") }
     override func tearDown() { temporary.remove() }
 
     /// Kills rank 1 once `ready` holds; returns the seconds mpirun took to end and its status.
-    private func killRankOne(of job: BackgroundMPIJob, when ready: () -> Bool) throws -> (seconds: Double, status: Int32) {
+    func killRankOne(of job: BackgroundMPIJob, when ready: () -> Bool) throws -> (seconds: Double, status: Int32) {
         defer { job.stop() }
         guard BackgroundMPIJob.waitFor(120, ready) else {
             throw XCTSkip("the stage did not reach the point to kill in time:\n\(job.output)")
@@ -120,6 +120,38 @@ final class DeadRankTests: XCTestCase {
         }
         let leftovers = try FileManager.default.subpathsOfDirectory(atPath: work).filter { $0.contains(".tmp-") }
         XCTAssertEqual(leftovers, [], "temporaries of the killed writers are gone")
+    }
+}
+
+extension DeadRankTests {
+    func testAffinityLabelsSurviveADeadRankAndResume() throws {
+        // Small images: the tests run the debug build, whose CRF is slow.
+        let voc = try SyntheticVOC.make(at: temporary.path + "/voc", count: 40, width: 48, height: 48, seed: 5, validationShare: 0)
+        let cams = temporary.path + "/cams"
+        let infer = try TestProcess.mpirun(ranks: 2, ["infer", "--voc-root", voc.root, "--list", "train", "--weights", ExtractCommandTests.weights,
+                                                      "--work", cams, "--threads", "1", "--scales", "1", "--no-overlays"])
+        XCTAssertEqual(infer.status, 0, "\(infer)")
+        func arguments(_ work: String) -> [String] {
+            ["affinity-labels", "--voc-root", voc.root, "--list", "train", "--cams", cams + "/cams", "--work", work, "--threads", "1"]
+        }
+        let straight = try TestProcess.mpirun(ranks: 2, arguments(temporary.path + "/straight"))
+        XCTAssertEqual(straight.status, 0, "\(straight)")
+        let work = temporary.path + "/killed"
+        let job = try BackgroundMPIJob(ranks: 2, arguments(work), outputPath: temporary.path + "/killed.log")
+        func finished() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: work + "/affinity")) ?? []).filter { $0.hasSuffix(".classes.npy") }.count }
+        let (seconds, status) = try killRankOne(of: job) { finished() >= 4 }
+        XCTAssertNotEqual(status, 0, job.output)
+        XCTAssertLessThan(seconds, 30)
+        XCTAssertLessThan(finished(), voc.images.count, "killed before the end")
+
+        let resumed = try TestProcess.mpirun(ranks: 2, arguments(work))
+        XCTAssertEqual(resumed.status, 0, "\(resumed)")
+        XCTAssertTrue(resumed.standardOutput.contains("already done"), resumed.standardOutput)
+        for image in voc.images {
+            for file in ["affinity/\(image.id).npy", "affinity/\(image.id).classes.npy"] {
+                XCTAssertEqual(try AtomicFile.read("\(work)/\(file)"), try AtomicFile.read("\(temporary.path)/straight/\(file)"), file)
+            }
+        }
     }
 }
 

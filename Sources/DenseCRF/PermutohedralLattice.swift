@@ -17,11 +17,16 @@ public final class PermutohedralLattice {
     /// Per pixel, its D vertex ids and barycentric weights (pixel-major).
     let offsets: [Int32]
     let weights: [Float]
-    /// Per vertex, the pixels that splat onto it in increasing pixel order
-    /// (a gather, so that splatting in parallel sums in the sequential order).
-    let splatStart: [Int32]
-    let splatPixel: [Int32]
-    let splatWeight: [Float]
+    /// Per vertex, how many pixel contributions it receives, as prefix sums.
+    let contributionStart: [Int32]
+    /// Position-only lattices (d <= 2) splat by gathering: a vertex's pixels
+    /// are neighbours in the image, so its list reads nearby rows. The pixels
+    /// of a bilateral vertex lie all over the image, so those lattices scatter
+    /// in pixel order instead. Either way every vertex sums in pixel order.
+    let gathers: Bool
+    /// The gather lists: each vertex's contributing pixels, in pixel order.
+    let gatherPixel: [Int32]
+    let gatherWeight: [Float]
     /// Per blur direction j and vertex v: the two neighbours, 0 when absent.
     let neighbours: [Int32]  // [D][vertexCount + 1][2]
     /// 1 / (1 + 2^-d), the slice's scale.
@@ -85,20 +90,23 @@ public final class PermutohedralLattice {
         let vertexCount = table.count
         self.vertexCount = vertexCount
 
-        // The gather lists of the splat: a counting sort of (pixel, r) by vertex, pixel order kept.
+        // Contributions per vertex (prefix sums), to share the splat out evenly.
         var start = [Int32](repeating: 0, count: vertexCount + 2)
-        var splatPixel = [Int32](repeating: 0, count: pixelCount * D)
-        var splatWeight = [Float](repeating: 0, count: pixelCount * D)
-        start.withUnsafeMutableBufferPointer { start in
+        for id in offsets { start[Int(id) + 1] += 1 }
+        for v in 1..<start.count { start[v] += start[v - 1] }
+        contributionStart = start
+        gathers = d <= 2
+        var gatherPixel = [Int32](repeating: 0, count: gathers ? pixelCount * D : 0)
+        var gatherWeight = [Float](repeating: 0, count: gathers ? pixelCount * D : 0)
+        if gathers {
+            // A counting sort of (pixel, r) by vertex that keeps pixel order.
             offsets.withUnsafeBufferPointer { ids in
                 weights.withUnsafeBufferPointer { weights in
-                    splatPixel.withUnsafeMutableBufferPointer { pixels in
-                        splatWeight.withUnsafeMutableBufferPointer { values in
-                            for id in ids { start[Int(id) + 1] += 1 }
-                            for v in 1..<start.count { start[v] += start[v - 1] }
+                    gatherPixel.withUnsafeMutableBufferPointer { pixels in
+                        gatherWeight.withUnsafeMutableBufferPointer { values in
                             let cursor = UnsafeMutablePointer<Int32>.allocate(capacity: start.count)
                             defer { cursor.deallocate() }
-                            cursor.initialize(from: start.baseAddress!, count: start.count)
+                            cursor.initialize(from: start, count: start.count)
                             for i in 0..<pixelCount {
                                 for r in 0..<D {
                                     let id = Int(ids[i * D + r])
@@ -113,9 +121,8 @@ public final class PermutohedralLattice {
                 }
             }
         }
-        splatStart = start
-        self.splatPixel = splatPixel
-        self.splatWeight = splatWeight
+        self.gatherPixel = gatherPixel
+        self.gatherWeight = gatherWeight
 
         // 4.5: blur neighbours along each of the D directions, after every insertion.
         var neighbours = [Int32](repeating: 0, count: D * (vertexCount + 1) * 2)
@@ -191,42 +198,73 @@ public final class PermutohedralLattice {
         }
     }
 
+    /// Vertex-id boundaries of `threads` splat shares with about equal contributions.
+    private func splatShares(_ threads: Int) -> [Int] {
+        let parts = min(threads, max(1, vertexCount / 256))
+        let total = Int(contributionStart[vertexCount + 1])
+        return (0...parts).map { part -> Int in
+            if part == 0 { return 1 }
+            if part == parts { return vertexCount + 1 }
+            var low = 1, high = vertexCount + 1
+            let goal = total * part / parts
+            while low < high {
+                let middle = (low + high) / 2
+                if Int(contributionStart[middle]) < goal { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
+    }
+
     /// Splat and blur; returns the vertex buffer (inside `workspace`) to slice from.
     func splatAndBlur(_ input: UnsafePointer<Float>, scaledBy scale: UnsafePointer<Float>?, valuesPerPixel n: Int,
                       workspace: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
         let rows = vertexCount + 1
         let d = dimension
         var current = UncheckedSendable(workspace), next = UncheckedSendable(workspace + rows * n)
-        // Splat: every vertex gathers its pixels' weighted values, in pixel order.
-        splatStart.withUnsafeBufferPointer { start in
-            splatPixel.withUnsafeBufferPointer { pixels in
-                splatWeight.withUnsafeBufferPointer { weights in
-                    let buffer = current
-                    for l in 0..<n { buffer.value[l] = 0 }
-                    // Vertices gather very different numbers of pixels: give each thread an equal share of pixels.
-                    let parts = min(Parallel.threadCount, max(1, vertexCount / 256))
-                    let total = Int(start[vertexCount + 1])
-                    let bounds = (0...parts).map { part -> Int in
-                        var low = 1, high = vertexCount + 1
-                        let goal = total * part / parts
-                        while low < high {
-                            let middle = (low + high) / 2
-                            if Int(start[middle]) < goal { low = middle + 1 } else { high = middle }
-                        }
-                        return part == parts ? vertexCount + 1 : (part == 0 ? 1 : low)
-                    }
-                    Parallel.forEach(parts) { part in
-                        for v in bounds[part]..<bounds[part + 1] {
-                            let row = buffer.value + v * n
-                            for l in 0..<n { row[l] = 0 }
-                            for c in Int(start[v])..<Int(start[v + 1]) {
-                                let p = Int(pixels[c])
-                                RowOperations.addWeighted(row, weights[c], input + p * n, scale: scale?[p] ?? 1, count: n)
+        // Splat, as densecrf does it: pixels in order, each adding its weighted values to
+        // its simplex's vertices. Every thread scans all pixels but adds only into its own
+        // range of vertices, so each vertex still sums its contributions in pixel order
+        // (bitwise the sequential result on any thread count) while the pixel rows are
+        // read in order, as the cache likes.
+        let bounds = splatShares(Parallel.threadCount)
+        let buffer = current
+        for l in 0..<n { buffer.value[l] = 0 }
+        if gathers {
+            contributionStart.withUnsafeBufferPointer { start in
+                gatherPixel.withUnsafeBufferPointer { pixels in
+                    gatherWeight.withUnsafeBufferPointer { weights in
+                        Parallel.forEach(bounds.count - 1) { part in
+                            for v in bounds[part]..<bounds[part + 1] {
+                                let row = buffer.value + v * n
+                                for l in 0..<n { row[l] = 0 }
+                                for c in Int(start[v])..<Int(start[v + 1]) {
+                                    let p = Int(pixels[c])
+                                    RowOperations.addWeighted(row, weights[c], input + p * n, scale: scale?[p] ?? 1, count: n)
+                                }
                             }
                         }
                     }
                 }
             }
+        } else {
+        offsets.withUnsafeBufferPointer { offsets in
+            weights.withUnsafeBufferPointer { weights in
+                let D = d + 1
+                Parallel.forEach(bounds.count - 1) { part in
+                    let low = Int32(bounds[part]), high = Int32(bounds[part + 1])
+                    (buffer.value + Int(low) * n).update(repeating: 0, count: Int(high - low) * n)
+                    for i in 0..<pixelCount {
+                        let value = input + i * n
+                        let s = scale?[i] ?? 1
+                        for r in 0..<D {
+                            let id = offsets[i * D + r]
+                            guard id >= low && id < high else { continue }
+                            RowOperations.addWeighted(buffer.value + Int(id) * n, weights[i * D + r], value, scale: s, count: n)
+                        }
+                    }
+                }
+            }
+        }
         }
         // Blur: [1/2, 1, 1/2] along each lattice direction in turn, absent neighbours 0.
         neighbours.withUnsafeBufferPointer { neighbours in

@@ -156,7 +156,14 @@ public final class PermutohedralLattice {
     }
 
     /// Floats a filter call needs as scratch for `valuesPerPixel` values.
-    public func workspaceCount(valuesPerPixel: Int) -> Int { 2 * (vertexCount + 1) * valuesPerPixel }
+    public func workspaceCount(valuesPerPixel: Int) -> Int {
+        (2 + (gathers ? 0 : Self.scatterChunks)) * (vertexCount + 1) * valuesPerPixel
+    }
+
+    /// A scattering splat runs as this many pixel ranges, each into a buffer of
+    /// its own, added up in a fixed order afterwards: the same sums, in the
+    /// same order, on any number of threads (up to this many at once).
+    static let scatterChunks = 4
 
     /// Applies the lattice filter (splat, blur in directions 0...d, slice) to
     /// `input`, pixel-major [pixelCount][valuesPerPixel], writing `output` in
@@ -247,24 +254,34 @@ public final class PermutohedralLattice {
                 }
             }
         } else {
-        offsets.withUnsafeBufferPointer { offsets in
-            weights.withUnsafeBufferPointer { weights in
-                let D = d + 1
-                Parallel.forEach(bounds.count - 1) { part in
-                    let low = Int32(bounds[part]), high = Int32(bounds[part + 1])
-                    (buffer.value + Int(low) * n).update(repeating: 0, count: Int(high - low) * n)
-                    for i in 0..<pixelCount {
-                        let value = input + i * n
-                        let s = scale?[i] ?? 1
-                        for r in 0..<D {
-                            let id = offsets[i * D + r]
-                            guard id >= low && id < high else { continue }
-                            RowOperations.addWeighted(buffer.value + Int(id) * n, weights[i * D + r], value, scale: s, count: n)
+            // Pixel ranges, each scattered in pixel order into its own buffer, then
+            // summed range by range: fixed by the chunk count, never by the threads.
+            let chunks = Self.scatterChunks, chunkSize = rows * n
+            let partial = UncheckedSendable(workspace + 2 * chunkSize)
+            offsets.withUnsafeBufferPointer { offsets in
+                weights.withUnsafeBufferPointer { weights in
+                    let D = d + 1
+                    Parallel.forEach(chunks) { chunk in
+                        let target = partial.value + chunk * chunkSize
+                        target.update(repeating: 0, count: chunkSize)
+                        for i in (pixelCount * chunk / chunks)..<(pixelCount * (chunk + 1) / chunks) {
+                            let value = input + i * n
+                            let s = scale?[i] ?? 1
+                            for r in 0..<D {
+                                RowOperations.addWeighted(target + Int(offsets[i * D + r]) * n, weights[i * D + r], value, scale: s, count: n)
+                            }
                         }
                     }
                 }
             }
-        }
+            Parallel.forRanges(vertexCount, minimumChunk: 256) { range in
+                for index in range {
+                    let v = index + 1
+                    let row = buffer.value + v * n
+                    for l in 0..<n { row[l] = partial.value[v * n + l] }
+                    for chunk in 1..<chunks { RowOperations.addScaled(row, 1, partial.value + chunk * chunkSize + v * n, count: n) }
+                }
+            }
         }
         // Blur: [1/2, 1, 1/2] along each lattice direction in turn, absent neighbours 0.
         neighbours.withUnsafeBufferPointer { neighbours in

@@ -87,7 +87,22 @@ public final class DenseCRF {
             }
             return Kernel(lattice: lattice, normalisation: normalisation, weight: weight)
         }
-        kernels = [kernel(gaussian, dimension: 2, weight: p.gaussianCompat), kernel(bilateral, dimension: 5, weight: p.bilateralCompat)]
+        let specifications = [(gaussian, 2, p.gaussianCompat), (bilateral, 5, p.bilateralCompat)]
+        if Parallel.threadCount > 1 {
+            // The two lattices are independent, and each builds partly in sequence (its
+            // vertex table): build them side by side.
+            var built = [Kernel?](repeating: nil, count: 2)
+            built.withUnsafeMutableBufferPointer { out in
+                let out = UncheckedSendable(out.baseAddress!), build = UncheckedSendable(kernel)
+                DispatchQueue.concurrentPerform(iterations: 2) { k in
+                    let (features, dimension, weight) = specifications[k]
+                    out.value[k] = build.value(features, dimension, weight)
+                }
+            }
+            kernels = built.map { $0! }
+        } else {
+            kernels = specifications.map { kernel($0.0, dimension: $0.1, weight: $0.2) }
+        }
     }
 
     /// `inference(t)` of pydensecrf: Q after `iterations` mean-field steps

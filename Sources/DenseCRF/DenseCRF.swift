@@ -36,11 +36,21 @@ public final class DenseCRF {
     public let height: Int
     public let parameters: CRFParameters
 
-    struct Kernel {
+    /// One pairwise term: its lattice, normalisation and Potts weight.
+    final class Kernel: @unchecked Sendable {
         let lattice: PermutohedralLattice
-        /// Symmetric normalisation 1 / sqrt(K 1), per pixel.
-        let normalisation: [Float]
+        /// Symmetric normalisation 1 / sqrt(K 1), per pixel (owned, immutable after init).
+        let normalisation: UnsafeMutablePointer<Float>
         let weight: Float
+
+        init(lattice: PermutohedralLattice, normalisation: [Float], weight: Float) {
+            self.lattice = lattice
+            self.normalisation = .allocate(capacity: normalisation.count)
+            self.normalisation.initialize(from: normalisation, count: normalisation.count)
+            self.weight = weight
+        }
+
+        deinit { normalisation.deallocate() }
     }
     let kernels: [Kernel]
 
@@ -110,9 +120,9 @@ public final class DenseCRF {
     /// are [labels][height][width] (they may be the same buffer).
     ///
     /// Each step is A = -U - P_gaussian - P_bilateral, Q = softmax(A), with
-    /// P = -w * eta (.) Lattice(eta (.) Q). The scalings, the sum and the
-    /// softmax run inside the lattice's splat and slice (the same float
-    /// operations, no extra passes over memory).
+    /// P = -w * eta (.) Lattice(eta (.) Q). The scalings run inside the
+    /// splat, and the slices, the sum and the softmax in one pass per pixel
+    /// (the same float operations, no extra passes over memory).
     public func inference(probabilities: UnsafePointer<Float>, labels: Int, iterations: Int,
                           output: UnsafeMutablePointer<Float>, workspace buffers: CRFWorkspace? = nil) {
         precondition(labels >= 1 && iterations >= 0)
@@ -124,9 +134,9 @@ public final class DenseCRF {
         let latticeCount = kernels.map { $0.lattice.workspaceCount(valuesPerPixel: stride) }.max()!
         let owner = buffers ?? CRFWorkspace()
         defer { withExtendedLifetime(owner) {} }
-        let memory = owner.floats(3 * n * stride + latticeCount)
-        let unary = memory, q = memory + n * stride, a = memory + 2 * n * stride, workspace = memory + 3 * n * stride
-        let u = UncheckedSendable(unary), qs = UncheckedSendable(q), acc = UncheckedSendable(a)
+        let memory = owner.floats(2 * n * stride + kernels.count * latticeCount)
+        let unary = memory, q = memory + n * stride, workspace = memory + 2 * n * stride
+        let u = UncheckedSendable(unary), qs = UncheckedSendable(q)
         let lower = Float(1e-5)
         Parallel.forRanges(n, minimumChunk: 1024) { range in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Softmax.scratchCount(labels: L) + L)
@@ -144,26 +154,32 @@ public final class DenseCRF {
                 Softmax.row(scratch, into: qs.value + i * stride, labels: L, scratch: scratch + L)
             }
         }
+        // Both kernels splat and blur the old Q first; then one pass per pixel slices both,
+        // forms A = (-U - P_gaussian) - P_bilateral in a scratch row and writes the new Q
+        // (A never goes to memory).
+        let latticeBuffers = kernels.indices.map { UncheckedSendable(workspace + $0 * latticeCount) }
+        let etas = kernels.map { UncheckedSendable(UnsafePointer($0.normalisation)) }
+        let lattices = kernels.map(\.lattice), negativeWeights = kernels.map { -$0.weight }
         for _ in 0..<iterations {
-            for (k, kernel) in kernels.enumerated() {
-                let first = k == 0, last = k == kernels.count - 1
-                let negativeWeight = -kernel.weight
-                kernel.normalisation.withUnsafeBufferPointer { eta in
-                    let eta = eta.baseAddress!
-                    let lattice = kernel.lattice
-                    let blurred = UncheckedSendable(lattice.splatAndBlur(q, scaledBy: eta, valuesPerPixel: stride, workspace: workspace))
-                    Parallel.forRanges(n, minimumChunk: 256) { range in
-                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: stride + Softmax.scratchCount(labels: stride))
-                        defer { scratch.deallocate() }
-                        for i in range {
-                            lattice.slice(pixel: i, from: blurred.value, valuesPerPixel: stride, into: scratch)
-                            let row = acc.value + i * stride, energy = u.value + i * stride
-                            RowOperations.subtractPairwise(from: row, start: first ? energy : nil, weight: negativeWeight,
-                                                           filtered: scratch, scale: eta[i], count: stride)
-                            // Both splats have read Q by now: the new Q may replace it (all pixels still update together).
-                            if last { Softmax.row(row, into: qs.value + i * stride, labels: L, scratch: scratch + stride) }
-                        }
-                    }
+            let blurred = kernels.indices.map { k in
+                UncheckedSendable(lattices[k].splatAndBlur(q, scaledBy: etas[k].value, valuesPerPixel: stride, workspace: latticeBuffers[k].value))
+            }
+            let gaussian = lattices[0], bilateral = lattices[1]
+            let gaussianBlurred = blurred[0].value, bilateralBlurred = blurred[1].value
+            let gaussianEta = etas[0].value, bilateralEta = etas[1].value
+            let gaussianWeight = negativeWeights[0], bilateralWeight = negativeWeights[1]
+            Parallel.forRanges(n, minimumChunk: 256) { range in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * stride + Softmax.scratchCount(labels: stride))
+                defer { scratch.deallocate() }
+                let row = scratch, filtered = scratch + stride, softmaxScratch = scratch + 2 * stride
+                for i in range {
+                    gaussian.slice(pixel: i, from: gaussianBlurred, valuesPerPixel: stride, into: filtered)
+                    RowOperations.subtractPairwise(from: row, start: u.value + i * stride, weight: gaussianWeight,
+                                                   filtered: filtered, scale: gaussianEta[i], count: stride)
+                    bilateral.slice(pixel: i, from: bilateralBlurred, valuesPerPixel: stride, into: filtered)
+                    RowOperations.subtractPairwise(from: row, start: nil, weight: bilateralWeight,
+                                                   filtered: filtered, scale: bilateralEta[i], count: stride)
+                    Softmax.row(row, into: qs.value + i * stride, labels: L, scratch: softmaxScratch)
                 }
             }
         }

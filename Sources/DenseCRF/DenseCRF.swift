@@ -93,7 +93,10 @@ public final class DenseCRF {
                 workspace.withUnsafeMutableBufferPointer { scratch in
                     lattice.filter(ones, into: out.baseAddress!, valuesPerPixel: 1, workspace: scratch.baseAddress!)
                 }
-                for i in 0..<n { out[i] = Float(1 / (Double(out[i]) + 1e-20).squareRoot()) }
+                let eta = UncheckedSendable(out.baseAddress!)
+                Parallel.forRanges(n, minimumChunk: 4096) { range in
+                    for i in range { eta.value[i] = Float(1 / (Double(eta.value[i]) + 1e-20).squareRoot()) }
+                }
             }
             return Kernel(lattice: lattice, normalisation: normalisation, weight: weight)
         }

@@ -63,22 +63,48 @@ public final class PermutohedralLattice {
 
         // 4.4: vertex ids in first-insertion order (pixels, then vertices), then
         // 4.3: the SSE path's phantom origin simplex when N is not a multiple of 4.
-        let table = VertexTable(dimension: d, expectedCount: pixelCount * D / 4 + 16)
+        // With several threads, each numbers the vertices of a range of pixels in a
+        // table of its own; merging the tables range by range then gives every vertex
+        // the id of its first occurrence in pixel order, as one table would.
+        let parts = min(Parallel.threadCount, max(1, pixelCount / 8192))
+        let tables = (0..<parts).map { _ in VertexTable(dimension: d, expectedCount: pixelCount * D / (4 * parts) + 16) }
         var offsets = [Int32](repeating: 0, count: pixelCount * D)
         pixelKeys.withUnsafeBufferPointer { keys in
             offsets.withUnsafeMutableBufferPointer { ids in
-                let keys = keys.baseAddress!, ids = ids.baseAddress!
+                let keys = UncheckedSendable(keys.baseAddress!), ids = UncheckedSendable(ids.baseAddress!)
                 let simplexKeys = D * d
-                for i in 0..<pixelCount {
-                    // Neighbouring pixels often share their simplex: then its ids are known already.
-                    if i > 0 && memcmp(keys + i * simplexKeys, keys + (i - 1) * simplexKeys, simplexKeys * 2) == 0 {
-                        for r in 0..<D { ids[i * D + r] = ids[(i - 1) * D + r] }
-                        continue
+                Parallel.forEach(parts) { part in
+                    let table = tables[part], keys = keys.value, ids = ids.value
+                    let first = pixelCount * part / parts, end = pixelCount * (part + 1) / parts
+                    for i in first..<end {
+                        // Neighbouring pixels often share their simplex: then its ids are known already.
+                        if i > first && memcmp(keys + i * simplexKeys, keys + (i - 1) * simplexKeys, simplexKeys * 2) == 0 {
+                            for r in 0..<D { ids[i * D + r] = ids[(i - 1) * D + r] }
+                            continue
+                        }
+                        for r in 0..<D { ids[i * D + r] = table.insert(keys + (i * D + r) * d) }
                     }
-                    for r in 0..<D { ids[i * D + r] = table.insert(keys + (i * D + r) * d) }
+                }
+                guard parts > 1 else { return }
+                let table = tables[0]
+                let maps = (1..<parts).map { part -> [Int32] in
+                    var map = [Int32](repeating: 0, count: tables[part].count + 1)
+                    for local in stride(from: 1, through: tables[part].count, by: 1) {
+                        map[local] = table.insert(tables[part].keys + local * d)
+                    }
+                    return map
+                }
+                Parallel.forEach(parts - 1) { index in
+                    let part = index + 1, ids = ids.value
+                    maps[index].withUnsafeBufferPointer { map in
+                        for slot in (pixelCount * part / parts * D)..<(pixelCount * (part + 1) / parts * D) {
+                            ids[slot] = map[Int(ids[slot])]
+                        }
+                    }
                 }
             }
         }
+        let table = tables[0]
         if pixelCount % 4 != 0 {
             var origin = [Int16](repeating: 0, count: d)
             for r in 0...d {
@@ -92,8 +118,12 @@ public final class PermutohedralLattice {
 
         // Contributions per vertex (prefix sums), to share the splat out evenly.
         var start = [Int32](repeating: 0, count: vertexCount + 2)
-        for id in offsets { start[Int(id) + 1] += 1 }
-        for v in 1..<start.count { start[v] += start[v - 1] }
+        start.withUnsafeMutableBufferPointer { start in
+            offsets.withUnsafeBufferPointer { ids in
+                for id in ids { start[Int(id) + 1] += 1 }
+            }
+            for v in 1..<start.count { start[v] += start[v - 1] }
+        }
         contributionStart = start
         gathers = d <= 2
         var gatherPixel = [Int32](repeating: 0, count: gathers ? pixelCount * D : 0)

@@ -75,6 +75,34 @@ final class DenseCRFGoldenTests: XCTestCase {
         XCTAssertEqual(one, three, "bitwise the same on 1 and 3 threads")
     }
 
+    /// Big enough that lattice construction splits its vertex numbering over
+    /// the threads (and merges the tables): still bitwise the one-thread result.
+    func testThreadsDoNotChangeTheResultOnALargerImage() {
+        let width = 211, height = 157, labels = 5
+        var rgb = [UInt8](repeating: 0, count: width * height * 3)
+        for i in rgb.indices { rgb[i] = UInt8((i * 7919 + (i / 3) * 31) % 251) }
+        var probabilities = [Float](repeating: 0, count: labels * width * height)
+        for i in probabilities.indices { probabilities[i] = Float((i * 104_729) % 1000) / 1000 }
+        let saved = Parallel.threadCount
+        defer { Parallel.setThreadCount(saved) }
+        var results: [[Float]] = []
+        var sizes: [[Int]] = []
+        for threads in [1, 3] {
+            Parallel.setThreadCount(threads)
+            for parameters in [CRFParameters.psa, .deeplab] {
+                let crf = DenseCRF(rgb: rgb, width: width, height: height, parameters: parameters)
+                var q = [Float](repeating: 0, count: probabilities.count)
+                crf.inference(probabilities: probabilities, labels: labels, iterations: 3, output: &q)
+                results.append(q)
+                sizes.append(crf.vertexCounts)
+            }
+        }
+        XCTAssertEqual(sizes[0], sizes[2])
+        XCTAssertEqual(sizes[1], sizes[3])
+        XCTAssertTrue(results[0] == results[2], "psa: 1 and 3 threads differ")
+        XCTAssertTrue(results[1] == results[3], "deeplab: 1 and 3 threads differ")
+    }
+
     /// Spec section 3: on a 1 x 1 image, inference(1) = softmax(-U + (w_g + w_b) Q0).
     func testOnePixelIdentity() {
         let rgb: [UInt8] = [10, 200, 30]

@@ -43,49 +43,41 @@ public final class PermutohedralLattice {
         let scales = (0..<d).map { k in Float(1 / sqrt(Double((k + 1) * (k + 2))) * Double(inverseStandardDeviation)) }
         alpha = 1 / (1 + powf(2, -Float(d)))
 
-        // 4.2, per pixel and independent: the simplex's vertex keys and weights.
-        var pixelKeys = [Int16](repeating: 0, count: pixelCount * D * d)
-        var weights = [Float](repeating: 0, count: pixelCount * D)
-        pixelKeys.withUnsafeMutableBufferPointer { keys in
-            weights.withUnsafeMutableBufferPointer { barycentric in
-                let keys = UncheckedSendable(keys.baseAddress!), barycentric = UncheckedSendable(barycentric.baseAddress!)
-                Parallel.forRanges(pixelCount, minimumChunk: 256) { range in
-                    let simplex = Simplex(dimension: d, scales: scales)
-                    defer { simplex.deallocate() }
-                    for i in range {
-                        simplex.enclose(features + i * d)
-                        simplex.writeVertices(keys: keys.value + i * D * d, weights: barycentric.value + i * D)
-                    }
-                }
-            }
-        }
-        self.weights = weights
-
-        // 4.4: vertex ids in first-insertion order (pixels, then vertices), then
-        // 4.3: the SSE path's phantom origin simplex when N is not a multiple of 4.
-        // With several threads, each numbers the vertices of a range of pixels in a
-        // table of its own; merging the tables range by range then gives every vertex
-        // the id of its first occurrence in pixel order, as one table would.
+        // 4.2 per pixel (its simplex's keys and weights), and 4.4: vertex ids in
+        // first-insertion order (pixels, then vertices), then 4.3: the SSE path's phantom
+        // origin simplex when N is not a multiple of 4. With several threads, each numbers
+        // the vertices of a range of pixels in a table of its own; merging the tables range
+        // by range then gives every vertex the id of its first occurrence in pixel order,
+        // as one table would.
         let parts = min(Parallel.threadCount, max(1, pixelCount / 8192))
         let tables = (0..<parts).map { _ in VertexTable(dimension: d, expectedCount: pixelCount * D / (4 * parts) + 16) }
+        var weights = [Float](repeating: 0, count: pixelCount * D)
         var offsets = [Int32](repeating: 0, count: pixelCount * D)
-        pixelKeys.withUnsafeBufferPointer { keys in
+        weights.withUnsafeMutableBufferPointer { barycentric in
             offsets.withUnsafeMutableBufferPointer { ids in
-                let keys = UncheckedSendable(keys.baseAddress!), ids = UncheckedSendable(ids.baseAddress!)
+                let barycentric = UncheckedSendable(barycentric.baseAddress!), ids = UncheckedSendable(ids.baseAddress!)
                 let simplexKeys = D * d
                 Parallel.forEach(parts) { part in
-                    let table = tables[part], keys = keys.value, ids = ids.value
+                    let table = tables[part], ids = ids.value
+                    let simplex = Simplex(dimension: d, scales: scales)
+                    // This pixel's keys and the previous one's, swapped each pixel.
+                    var keys = UnsafeMutablePointer<Int16>.allocate(capacity: simplexKeys)
+                    var previous = UnsafeMutablePointer<Int16>.allocate(capacity: simplexKeys)
+                    defer { simplex.deallocate(); keys.deallocate(); previous.deallocate() }
                     let first = pixelCount * part / parts, end = pixelCount * (part + 1) / parts
                     for i in first..<end {
+                        simplex.enclose(features + i * d)
+                        simplex.writeVertices(keys: keys, weights: barycentric.value + i * D)
                         // Neighbouring pixels often share their simplex: then its ids are known already.
-                        if i > first && memcmp(keys + i * simplexKeys, keys + (i - 1) * simplexKeys, simplexKeys * 2) == 0 {
+                        if i > first && memcmp(keys, previous, simplexKeys * 2) == 0 {
                             for r in 0..<D { ids[i * D + r] = ids[(i - 1) * D + r] }
-                            continue
+                        } else {
+                            for r in 0..<D { ids[i * D + r] = table.insert(keys + r * d) }
                         }
-                        for r in 0..<D { ids[i * D + r] = table.insert(keys + (i * D + r) * d) }
+                        swap(&keys, &previous)
                     }
                 }
-                guard parts > 1 else { return }
+        guard parts > 1 else { return }
                 let table = tables[0]
                 let maps = (1..<parts).map { part -> [Int32] in
                     var map = [Int32](repeating: 0, count: tables[part].count + 1)
@@ -104,6 +96,7 @@ public final class PermutohedralLattice {
                 }
             }
         }
+        self.weights = weights
         let table = tables[0]
         if pixelCount % 4 != 0 {
             var origin = [Int16](repeating: 0, count: d)

@@ -19,10 +19,13 @@ public final class PermutohedralLattice {
     let weights: [Float]
     /// Per vertex, how many pixel contributions it receives, as prefix sums.
     let contributionStart: [Int32]
-    /// Position-only lattices (d <= 2) splat by gathering: a vertex's pixels
-    /// are neighbours in the image, so its list reads nearby rows. The pixels
-    /// of a bilateral vertex lie all over the image, so those lattices scatter
-    /// in pixel order instead. Either way every vertex sums in pixel order.
+    /// Position-only lattices (d <= 2) sum each vertex in pixel order: on one
+    /// thread by scattering pixel after pixel, as densecrf does; on several by
+    /// gathering (a vertex's pixels are neighbours in the image, so its list
+    /// reads nearby rows), with lists built only when the lattice is made on
+    /// more than one thread. The pixels of a bilateral vertex lie all over
+    /// the image: those lattices scatter in fixed pixel ranges instead.
+    let positionOnly: Bool
     let gathers: Bool
     /// The gather lists: each vertex's contributing pixels, in pixel order.
     let gatherPixel: [Int32]
@@ -118,7 +121,8 @@ public final class PermutohedralLattice {
             for v in 1..<start.count { start[v] += start[v - 1] }
         }
         contributionStart = start
-        gathers = d <= 2
+        positionOnly = d <= 2
+        gathers = positionOnly && Parallel.threadCount > 1
         var gatherPixel = [Int32](repeating: 0, count: gathers ? pixelCount * D : 0)
         var gatherWeight = [Float](repeating: 0, count: gathers ? pixelCount * D : 0)
         if gathers {
@@ -180,7 +184,7 @@ public final class PermutohedralLattice {
 
     /// Floats a filter call needs as scratch for `valuesPerPixel` values.
     public func workspaceCount(valuesPerPixel: Int) -> Int {
-        (2 + (gathers ? 0 : Self.scatterChunks)) * (vertexCount + 1) * valuesPerPixel
+        (2 + (positionOnly ? 0 : Self.scatterChunks)) * (vertexCount + 1) * valuesPerPixel
     }
 
     /// A scattering splat runs as this many pixel ranges, each into a buffer of
@@ -251,15 +255,25 @@ public final class PermutohedralLattice {
         let rows = vertexCount + 1
         let d = dimension
         var current = UncheckedSendable(workspace), next = UncheckedSendable(workspace + rows * n)
-        // Splat, as densecrf does it: pixels in order, each adding its weighted values to
-        // its simplex's vertices. Every thread scans all pixels but adds only into its own
-        // range of vertices, so each vertex still sums its contributions in pixel order
-        // (bitwise the sequential result on any thread count) while the pixel rows are
-        // read in order, as the cache likes.
+        // Splat: every vertex sums its pixels' weighted values in pixel order (see
+        // `positionOnly` for the three ways), so the result is the same on any thread count.
         let bounds = splatShares(Parallel.threadCount)
         let buffer = current
         for l in 0..<n { buffer.value[l] = 0 }
-        if gathers {
+        if positionOnly && (!gathers || Parallel.threadCount == 1) {
+            buffer.value.update(repeating: 0, count: rows * n)
+            offsets.withUnsafeBufferPointer { offsets in
+                weights.withUnsafeBufferPointer { weights in
+                    let D = d + 1
+                    for i in 0..<pixelCount {
+                        let value = input + i * n, s = scale?[i] ?? 1
+                        for r in 0..<D {
+                            RowOperations.addWeighted(buffer.value + Int(offsets[i * D + r]) * n, weights[i * D + r], value, scale: s, count: n)
+                        }
+                    }
+                }
+            }
+        } else if positionOnly {
             contributionStart.withUnsafeBufferPointer { start in
                 gatherPixel.withUnsafeBufferPointer { pixels in
                     gatherWeight.withUnsafeBufferPointer { weights in

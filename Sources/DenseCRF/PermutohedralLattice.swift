@@ -200,35 +200,11 @@ public final class PermutohedralLattice {
     /// run four lanes at a time when their length is a multiple of 4.
     public func filter(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, valuesPerPixel n: Int,
                        workspace: UnsafeMutablePointer<Float>) {
+        // The splat reads all of `input` before the first slice writes, so `output` may be `input`.
+        let buffer = UncheckedSendable(splatAndBlur(input, scaledBy: nil, valuesPerPixel: n, workspace: workspace))
         let out = UncheckedSendable(output)
-        filter(input, scaledBy: nil, valuesPerPixel: n, workspace: workspace) { i, row, _ in
-            for l in 0..<n { out.value[i * n + l] = row[l] }
-        }
-    }
-
-    /// Floats of per-thread scratch a `filter` consumer is handed.
-    static func consumerScratchCount(valuesPerPixel n: Int) -> Int { (n + 7) / 8 * 8 }
-
-    /// The filter with its first and last steps open: the splat reads
-    /// `input[i][l] * scale[i]` (the product computed as its own float, as if
-    /// scaled beforehand), and each pixel's sliced values go to `consume(i,
-    /// values, scratch)`, called once per pixel, concurrently for different
-    /// pixels, after every splat read (so it may overwrite `input`).
-    @inline(__always)
-    func filter(_ input: UnsafePointer<Float>, scaledBy scale: UnsafePointer<Float>?, valuesPerPixel n: Int,
-                workspace: UnsafeMutablePointer<Float>, consume: (Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
-        let buffer = UncheckedSendable(splatAndBlur(input, scaledBy: scale, valuesPerPixel: n, workspace: workspace))
-        let scratchCount = n + Self.consumerScratchCount(valuesPerPixel: n)
-        withoutActuallyEscaping(consume) { consume in
-            let consume = UncheckedSendable(consume)
-            Parallel.forRanges(pixelCount, minimumChunk: 256) { range in
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
-                defer { scratch.deallocate() }
-                for i in range {
-                    slice(pixel: i, from: buffer.value, valuesPerPixel: n, into: scratch)
-                    consume.value(i, scratch, scratch + n)
-                }
-            }
+        Parallel.forRanges(pixelCount, minimumChunk: 256) { range in
+            for i in range { slice(pixel: i, from: buffer.value, valuesPerPixel: n, into: out.value + i * n) }
         }
     }
 

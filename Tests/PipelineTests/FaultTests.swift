@@ -31,6 +31,21 @@ final class DeadRankTests: XCTestCase {
         return (seconds, status ?? -1)
     }
 
+    /// Runs a 2-rank stage to the end in `WORK/straight`, then again in
+    /// `WORK/killed`, SIGKILLing rank 1 once `ready(killed folder)` holds; checks
+    /// the job then ends within 30 s with a non-zero exit. Returns both folders.
+    func runStraightThenKilled(_ arguments: (String) -> [String], timeout: TimeInterval = 300,
+                               ready: (String) -> Bool) throws -> (straight: String, killed: String) {
+        let straight = temporary.path + "/straight", work = temporary.path + "/killed"
+        let uninterrupted = try TestProcess.mpirun(ranks: 2, arguments(straight), timeout: timeout)
+        XCTAssertEqual(uninterrupted.status, 0, "\(uninterrupted)")
+        let job = try BackgroundMPIJob(ranks: 2, arguments(work), outputPath: temporary.path + "/killed.log")
+        let (seconds, status) = try killRankOne(of: job) { ready(work) }
+        XCTAssertNotEqual(status, 0, job.output)
+        XCTAssertLessThan(seconds, 30, "the job must end within 30 s of a rank's death")
+        return (straight, work)
+    }
+
     private func safetensorsValues(_ path: String) throws -> [[UInt8]] { try Safetensors.read(path).tensors.map(\.payload) }
 
     func testTrainingSurvivesADeadRankAndResumesToTheSameWeights() throws {
@@ -40,16 +55,9 @@ final class DeadRankTests: XCTestCase {
              "--batch", "2", "--crop", "32", "--threads", "1", "--seed", "3", "--epochs", "40", "--log-every", "1",
              "--checkpoint-every", "1"]
         }
-        let straight = try TestProcess.mpirun(ranks: 2, arguments(temporary.path + "/straight"), timeout: 600)
-        XCTAssertEqual(straight.status, 0, "\(straight)")
-
-        let work = temporary.path + "/killed"
-        let job = try BackgroundMPIJob(ranks: 2, arguments(work), outputPath: temporary.path + "/killed.log")
-        let (seconds, status) = try killRankOne(of: job) {
+        let (straight, work) = try runStraightThenKilled(arguments, timeout: 600) { work in
             ((try? String(contentsOfFile: "\(work)/logs/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0) >= 10
         }
-        XCTAssertNotEqual(status, 0, job.output)
-        XCTAssertLessThan(seconds, 30, "the job must end within 30 s of a rank's death")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(work)/weights/R0_ep39.safetensors"), "killed before the end")
         let names = try FileManager.default.contentsOfDirectory(atPath: "\(work)/weights").filter { !$0.hasPrefix(".") }
         XCTAssertFalse(names.isEmpty)
@@ -59,7 +67,7 @@ final class DeadRankTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, "\(resumed)")
         XCTAssertTrue(resumed.standardOutput.contains("resuming"), resumed.standardOutput)
         XCTAssertEqual(try safetensorsValues("\(work)/weights/R0_ep39.safetensors"),
-                       try safetensorsValues("\(temporary.path)/straight/weights/R0_ep39.safetensors"), "bit for bit")
+                       try safetensorsValues("\(straight)/weights/R0_ep39.safetensors"), "bit for bit")
         let left = try FileManager.default.contentsOfDirectory(atPath: "\(work)/weights").filter { $0.contains(".tmp-") }
         XCTAssertEqual(left, [], "no temporaries survive a resumed run")
     }
@@ -75,22 +83,16 @@ final class DeadRankTests: XCTestCase {
             ["extract", "--voc-root", voc.root, "--list", "train", "--weights", ExtractCommandTests.weights, "--round", "1",
              "--work", work, "--threads", "1", "--checkpoint-every", "1"]
         }
-        let straight = try TestProcess.mpirun(ranks: 2, arguments(temporary.path + "/straight"))
-        XCTAssertEqual(straight.status, 0, "\(straight)")
-        let work = temporary.path + "/killed"
-        let job = try BackgroundMPIJob(ranks: 2, arguments(work), outputPath: temporary.path + "/killed.log")
-        let part = "\(work)/features/.R1_rank1_of_2.part.npy"
-        let (seconds, status) = try killRankOne(of: job) { FileManager.default.fileExists(atPath: part) }
-        XCTAssertNotEqual(status, 0, job.output)
-        XCTAssertLessThan(seconds, 30)
+        let part = { (work: String) in "\(work)/features/.R1_rank1_of_2.part.npy" }
+        let (straight, work) = try runStraightThenKilled(arguments) { FileManager.default.fileExists(atPath: part($0)) }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(work)/features/R1_features.npy"), "no final output after a kill")
-        XCTAssertNoThrow(try NPY.read(part), "the part file is complete")
+        XCTAssertNoThrow(try NPY.read(part(work)), "the part file is complete")
 
         let resumed = try TestProcess.mpirun(ranks: 2, arguments(work) + ["--resume"])
         XCTAssertEqual(resumed.status, 0, "\(resumed)")
         XCTAssertTrue(resumed.standardOutput.contains("resuming:"), resumed.standardOutput)
         for file in ["R1_features.npy", "R1_labels.npy", "R1_images.txt"] {
-            XCTAssertEqual(try AtomicFile.read("\(work)/features/\(file)"), try AtomicFile.read("\(temporary.path)/straight/features/\(file)"), file)
+            XCTAssertEqual(try AtomicFile.read("\(work)/features/\(file)"), try AtomicFile.read("\(straight)/features/\(file)"), file)
         }
     }
 
@@ -100,22 +102,17 @@ final class DeadRankTests: XCTestCase {
             ["infer", "--voc-root", voc.root, "--list", "train", "--weights", ExtractCommandTests.weights, "--work", work,
              "--threads", "1", "--scales", "1,0.5"]
         }
-        let straight = try TestProcess.mpirun(ranks: 2, arguments(temporary.path + "/straight"))
-        XCTAssertEqual(straight.status, 0, "\(straight)")
-        let work = temporary.path + "/killed"
-        let job = try BackgroundMPIJob(ranks: 2, arguments(work), outputPath: temporary.path + "/killed.log")
-        let cams = "\(work)/cams"
-        func finished() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: cams)) ?? []).filter { $0.hasSuffix(".classes.npy") }.count }
-        let (seconds, status) = try killRankOne(of: job) { finished() >= 6 }
-        XCTAssertNotEqual(status, 0, job.output)
-        XCTAssertLessThan(seconds, 30)
-        XCTAssertLessThan(finished(), voc.images.count, "killed before the end")
+        func finished(_ work: String) -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(work)/cams")) ?? []).filter { $0.hasSuffix(".classes.npy") }.count
+        }
+        let (straight, work) = try runStraightThenKilled(arguments) { finished($0) >= 6 }
+        XCTAssertLessThan(finished(work), voc.images.count, "killed before the end")
 
         let resumed = try TestProcess.mpirun(ranks: 2, arguments(work))
         XCTAssertEqual(resumed.status, 0, "\(resumed)")
         for image in voc.images {
             for file in ["cams/\(image.id).npy", "cams/\(image.id).classes.npy", "masks/\(image.id).png"] {
-                XCTAssertEqual(try AtomicFile.read("\(work)/\(file)"), try AtomicFile.read("\(temporary.path)/straight/\(file)"), file)
+                XCTAssertEqual(try AtomicFile.read("\(work)/\(file)"), try AtomicFile.read("\(straight)/\(file)"), file)
             }
         }
         let leftovers = try FileManager.default.subpathsOfDirectory(atPath: work).filter { $0.contains(".tmp-") }
@@ -134,22 +131,18 @@ extension DeadRankTests {
         func arguments(_ work: String) -> [String] {
             ["affinity-labels", "--voc-root", voc.root, "--list", "train", "--cams", cams + "/cams", "--work", work, "--threads", "1"]
         }
-        let straight = try TestProcess.mpirun(ranks: 2, arguments(temporary.path + "/straight"))
-        XCTAssertEqual(straight.status, 0, "\(straight)")
-        let work = temporary.path + "/killed"
-        let job = try BackgroundMPIJob(ranks: 2, arguments(work), outputPath: temporary.path + "/killed.log")
-        func finished() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: work + "/affinity")) ?? []).filter { $0.hasSuffix(".classes.npy") }.count }
-        let (seconds, status) = try killRankOne(of: job) { finished() >= 4 }
-        XCTAssertNotEqual(status, 0, job.output)
-        XCTAssertLessThan(seconds, 30)
-        XCTAssertLessThan(finished(), voc.images.count, "killed before the end")
+        func finished(_ work: String) -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: work + "/affinity")) ?? []).filter { $0.hasSuffix(".classes.npy") }.count
+        }
+        let (straight, work) = try runStraightThenKilled(arguments) { finished($0) >= 4 }
+        XCTAssertLessThan(finished(work), voc.images.count, "killed before the end")
 
         let resumed = try TestProcess.mpirun(ranks: 2, arguments(work))
         XCTAssertEqual(resumed.status, 0, "\(resumed)")
         XCTAssertTrue(resumed.standardOutput.contains("already done"), resumed.standardOutput)
         for image in voc.images {
             for file in ["affinity/\(image.id).npy", "affinity/\(image.id).classes.npy"] {
-                XCTAssertEqual(try AtomicFile.read("\(work)/\(file)"), try AtomicFile.read("\(temporary.path)/straight/\(file)"), file)
+                XCTAssertEqual(try AtomicFile.read("\(work)/\(file)"), try AtomicFile.read("\(straight)/\(file)"), file)
             }
         }
     }

@@ -100,21 +100,10 @@ public final class DenseCRF {
             }
             return Kernel(lattice: lattice, normalisation: normalisation, weight: weight)
         }
-        let specifications = [(gaussian, 2, p.gaussianCompat), (bilateral, 5, p.bilateralCompat)]
-        if Parallel.threadCount > 1 {
-            // The two lattices are independent, and each builds partly in sequence (its
-            // vertex table): build them side by side.
-            var built = [Kernel?](repeating: nil, count: 2)
-            built.withUnsafeMutableBufferPointer { out in
-                let out = UncheckedSendable(out.baseAddress!), build = UncheckedSendable(kernel)
-                DispatchQueue.concurrentPerform(iterations: 2) { k in
-                    let (features, dimension, weight) = specifications[k]
-                    out.value[k] = build.value(features, dimension, weight)
-                }
-            }
-            kernels = built.map { $0! }
-        } else {
-            kernels = specifications.map { kernel($0.0, dimension: $0.1, weight: $0.2) }
+        // One lattice after the other, each on all threads: building them side by side
+        // would leave a thread idle once the cheaper (Gaussian) one is done.
+        kernels = Parallel.withSpinningWorkers {
+            [(gaussian, 2, p.gaussianCompat), (bilateral, 5, p.bilateralCompat)].map { kernel($0.0, dimension: $0.1, weight: $0.2) }
         }
     }
 
@@ -128,6 +117,14 @@ public final class DenseCRF {
     /// (the same float operations, no extra passes over memory).
     public func inference(probabilities: UnsafePointer<Float>, labels: Int, iterations: Int,
                           output: UnsafeMutablePointer<Float>, workspace buffers: CRFWorkspace? = nil) {
+        // Some 15 short parallel loops per iteration: the other threads spin between them.
+        Parallel.withSpinningWorkers {
+            meanField(probabilities: probabilities, labels: labels, iterations: iterations, output: output, workspace: buffers)
+        }
+    }
+
+    private func meanField(probabilities: UnsafePointer<Float>, labels: Int, iterations: Int,
+                           output: UnsafeMutablePointer<Float>, workspace buffers: CRFWorkspace?) {
         precondition(labels >= 1 && iterations >= 0)
         let n = width * height, L = labels
         // Pixel-major inside, so every per-pixel step reads contiguous labels;
@@ -171,7 +168,8 @@ public final class DenseCRF {
             let gaussianBlurred = blurred[0].value, bilateralBlurred = blurred[1].value
             let gaussianEta = etas[0].value, bilateralEta = etas[1].value
             let gaussianWeight = negativeWeights[0], bilateralWeight = negativeWeights[1]
-            Parallel.forRanges(n, minimumChunk: 256) { range in
+            // Dealt out in several ranges per thread: the longest loop, kept even on a busy machine.
+            Parallel.forBalancedRanges(n, minimumChunk: 256) { range in
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * stride + Softmax.scratchCount(labels: stride))
                 defer { scratch.deallocate() }
                 let row = scratch, filtered = scratch + stride, softmaxScratch = scratch + 2 * stride

@@ -15,10 +15,13 @@ public final class PermutohedralLattice {
     public let vertexCount: Int
 
     /// Per pixel, its D vertex ids and barycentric weights (pixel-major).
-    let offsets: [Int32]
-    let weights: [Float]
+    /// Raw memory owned by the lattice: the per-pixel loops of several threads
+    /// read them, and an array would be retained and released on every call,
+    /// an atomic on a cache line that both cores then fight over.
+    let offsets: UnsafeMutablePointer<Int32>
+    let weights: UnsafeMutablePointer<Float>
     /// Per vertex, how many pixel contributions it receives, as prefix sums.
-    let contributionStart: [Int32]
+    let contributionStart: UnsafeMutablePointer<Int32>  // [vertexCount + 2]
     /// Position-only lattices (d <= 2) sum each vertex in pixel order: on one
     /// thread by scattering pixel after pixel, as densecrf does; on several by
     /// gathering (a vertex's pixels are neighbours in the image, so its list
@@ -28,10 +31,10 @@ public final class PermutohedralLattice {
     let positionOnly: Bool
     let gathers: Bool
     /// The gather lists: each vertex's contributing pixels, in pixel order.
-    let gatherPixel: [Int32]
-    let gatherWeight: [Float]
+    let gatherPixel: UnsafeMutablePointer<Int32>?
+    let gatherWeight: UnsafeMutablePointer<Float>?
     /// Per blur direction j and vertex v: the two neighbours, 0 when absent.
-    let neighbours: [Int32]  // [D][vertexCount + 1][2]
+    let neighbours: UnsafeMutablePointer<Int32>  // [D][vertexCount + 1][2]
     /// 1 / (1 + 2^-d), the slice's scale.
     let alpha: Float
 
@@ -52,15 +55,20 @@ public final class PermutohedralLattice {
         // the vertices of a range of pixels in a table of its own; merging the tables range
         // by range then gives every vertex the id of its first occurrence in pixel order,
         // as one table would.
-        let parts = min(Parallel.threadCount, max(1, pixelCount / 8192))
-        let tables = (0..<parts).map { _ in VertexTable(dimension: d, expectedCount: pixelCount * D / (4 * parts) + 16) }
-        var weights = [Float](repeating: 0, count: pixelCount * D)
-        var offsets = [Int32](repeating: 0, count: pixelCount * D)
-        weights.withUnsafeMutableBufferPointer { barycentric in
-            offsets.withUnsafeMutableBufferPointer { ids in
-                let barycentric = UncheckedSendable(barycentric.baseAddress!), ids = UncheckedSendable(ids.baseAddress!)
+        // Several ranges per thread, handed out as threads come free; tables start small
+        // and grow, so that a lattice of few vertices (bilateral) probes a table that
+        // stays in cache.
+        let parts = Parallel.threadCount == 1 ? 1 : min(4 * Parallel.threadCount, max(1, pixelCount / 8192))
+        let tables = (0..<parts).map { _ in VertexTable(dimension: d, expectedCount: 2048) }
+        let weights = UnsafeMutablePointer<Float>.allocate(capacity: pixelCount * D)
+        let offsets = UnsafeMutablePointer<Int32>.allocate(capacity: pixelCount * D)
+        self.weights = weights
+        self.offsets = offsets
+        numbering: do {
+                let barycentric = UncheckedSendable(weights), ids = UncheckedSendable(offsets)
                 let simplexKeys = D * d
-                Parallel.forEach(parts) { part in
+                Parallel.forBalancedRanges(parts, rangesPerThread: parts) { range in
+                  for part in range {
                     let table = tables[part], ids = ids.value
                     let simplex = Simplex(dimension: d, scales: scales)
                     // This pixel's keys and the previous one's, swapped each pixel.
@@ -79,8 +87,9 @@ public final class PermutohedralLattice {
                         }
                         swap(&keys, &previous)
                     }
+                  }
                 }
-        guard parts > 1 else { return }
+                guard parts > 1 else { break numbering }
                 let table = tables[0]
                 let maps = (1..<parts).map { part -> [Int32] in
                     var map = [Int32](repeating: 0, count: tables[part].count + 1)
@@ -89,17 +98,17 @@ public final class PermutohedralLattice {
                     }
                     return map
                 }
-                Parallel.forEach(parts - 1) { index in
-                    let part = index + 1, ids = ids.value
-                    maps[index].withUnsafeBufferPointer { map in
-                        for slot in (pixelCount * part / parts * D)..<(pixelCount * (part + 1) / parts * D) {
-                            ids[slot] = map[Int(ids[slot])]
+                Parallel.forBalancedRanges(parts - 1, rangesPerThread: parts) { range in
+                    for index in range {
+                        let part = index + 1, ids = ids.value
+                        maps[index].withUnsafeBufferPointer { map in
+                            for slot in (pixelCount * part / parts * D)..<(pixelCount * (part + 1) / parts * D) {
+                                ids[slot] = map[Int(ids[slot])]
+                            }
                         }
                     }
                 }
-            }
         }
-        self.weights = weights
         let table = tables[0]
         if pixelCount % 4 != 0 {
             var origin = [Int16](repeating: 0, count: d)
@@ -108,38 +117,69 @@ public final class PermutohedralLattice {
                 _ = origin.withUnsafeBufferPointer { table.insert($0.baseAddress!) }
             }
         }
-        self.offsets = offsets
         let vertexCount = table.count
         self.vertexCount = vertexCount
 
-        // Contributions per vertex (prefix sums), to share the splat out evenly.
-        var start = [Int32](repeating: 0, count: vertexCount + 2)
-        start.withUnsafeMutableBufferPointer { start in
-            offsets.withUnsafeBufferPointer { ids in
-                for id in ids { start[Int(id) + 1] += 1 }
-            }
-            for v in 1..<start.count { start[v] += start[v - 1] }
-        }
-        contributionStart = start
+        // Contributions per vertex (prefix sums), to share the splat out evenly; for the
+        // gather lists (see `positionOnly`), also where each pixel range's contributions
+        // to a vertex begin, so that the ranges fill the lists side by side.
+        let gathers = d <= 2 && Parallel.threadCount > 1
         positionOnly = d <= 2
-        gathers = positionOnly && Parallel.threadCount > 1
-        var gatherPixel = [Int32](repeating: 0, count: gathers ? pixelCount * D : 0)
-        var gatherWeight = [Float](repeating: 0, count: gathers ? pixelCount * D : 0)
-        if gathers {
-            // A counting sort of (pixel, r) by vertex that keeps pixel order.
-            offsets.withUnsafeBufferPointer { ids in
-                weights.withUnsafeBufferPointer { weights in
-                    gatherPixel.withUnsafeMutableBufferPointer { pixels in
-                        gatherWeight.withUnsafeMutableBufferPointer { values in
-                            let cursor = UnsafeMutablePointer<Int32>.allocate(capacity: start.count)
-                            defer { cursor.deallocate() }
-                            cursor.initialize(from: start, count: start.count)
-                            for i in 0..<pixelCount {
+        self.gathers = gathers
+        let ranges = gathers ? Parallel.threadCount : 1, rows = vertexCount + 2
+        let counts = UnsafeMutablePointer<Int32>.allocate(capacity: ranges * rows)
+        defer { counts.deallocate() }
+        let start = UnsafeMutablePointer<Int32>.allocate(capacity: rows)
+        start[0] = 0
+        contributionStart = start
+        let gatherPixel = gathers ? UnsafeMutablePointer<Int32>.allocate(capacity: pixelCount * D) : nil
+        let gatherWeight = gathers ? UnsafeMutablePointer<Float>.allocate(capacity: pixelCount * D) : nil
+        self.gatherPixel = gatherPixel
+        self.gatherWeight = gatherWeight
+        let pixelCount = pixelCount
+        listing: do {
+            let ids = UncheckedSendable(offsets), shared = UncheckedSendable(counts)
+            Parallel.forEach(ranges) { part in
+                let count = shared.value + part * rows
+                count.initialize(repeating: 0, count: rows)
+                for slot in (pixelCount * part / ranges * D)..<(pixelCount * (part + 1) / ranges * D) {
+                    count[Int(ids.value[slot]) + 1] += 1
+                }
+            }
+            for v in 1..<rows {
+                var sum: Int32 = 0
+                for part in 0..<ranges { sum += counts[part * rows + v] }
+                start[v] = start[v - 1] + sum
+            }
+            guard let gatherPixel, let gatherWeight else { break listing }
+            // counts[part][v + 1] becomes the first list slot of the range's contributions to v.
+            do {
+                let start = UncheckedSendable(start)
+                Parallel.forRanges(vertexCount + 1, minimumChunk: 4096) { vertices in
+                    for v in vertices {
+                        var slot = start.value[v]
+                        for part in 0..<ranges {
+                            let count = shared.value[part * rows + v + 1]
+                            shared.value[part * rows + v + 1] = slot
+                            slot += count
+                        }
+                    }
+                }
+            }
+            // Each range lists its pixels in order after the earlier ranges': pixel order.
+            do {
+                do {
+                    do {
+                        let weights = UncheckedSendable(weights)
+                        let pixels = UncheckedSendable(gatherPixel), values = UncheckedSendable(gatherWeight)
+                        Parallel.forEach(ranges) { part in
+                            let cursor = shared.value + part * rows + 1
+                            for i in (pixelCount * part / ranges)..<(pixelCount * (part + 1) / ranges) {
                                 for r in 0..<D {
-                                    let id = Int(ids[i * D + r])
+                                    let id = Int(ids.value[i * D + r])
                                     let slot = Int(cursor[id])
-                                    pixels[slot] = Int32(i)
-                                    values[slot] = weights[i * D + r]
+                                    pixels.value[slot] = Int32(i)
+                                    values.value[slot] = weights.value[i * D + r]
                                     cursor[id] += 1
                                 }
                             }
@@ -148,14 +188,14 @@ public final class PermutohedralLattice {
                 }
             }
         }
-        self.gatherPixel = gatherPixel
-        self.gatherWeight = gatherWeight
 
         // 4.5: blur neighbours along each of the D directions, after every insertion.
-        var neighbours = [Int32](repeating: 0, count: D * (vertexCount + 1) * 2)
+        let neighbours = UnsafeMutablePointer<Int32>.allocate(capacity: D * (vertexCount + 1) * 2)
+        for j in 0...d { (neighbours + j * (vertexCount + 1) * 2).initialize(repeating: 0, count: 2) }
+        self.neighbours = neighbours
         let finder = UncheckedSendable(table)
-        neighbours.withUnsafeMutableBufferPointer { out in
-            let out = UncheckedSendable(out.baseAddress!)
+        do {
+            let out = UncheckedSendable(neighbours)
             Parallel.forRanges(vertexCount, minimumChunk: 512) { range in
                 let plus = UnsafeMutablePointer<Int16>.allocate(capacity: d), minus = UnsafeMutablePointer<Int16>.allocate(capacity: d)
                 defer { plus.deallocate(); minus.deallocate() }
@@ -179,7 +219,15 @@ public final class PermutohedralLattice {
                 }
             }
         }
-        self.neighbours = neighbours
+    }
+
+    deinit {
+        offsets.deallocate()
+        weights.deallocate()
+        contributionStart.deallocate()
+        gatherPixel?.deallocate()
+        gatherWeight?.deallocate()
+        neighbours.deallocate()
     }
 
     /// Floats a filter call needs as scratch for `valuesPerPixel` values.
@@ -229,39 +277,32 @@ public final class PermutohedralLattice {
     func splatAndBlur(_ input: UnsafePointer<Float>, scaledBy scale: UnsafePointer<Float>?, valuesPerPixel n: Int,
                       workspace: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
         let rows = vertexCount + 1
-        let d = dimension
+        let d = dimension, D = d + 1
+        let offsets = UncheckedSendable(self.offsets), weights = UncheckedSendable(self.weights)
         var current = UncheckedSendable(workspace), next = UncheckedSendable(workspace + rows * n)
         // Splat: every vertex sums its pixels' weighted values in pixel order (see
         // `positionOnly` for the three ways), so the result is the same on any thread count.
-        let bounds = splatShares(Parallel.threadCount)
         let buffer = current
         for l in 0..<n { buffer.value[l] = 0 }
         if positionOnly && (!gathers || Parallel.threadCount == 1) {
             buffer.value.update(repeating: 0, count: rows * n)
-            offsets.withUnsafeBufferPointer { offsets in
-                weights.withUnsafeBufferPointer { weights in
-                    let D = d + 1
-                    for i in 0..<pixelCount {
-                        let value = input + i * n, s = scale?[i] ?? 1
-                        for r in 0..<D {
-                            RowOperations.addWeighted(buffer.value + Int(offsets[i * D + r]) * n, weights[i * D + r], value, scale: s, count: n)
-                        }
-                    }
+            for i in 0..<pixelCount {
+                let value = input + i * n, s = scale?[i] ?? 1
+                for r in 0..<D {
+                    RowOperations.addWeighted(buffer.value + Int(offsets.value[i * D + r]) * n, weights.value[i * D + r], value, scale: s, count: n)
                 }
             }
-        } else if positionOnly {
-            contributionStart.withUnsafeBufferPointer { start in
-                gatherPixel.withUnsafeBufferPointer { pixels in
-                    gatherWeight.withUnsafeBufferPointer { weights in
-                        Parallel.forEach(bounds.count - 1) { part in
-                            for v in bounds[part]..<bounds[part + 1] {
-                                let row = buffer.value + v * n
-                                for l in 0..<n { row[l] = 0 }
-                                for c in Int(start[v])..<Int(start[v + 1]) {
-                                    let p = Int(pixels[c])
-                                    RowOperations.addWeighted(row, weights[c], input + p * n, scale: scale?[p] ?? 1, count: n)
-                                }
-                            }
+        } else if positionOnly, let gatherPixel, let gatherWeight {
+            let bounds = splatShares(Parallel.threadCount)
+            let start = UncheckedSendable(contributionStart), pixels = UncheckedSendable(gatherPixel), values = UncheckedSendable(gatherWeight)
+            Parallel.forBalancedRanges(bounds.count - 1) { parts in
+                for part in parts {
+                    for v in bounds[part]..<bounds[part + 1] {
+                        let row = buffer.value + v * n
+                        for l in 0..<n { row[l] = 0 }
+                        for c in Int(start.value[v])..<Int(start.value[v + 1]) {
+                            let p = Int(pixels.value[c])
+                            RowOperations.addWeighted(row, values.value[c], input + p * n, scale: scale?[p] ?? 1, count: n)
                         }
                     }
                 }
@@ -271,18 +312,16 @@ public final class PermutohedralLattice {
             // summed range by range: fixed by the chunk count, never by the threads.
             let chunks = Self.scatterChunks, chunkSize = rows * n
             let partial = UncheckedSendable(workspace + 2 * chunkSize)
-            offsets.withUnsafeBufferPointer { offsets in
-                weights.withUnsafeBufferPointer { weights in
-                    let D = d + 1
-                    Parallel.forEach(chunks) { chunk in
-                        let target = partial.value + chunk * chunkSize
-                        target.update(repeating: 0, count: chunkSize)
-                        for i in (pixelCount * chunk / chunks)..<(pixelCount * (chunk + 1) / chunks) {
-                            let value = input + i * n
-                            let s = scale?[i] ?? 1
-                            for r in 0..<D {
-                                RowOperations.addWeighted(target + Int(offsets[i * D + r]) * n, weights[i * D + r], value, scale: s, count: n)
-                            }
+            let pixelCount = pixelCount
+            Parallel.forBalancedRanges(chunks, rangesPerThread: chunks) { range in
+                for chunk in range {
+                    let target = partial.value + chunk * chunkSize
+                    target.update(repeating: 0, count: chunkSize)
+                    for i in (pixelCount * chunk / chunks)..<(pixelCount * (chunk + 1) / chunks) {
+                        let value = input + i * n
+                        let s = scale?[i] ?? 1
+                        for r in 0..<D {
+                            RowOperations.addWeighted(target + Int(offsets.value[i * D + r]) * n, weights.value[i * D + r], value, scale: s, count: n)
                         }
                     }
                 }
@@ -297,21 +336,19 @@ public final class PermutohedralLattice {
             }
         }
         // Blur: [1/2, 1, 1/2] along each lattice direction in turn, absent neighbours 0.
-        neighbours.withUnsafeBufferPointer { neighbours in
-            for j in 0...d {
-                let source = current, target = next
-                for l in 0..<n { target.value[l] = 0 }
-                let table = neighbours.baseAddress! + j * rows * 2
-                Parallel.forRanges(vertexCount, minimumChunk: 256) { range in
-                    for index in range {
-                        let v = index + 1
-                        let old = source.value + v * n, new = target.value + v * n
-                        let plus = source.value + Int(table[2 * v]) * n, minus = source.value + Int(table[2 * v + 1]) * n
-                        RowOperations.blur(new, old, plus, minus, count: n)
-                    }
+        for j in 0...d {
+            let source = current, target = next
+            for l in 0..<n { target.value[l] = 0 }
+            let table = UncheckedSendable(neighbours + j * rows * 2)
+            Parallel.forRanges(vertexCount, minimumChunk: 256) { range in
+                for index in range {
+                    let v = index + 1
+                    let old = source.value + v * n, new = target.value + v * n
+                    let plus = source.value + Int(table.value[2 * v]) * n, minus = source.value + Int(table.value[2 * v + 1]) * n
+                    RowOperations.blur(new, old, plus, minus, count: n)
                 }
-                swap(&current, &next)
             }
+            swap(&current, &next)
         }
         return current.value
     }
@@ -323,18 +360,14 @@ public final class PermutohedralLattice {
     func slice(pixel i: Int, from buffer: UnsafePointer<Float>, valuesPerPixel n: Int, into target: UnsafeMutablePointer<Float>) {
         let D = dimension + 1
         for l in 0..<n { target[l] = 0 }
-        offsets.withUnsafeBufferPointer { offsets in
-            weights.withUnsafeBufferPointer { weights in
-                for r in 0..<D {
-                    let row = buffer + Int(offsets[i * D + r]) * n
-                    let w = weights[i * D + r]
-                    if n <= 2 {
-                        // The C++ scalar routine's order, used for one or two values.
-                        for l in 0..<n { target[l] += (w * row[l]) * alpha }
-                    } else {
-                        RowOperations.addScaled(target, w * alpha, row, count: n)
-                    }
-                }
+        for r in 0..<D {
+            let row = buffer + Int(offsets[i * D + r]) * n
+            let w = weights[i * D + r]
+            if n <= 2 {
+                // The C++ scalar routine's order, used for one or two values.
+                for l in 0..<n { target[l] += (w * row[l]) * alpha }
+            } else {
+                RowOperations.addScaled(target, w * alpha, row, count: n)
             }
         }
     }

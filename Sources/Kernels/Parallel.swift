@@ -5,6 +5,8 @@ import Foundation
 /// element-wise pass), so both use the same count.
 public enum Parallel {
     nonisolated(unsafe) private static var configuredThreads = 1
+    /// The spinning workers of `withSpinningWorkers`, while its body runs.
+    @usableFromInline nonisolated(unsafe) static var team: SpinningTeam?
 
     public static var threadCount: Int { configuredThreads }
 
@@ -27,10 +29,41 @@ public enum Parallel {
             // The iterations touch disjoint memory by contract; Dispatch only
             // needs to be told so.
             let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            perform(threads) { t in
                 let start = count * t / threads
                 let end = count * (t + 1) / threads
                 for i in start..<end { shared.value(i) }
+            }
+        }
+    }
+}
+
+extension Parallel {
+    /// Runs `body` with this rank's other threads spinning between parallel
+    /// loops instead of sleeping (`SpinningTeam`): for a stretch of many short
+    /// loops with no BLAS call among them (the dense CRF), where waking
+    /// sleeping threads for each loop would cost a tenth of the time. The
+    /// threads burn their cores until `body` returns, so keep it to the work.
+    public static func withSpinningWorkers<Result>(_ body: () throws -> Result) rethrows -> Result {
+        guard threadCount > 1, team == nil else { return try body() }
+        let spinning = SpinningTeam(workers: threadCount - 1)
+        team = spinning
+        defer {
+            team = nil
+            spinning.stop()
+        }
+        return try body()
+    }
+
+    /// `count` tasks on the spinning team if one is waiting, else on Dispatch's pool.
+    @usableFromInline
+    static func perform(_ count: Int, _ body: (Int) -> Void) {
+        if let team, !team.isRunning, team.isOwnedByThisThread {
+            team.perform(count, body)
+        } else {
+            withoutActuallyEscaping(body) { body in
+                let shared = UncheckedSendable(body)
+                DispatchQueue.concurrentPerform(iterations: count) { shared.value($0) }
             }
         }
     }
@@ -49,7 +82,7 @@ extension Parallel {
         }
         withoutActuallyEscaping(body) { body in
             let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            perform(threads) { t in
                 shared.value((count * t / threads)..<(count * (t + 1) / threads))
             }
         }
@@ -60,4 +93,26 @@ extension Parallel {
 public struct UncheckedSendable<Value>: @unchecked Sendable {
     public let value: Value
     public init(_ value: Value) { self.value = value }
+}
+
+extension Parallel {
+    /// Like `forRanges`, but in several ranges per thread, handed out as
+    /// threads come free: for long loops whose halves may not take equal time
+    /// (uneven work, or a core that the machine slows down for a while).
+    @inlinable
+    public static func forBalancedRanges(_ count: Int, minimumChunk: Int = 1, rangesPerThread: Int = 4,
+                                         _ body: (Range<Int>) -> Void) {
+        let threads = min(threadCount, max(1, count / max(1, minimumChunk)))
+        if threads <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let ranges = min(threads * rangesPerThread, max(threads, count / max(1, minimumChunk)))
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            perform(ranges) { r in
+                shared.value((count * r / ranges)..<(count * (r + 1) / ranges))
+            }
+        }
+    }
 }

@@ -13,7 +13,8 @@ struct BenchCRF: ParsableCommand {
             A photo-like 500x375 image with smooth synthetic probabilities, for each label count and \
             preset (psa: Gaussian 3,3, bilateral 80,13,10; deeplab: 1,3 and 67,3,4), on each thread \
             count: the lattice set-up, inference(10) and the time per mean-field iteration, best of \
-            --repeats. --write-inputs saves the image and probabilities so that another implementation \
+            --repeats. Each repeat runs every thread count in turn, and the speed-up column is the \
+            median over repeats of the paired per-image ratio to the first thread count. --write-inputs saves the image and probabilities so that another implementation \
             (pydensecrf) can be timed on exactly the same input.
             """)
 
@@ -25,8 +26,8 @@ struct BenchCRF: ParsableCommand {
     @Option(help: "Comma-separated thread counts (default: 1 and the rank's threads).")
     var threadCounts: String?
 
-    @Option(help: "Repeats; the best is reported.")
-    var repeats: Int = 3
+    @Option(help: "Repeats; the best time is reported, and the median paired speed-up.")
+    var repeats: Int = 5
 
     @Option(help: "Write image.png and probs_{L}.npy into this folder.")
     var writeInputs: String?
@@ -53,16 +54,17 @@ struct BenchCRF: ParsableCommand {
                 }
                 job.log("wrote the inputs to \(writeInputs)")
             }
-            job.log("crf: \(CRFBenchmark.width)x\(CRFBenchmark.height), best of \(repeats)")
-            job.log("preset   labels threads  setup s  inference(10) s  s/iteration  s/image  vertices (Gaussian, bilateral)")
+            job.log("crf: \(CRFBenchmark.width)x\(CRFBenchmark.height), best of \(repeats); each repeat runs every thread count in turn")
+            job.log("speed-up: the median over repeats of the first thread count's s/image over this one's, in the same repeat")
+            job.log("preset   labels threads  setup s  inference(10) s  s/iteration  s/image  speed-up  vertices (Gaussian, bilateral)")
             for (count, p) in zip(labelCounts, inputs) {
                 for preset in CRFOptions.Preset.allCases {
-                    for threads in threadList {
-                        Parallel.setThreadCount(threads)
-                        let r = CRFBenchmark.run(labels: count, preset: preset.rawValue, parameters: preset.parameters, repeats: repeats,
-                                                 image: image, probabilities: p)
-                        job.log(preset.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: " %6d %7d  %7.3f  %15.3f  %11.4f  %7.3f  %@", count, threads,
-                                       r.setupSeconds, r.inferenceSeconds, r.secondsPerIteration, r.secondsPerImage,
+                    let results = CRFBenchmark.run(labels: count, preset: preset.rawValue, parameters: preset.parameters, repeats: repeats,
+                                                   threadCounts: threadList, image: image, probabilities: p)
+                    for r in results {
+                        let speedup = CRFBenchmark.pairedSpeedup(of: r, over: results[0])
+                        job.log(preset.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: " %6d %7d  %7.3f  %15.3f  %11.4f  %7.3f  %7.2fx  %@", count, r.threads,
+                                       r.setupSeconds, r.inferenceSeconds, r.secondsPerIteration, r.secondsPerImage, speedup,
                                        r.vertexCounts.map(String.init).joined(separator: ", ")))
                     }
                 }

@@ -18,6 +18,8 @@ public enum CRFBenchmark {
         /// (inference(10) - inference(0)) / 10.
         public let secondsPerIteration: Double
         public let vertexCounts: [Int]
+        /// Set-up plus inference(10), per repeat.
+        public let imageSeconds: [Double]
         public var secondsPerImage: Double { setupSeconds + inferenceSeconds }
     }
 
@@ -55,21 +57,50 @@ public enum CRFBenchmark {
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
-    /// Best of `repeats` for each part, on the current thread count.
-    public static func run(labels: Int, preset: String, parameters: CRFParameters, repeats: Int, image: RGBImage,
-                           probabilities: [Float]) -> Result {
-        var setup = Double.infinity, full = Double.infinity, unaryOnly = Double.infinity
-        var crf: DenseCRF!
+    /// Best of `repeats` for each part and thread count. Every repeat runs all
+    /// thread counts back to back, so that they meet the same machine (a
+    /// virtual machine's speed drifts by tens of percent within a minute):
+    /// `imageSeconds` keeps each repeat's per-image time for paired ratios.
+    public static func run(labels: Int, preset: String, parameters: CRFParameters, repeats: Int, threadCounts: [Int],
+                           image: RGBImage, probabilities: [Float]) -> [Result] {
+        let saved = Parallel.threadCount
+        defer { Parallel.setThreadCount(saved) }
+        var setup = [Double](repeating: .infinity, count: threadCounts.count)
+        var full = setup, unaryOnly = setup
+        var imageSeconds = [[Double]](repeating: [], count: threadCounts.count)
+        var vertexCounts: [Int] = []
         var output = [Float](repeating: 0, count: probabilities.count)
         let workspace = CRFWorkspace()
         for _ in 0..<repeats {
-            setup = min(setup, seconds { crf = CRFScores.makeCRF(image: image, parameters: parameters) })
-            output.withUnsafeMutableBufferPointer { out in
-                unaryOnly = min(unaryOnly, seconds { crf.inference(probabilities: probabilities, labels: labels, iterations: 0, output: out.baseAddress!, workspace: workspace) })
-                full = min(full, seconds { crf.inference(probabilities: probabilities, labels: labels, iterations: 10, output: out.baseAddress!, workspace: workspace) })
+            for (k, threads) in threadCounts.enumerated() {
+                Parallel.setThreadCount(threads)
+                var crf: DenseCRF!
+                let made = seconds { crf = CRFScores.makeCRF(image: image, parameters: parameters) }
+                var zero = 0.0, ten = 0.0
+                output.withUnsafeMutableBufferPointer { out in
+                    zero = seconds { crf.inference(probabilities: probabilities, labels: labels, iterations: 0, output: out.baseAddress!, workspace: workspace) }
+                    ten = seconds { crf.inference(probabilities: probabilities, labels: labels, iterations: 10, output: out.baseAddress!, workspace: workspace) }
+                }
+                setup[k] = min(setup[k], made)
+                unaryOnly[k] = min(unaryOnly[k], zero)
+                full[k] = min(full[k], ten)
+                imageSeconds[k].append(made + ten)
+                vertexCounts = crf.vertexCounts
             }
         }
-        return Result(labels: labels, preset: preset, threads: Parallel.threadCount, setupSeconds: setup, inferenceSeconds: full,
-                      secondsPerIteration: (full - unaryOnly) / 10, vertexCounts: crf.vertexCounts)
+        return threadCounts.indices.map { k in
+            Result(labels: labels, preset: preset, threads: threadCounts[k], setupSeconds: setup[k], inferenceSeconds: full[k],
+                   secondsPerIteration: (full[k] - unaryOnly[k]) / 10, vertexCounts: vertexCounts, imageSeconds: imageSeconds[k])
+        }
+    }
+
+    /// The median over repeats of `base`'s per-image time over `other`'s (same repeat).
+    public static func pairedSpeedup(of other: Result, over base: Result) -> Double {
+        var ratios = zip(base.imageSeconds, other.imageSeconds).map { $0 / $1 }.sorted()
+        guard !ratios.isEmpty else { return .nan }
+        let middle = ratios.count / 2
+        if ratios.count % 2 == 1 { return ratios[middle] }
+        ratios = Array(ratios[(middle - 1)...middle])
+        return (ratios[0] + ratios[1]) / 2
     }
 }

@@ -8,70 +8,6 @@ public struct ClassifierHead: Sendable {
     let weight: ParameterID
 }
 
-enum Block {
-    case basic(BasicBlock)
-    case bottleneck(BottleneckBlock)
-
-    var name: String {
-        switch self {
-        case .basic(let block): return block.name
-        case .bottleneck(let block): return block.name
-        }
-    }
-
-    var batchNorms: [BatchNormReLU] {
-        switch self {
-        case .basic(let block): return block.batchNorms
-        case .bottleneck(let block): return block.batchNorms
-        }
-    }
-
-    var convolutions: [Conv2D] {
-        switch self {
-        case .basic(let block): return block.convolutions
-        case .bottleneck(let block): return block.convolutions
-        }
-    }
-
-    /// The last convolution of the residual branch, whose output is added to the shortcut.
-    var branchEnd: Conv2D {
-        switch self {
-        case .basic(let block): return block.conv2b1
-        case .bottleneck(let block): return block.conv2b2
-        }
-    }
-
-    var inputChannels: Int {
-        switch self {
-        case .basic(let block): return block.inputChannels
-        case .bottleneck(let block): return block.inputChannels
-        }
-    }
-
-    var outputChannels: Int {
-        switch self {
-        case .basic(let block): return block.outputChannels
-        case .bottleneck(let block): return block.outputChannels
-        }
-    }
-
-    func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
-        switch self {
-        case .basic(let block): return block.outputSize(height: height, width: width)
-        case .bottleneck: return (height, width)
-        }
-    }
-
-    /// Each convolution with the spatial size of its input: the convolutions
-    /// after conv_branch2a run at the block's output size.
-    func convolutionInputs(height: Int, width: Int) -> [(conv: Conv2D, height: Int, width: Int)] {
-        let (outH, outW) = outputSize(height: height, width: width)
-        return convolutions.map { conv in
-            conv.name.hasSuffix("conv_branch2b1") || conv.name.hasSuffix("conv_branch2b2") ? (conv, outH, outW) : (conv, height, width)
-        }
-    }
-}
-
 /// ResNet-38 ("resnet38d") with the SC-CAM classification heads, exactly as
 /// the reference defines them, with explicit forward and backward passes.
 ///
@@ -83,11 +19,7 @@ public final class SCCAMNetwork {
     public let store: ParameterStore
     public let heads: [ClassifierHead]
 
-    let conv1a: Conv2D
-    let blocks: [Block]
-    let bn7: BatchNormReLU
-    /// Index in `blocks` of b3, the first block that trains.
-    static let firstTrainableBlock = 3
+    let backbone: ResNet38
     /// Keys of dropout7 in the counter-based RNG (b6 uses 1 and 2, b7 3 and 4).
     static let headDropoutLayer = 5
     static let headDropoutProbability = 0.5
@@ -96,8 +28,6 @@ public final class SCCAMNetwork {
     private let blockGradientStarts: [Int?]
     private let folded: UnsafeMutablePointer<Float>
     private var workspace: Workspace?
-    /// Sizes of the last forward pass: each block's input, and conv6's.
-    private var blockInputSizes: [(height: Int, width: Int)] = []
     private var lastInput: UnsafePointer<Float>?
     private var lastMode: Mode = .inference
     /// conv6's spatial size in the last forward pass.
@@ -106,36 +36,9 @@ public final class SCCAMNetwork {
     public init(configuration: NetworkConfiguration) {
         self.configuration = configuration
         let d = configuration.widthDivisor
-        func ch(_ c: Int) -> Int { c / d }
         var layout = ParameterStore.Layout()
         var foldedCount = 0
-        conv1a = Conv2D("conv1a", ConvolutionGeometry(inputChannels: 3, outputChannels: ch(64), kernel: 3, padding: 1),
-                        trainable: false, layout: &layout)
-        var blocks: [Block] = []
-        func basic(_ name: String, _ cin: Int, _ cmid: Int, _ cout: Int, stride: Int = 1,
-                   firstDilation: Int = 1, dilation: Int = 1, trainable: Bool = true) {
-            blocks.append(.basic(BasicBlock(name, input: ch(cin), middle: ch(cmid), output: ch(cout), stride: stride,
-                                            firstDilation: firstDilation, dilation: dilation, trainable: trainable,
-                                            foldedOffset: &foldedCount, layout: &layout)))
-        }
-        basic("b2", 64, 128, 128, stride: 2, trainable: false)
-        basic("b2_1", 128, 128, 128, trainable: false)
-        basic("b2_2", 128, 128, 128, trainable: false)
-        basic("b3", 128, 256, 256, stride: 2)
-        basic("b3_1", 256, 256, 256)
-        basic("b3_2", 256, 256, 256)
-        basic("b4", 256, 512, 512, stride: 2)
-        for i in 1...5 { basic("b4_\(i)", 512, 512, 512) }
-        basic("b5", 512, 512, 1024, firstDilation: 1, dilation: 2)
-        basic("b5_1", 1024, 512, 1024, firstDilation: 2, dilation: 2)
-        basic("b5_2", 1024, 512, 1024, firstDilation: 2, dilation: 2)
-        blocks.append(.bottleneck(BottleneckBlock("b6", input: ch(1024), output: ch(2048), dilation: 4, dropout: 0.3,
-                                                  dropoutLayers: (1, 2), foldedOffset: &foldedCount, layout: &layout)))
-        blocks.append(.bottleneck(BottleneckBlock("b7", input: ch(2048), output: ch(4096), dilation: 4, dropout: 0.5,
-                                                  dropoutLayers: (3, 4), foldedOffset: &foldedCount, layout: &layout)))
-        self.blocks = blocks
-        bn7 = BatchNormReLU("bn7", channels: ch(4096), foldedOffset: foldedCount, layout: &layout)
-        foldedCount += 2 * ch(4096)
+        backbone = ResNet38(widthDivisor: d, layout: &layout, foldedCount: &foldedCount)
         let features = configuration.featureChannels
         if configuration.hasSubcategoryHead {
             let sub = configuration.subcategoryClasses
@@ -151,9 +54,7 @@ public final class SCCAMNetwork {
                                     weight: layout.add("fc8.weight", shape: [NetworkConfiguration.parentClasses, features, 1, 1], trainable: true))]
         }
         store = ParameterStore(layout: layout)
-        blockGradientStarts = blocks.map { block in
-            block.convolutions.compactMap { conv in layout.entries[conv.weight.index].gradientOffset }.min()
-        }
+        blockGradientStarts = backbone.gradientStarts(in: layout)
         folded = .allocate(capacity: foldedCount)
         folded.initialize(repeating: 0, count: foldedCount)
         // A freshly built network is usable: identity BN statistics, Xavier heads.
@@ -166,45 +67,16 @@ public final class SCCAMNetwork {
 
     deinit { folded.deallocate() }
 
-    var allBatchNorms: [BatchNormReLU] { blocks.flatMap(\.batchNorms) + [bn7] }
-    var allConvolutions: [Conv2D] { [conv1a] + blocks.flatMap(\.convolutions) }
+    var allBatchNorms: [BatchNormReLU] { backbone.allBatchNorms }
 
     /// Names of the blocks, in forward order (b2 ... b7).
-    public var blockNames: [String] { blocks.map(\.name) }
+    public var blockNames: [String] { backbone.blocks.map(\.name) }
 
     /// Multiply-accumulates of the backbone's convolutions for one image.
-    public func backboneMACs(height: Int, width: Int) -> (total: Int, trainable: Int) {
-        var h = height, w = width
-        var total = conv1a.geometry.macs(height: h, width: w), trainable = 0
-        for (index, block) in blocks.enumerated() {
-            let macs = block.convolutionInputs(height: h, width: w).reduce(0) { $0 + $1.conv.geometry.macs(height: $1.height, width: $1.width) }
-            total += macs
-            if index >= Self.firstTrainableBlock { trainable += macs }
-            (h, w) = block.outputSize(height: h, width: w)
-        }
-        return (total, trainable)
-    }
+    public func backboneMACs(height: Int, width: Int) -> (total: Int, trainable: Int) { backbone.macs(height: height, width: width) }
 
-    /// Multiply-accumulates one training step executes per image: the whole
-    /// forward, the weight gradients of every trainable convolution, and the
-    /// input gradients down to (not into) b3's input.
-    public func trainingMACs(height: Int, width: Int) -> Int {
-        var h = height, w = width
-        var total = conv1a.geometry.macs(height: h, width: w)
-        for (index, block) in blocks.enumerated() {
-            for (conv, inH, inW) in block.convolutionInputs(height: h, width: w) {
-                let macs = conv.geometry.macs(height: inH, width: inW)
-                total += macs
-                guard index >= Self.firstTrainableBlock else { continue }
-                total += macs  // weight gradient
-                let skipsInputGradient = index == Self.firstTrainableBlock
-                    && (conv.name.hasSuffix("conv_branch2a") || conv.name.hasSuffix("conv_branch1"))
-                if !skipsInputGradient { total += macs }
-            }
-            (h, w) = block.outputSize(height: h, width: w)
-        }
-        return total
-    }
+    /// Multiply-accumulates one training step executes per image (see `ResNet38.trainingMACs`).
+    public func trainingMACs(height: Int, width: Int) -> Int { backbone.trainingMACs(height: height, width: width) }
 
     /// Xavier-uniform initialisation of the heads, as the reference does:
     /// U(-b, b) with b = sqrt(6 / (fan_in + fan_out)), fan_in = feature channels.
@@ -221,40 +93,9 @@ public final class SCCAMNetwork {
         }
     }
 
-    /// He-uniform initialisation of every backbone convolution, U(-b, b) with
-    /// b = sqrt(6 / fan_in), and identity BatchNorm: for training from scratch
-    /// (the demo, benchmarks, tests) where no ImageNet weights are loaded.
-    ///
-    /// `residualBranchScale` scales the last convolution of every residual
-    /// branch. The BatchNorms are frozen at identity, so nothing renormalises
-    /// the residual sums: at 1 their variance doubles block after block and a
-    /// fresh network's logits are in the hundreds. A small scale starts each
-    /// block near the identity, the usual remedy for training deep residual
-    /// networks without normalisation.
+    /// He-uniform initialisation of the backbone (see `ResNet38.initialize`).
     public func initializeBackbone(seed: UInt64, residualBranchScale: Double = 1) {
-        let branchEnds = Set(blocks.map(\.branchEnd.weight))
-        for (layer, conv) in allConvolutions.enumerated() {
-            let scale = branchEnds.contains(conv.weight) ? residualBranchScale : 1
-            let bound = (6.0 / Double(conv.geometry.columnRows)).squareRoot() * scale
-            let weight = store.pointer(conv.weight)
-            // One counter-keyed start per layer, then a sequential SplitMix64
-            // stream: the same values whatever the thread or rank, and fast.
-            var state = UInt64(CounterRandom(seed: seed).uniform(0x434F_4E56, UInt64(layer), 0, 0) * 0x1p53)
-            for i in 0..<conv.geometry.weightCount {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                z ^= z >> 31
-                weight[i] = Float((2 * (Double(z >> 11) * 0x1p-53) - 1) * bound)
-            }
-        }
-        for norm in allBatchNorms {
-            store.pointer(norm.weight).update(repeating: 1, count: norm.channels)
-            store.pointer(norm.bias).update(repeating: 0, count: norm.channels)
-            store.pointer(norm.runningMean).update(repeating: 0, count: norm.channels)
-            store.pointer(norm.runningVariance).update(repeating: 1, count: norm.channels)
-        }
+        backbone.initialize(store, seed: seed, residualBranchScale: residualBranchScale)
     }
 
     // MARK: Forward
@@ -294,26 +135,8 @@ public final class SCCAMNetwork {
         let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch, dropout: dropout,
                         accumulateGradients: false)
 
-        conv1a.forward(pass, input: input, height: height, width: width, output: ws.activationA)
-        observe?("conv1a", UnsafeBufferPointer(start: ws.activationA, count: batch * conv1a.geometry.outputChannels * height * width))
-        var x = ws.activationA!, spare = ws.activationB!
-        var h = height, w = width
-        for (index, block) in blocks.enumerated() {
-            let y: UnsafeMutablePointer<Float>
-            switch block {
-            case .basic(let basic):
-                y = basic.forward(pass, x: x, height: h, width: w, buffers: ws.blockBuffers[index], spare: spare)
-            case .bottleneck(let bottleneck):
-                y = bottleneck.forward(pass, x: x, height: h, width: w, buffers: ws.blockBuffers[index], spare: spare)
-            }
-            if y != x { spare = x }
-            x = y
-            (h, w) = block.outputSize(height: h, width: w)
-            observe?(block.name, UnsafeBufferPointer(start: x, count: batch * block.outputChannels * h * w))
-        }
+        let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, observe: observe)
         let channels = configuration.featureChannels, plane = h * w
-        bn7.forward(pass, input: x, output: ws.conv6, plane: plane)
-        observe?("conv6", UnsafeBufferPointer(start: ws.conv6, count: batch * channels * plane))
         if let dropout, let mask = ws.conv6Mask {
             ChannelDropout.drawMask(probability: Self.headDropoutProbability, context: dropout, layer: Self.headDropoutLayer,
                                     batch: batch, channels: channels, mask: mask)
@@ -411,36 +234,14 @@ public final class SCCAMNetwork {
         gradientsReady?(headStart..<store.trainableCount)
 
         // conv6 = dropout7(relu(bn7(b7 output))).
-        var dy = ws.gradientA!, spare = ws.gradientB!
+        let dy = ws.gradientA!
         GlobalAveragePool.backward(outputGradient: ws.pooledGradient!, inputGradient: dy, batch: batch,
                                    channels: channels, plane: plane)
         if pass.dropout != nil, let mask = ws.conv6Mask {
             ChannelDropout.apply(mask: mask, to: dy, batch: batch, channels: channels, plane: plane)
         }
-        bn7.backward(pass, output: ws.conv6, outputGradient: dy, inputGradient: dy, plane: plane)
-
-        let lastBlock = wantInputGradient ? 0 : Self.firstTrainableBlock
-        for index in stride(from: blocks.count - 1, through: lastBlock, by: -1) {
-            let (h, w) = blockInputSizes[index]
-            let wantDX = wantInputGradient || index > Self.firstTrainableBlock
-            let dx: UnsafeMutablePointer<Float>?
-            switch blocks[index] {
-            case .basic(let block):
-                dx = block.backward(pass, dy: dy, height: h, width: w, buffers: ws.blockBuffers[index],
-                                    scratch: ws.gradientScratch!, spare: spare, wantInputGradient: wantDX)
-            case .bottleneck(let block):
-                dx = block.backward(pass, dy: dy, height: h, width: w, buffers: ws.blockBuffers[index],
-                                    scratch: ws.gradientScratch!, spare: spare, wantInputGradient: wantDX)
-            }
-            if let start = blockGradientStarts[index] { gradientsReady?(start..<store.trainableCount) }
-            guard let dx else { break }
-            if dx != dy { spare = dy }
-            dy = dx
-        }
-        if wantInputGradient, let inputGradient = ws.inputGradient {
-            conv1a.backward(pass, input: input, outputGradient: dy, height: ws.key.height, width: ws.key.width,
-                            inputGradient: inputGradient)
-        }
+        backbone.backward(pass, conv6Gradient: dy, workspace: ws, input: input, wantInputGradient: wantInputGradient,
+                          gradientStarts: blockGradientStarts, trainableCount: store.trainableCount, gradientsReady: gradientsReady)
         let subcategory = values.count > 1 ? values[1] : nil
         return Losses(total: values[0] + Double(subcategoryWeight) * (subcategory ?? 0), parent: values[0],
                       subcategory: subcategory)
@@ -468,77 +269,14 @@ public final class SCCAMNetwork {
         if let workspace, workspace.key == key { return workspace }
         workspace = nil  // release the old shape's memory before planning the new one
         let ws = Workspace(key: key)
-        let training: Bool, keepStem: Bool
-        switch purpose {
-        case .inference: (training, keepStem) = (false, false)
-        case .training(let inputGradient): (training, keepStem) = (true, inputGradient)
-        }
-
-        var h = height, w = width
-        var largestActivation = conv1a.geometry.outputChannels * h * w
-        var largestScratch = conv1a.geometry.scratchCount(height: h, width: w)
-        var sharedSizes = (p: 0, middle: 0, inner: 0)
-        var keptSizes: [(p: Int, middle: Int, inner: Int)?] = []
-        var gradientSizes = (p: 0, middle: 0, inner: 0)
-        blockInputSizes = []
-        for (index, block) in blocks.enumerated() {
-            blockInputSizes.append((h, w))
-            let (outH, outW) = block.outputSize(height: h, width: w)
-            let p = block.inputChannels * h * w
-            let middle: Int, inner: Int
-            switch block {
-            case .basic(let basic): (middle, inner) = (basic.middleChannels * outH * outW, 0)
-            case .bottleneck(let bottleneck): (middle, inner) = (bottleneck.middleChannels * h * w, bottleneck.innerChannels * h * w)
-            }
-            for (conv, inH, inW) in block.convolutionInputs(height: h, width: w) {
-                largestScratch = max(largestScratch, conv.geometry.scratchCount(height: inH, width: inW))
-            }
-            largestActivation = max(largestActivation, p, block.outputChannels * outH * outW)
-            if training && (index >= Self.firstTrainableBlock || keepStem) {
-                keptSizes.append((p, middle, inner))
-                gradientSizes = (max(gradientSizes.p, p), max(gradientSizes.middle, middle), max(gradientSizes.inner, inner))
-            } else {
-                keptSizes.append(nil)
-                sharedSizes = (max(sharedSizes.p, p), max(sharedSizes.middle, middle), max(sharedSizes.inner, inner))
-            }
-            (h, w) = (outH, outW)
-        }
+        backbone.plan(ws, keepTaps: false)
         let channels = configuration.featureChannels
-        ws.activationA = ws.allocate(batch * largestActivation)
-        ws.activationB = ws.allocate(batch * largestActivation)
-        ws.scratch = ws.allocate(largestScratch)
-        let shared = sharedSizes.p > 0
-            ? BlockBuffers(preactivation: ws.allocate(batch * sharedSizes.p), middle: ws.allocate(batch * sharedSizes.middle),
-                           inner: sharedSizes.inner > 0 ? ws.allocate(batch * sharedSizes.inner) : nil,
-                           middleMask: nil, innerMask: nil)
-            : nil
-        for (index, sizes) in keptSizes.enumerated() {
-            guard let sizes else {
-                ws.blockBuffers.append(shared!)
-                continue
-            }
-            var buffers = BlockBuffers(preactivation: ws.allocate(batch * sizes.p), middle: ws.allocate(batch * sizes.middle),
-                                       inner: sizes.inner > 0 ? ws.allocate(batch * sizes.inner) : nil,
-                                       middleMask: nil, innerMask: nil)
-            if case .bottleneck(let block) = blocks[index] {
-                buffers.middleMask = ws.allocate(batch * block.middleChannels)
-                buffers.innerMask = ws.allocate(batch * block.innerChannels)
-            }
-            ws.blockBuffers.append(buffers)
-        }
-        ws.conv6 = ws.allocate(batch * channels * h * w)
         ws.pooled = ws.allocate(batch * channels)
         ws.logits = heads.map { ws.allocate(batch * $0.classes) }
-        if training {
+        if case .training = purpose {
             ws.conv6Mask = ws.allocate(batch * channels)
-            ws.gradientA = ws.allocate(batch * largestActivation)
-            ws.gradientB = ws.allocate(batch * largestActivation)
-            ws.gradientScratch = GradientScratch(preactivation: ws.allocate(batch * gradientSizes.p),
-                                                 middle: ws.allocate(batch * gradientSizes.middle),
-                                                 inner: ws.allocate(batch * max(1, gradientSizes.inner)))
             ws.logitGradients = heads.map { ws.allocate(batch * $0.classes) }
             ws.pooledGradient = ws.allocate(batch * channels)
-            if keepStem { ws.inputGradient = ws.allocate(batch * 3 * height * width) }
         }
         workspace = ws
         return ws

@@ -22,6 +22,8 @@ final class Workspace {
     private(set) var floatCount = 0
 
     // Forward.
+    /// Each backbone block's input size.
+    var blockInputSizes: [(height: Int, width: Int)] = []
     var blockBuffers: [BlockBuffers] = []
     /// Ping-pong block outputs (largest activation of the network).
     var activationA: UnsafeMutablePointer<Float>!

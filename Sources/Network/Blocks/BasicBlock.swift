@@ -69,7 +69,8 @@ struct BasicBlock {
     /// gradient is not wanted. The identity variant adds into dy in place and
     /// returns it; the projection variant writes `spare`.
     func backward(_ pass: Pass, dy: UnsafeMutablePointer<Float>, height: Int, width: Int, buffers: BlockBuffers,
-                  scratch: GradientScratch, spare: UnsafeMutablePointer<Float>, wantInputGradient: Bool)
+                  scratch: GradientScratch, spare: UnsafeMutablePointer<Float>, wantInputGradient: Bool,
+                  preactivationGradient: UnsafePointer<Float>? = nil)
         -> UnsafeMutablePointer<Float>? {
         let (outH, outW) = outputSize(height: height, width: width)
         let p = buffers.preactivation, q = buffers.middle
@@ -81,6 +82,11 @@ struct BasicBlock {
         projection?.backward(pass, input: p, outputGradient: dy, height: height, width: width,
                              inputGradient: wantInputGradient ? dp : nil, accumulate: true)
         guard wantInputGradient else { return nil }
+        if let preactivationGradient {
+            // A tap (AffinityNet's conv4, conv5) reads p: its gradient joins p's here.
+            let count = pass.batch * inputChannels * height * width
+            for i in 0..<count { dp[i] += preactivationGradient[i] }
+        }
         if projection != nil {
             bn2a.backward(pass, output: p, outputGradient: dp, inputGradient: spare, plane: height * width)
             return spare

@@ -80,7 +80,8 @@ struct BottleneckBlock {
     /// The ReLU masks come from the stored post-dropout activations: a dropped
     /// channel is zero there, and its gradient is zero through the dropout anyway.
     func backward(_ pass: Pass, dy: UnsafeMutablePointer<Float>, height: Int, width: Int, buffers: BlockBuffers,
-                  scratch: GradientScratch, spare: UnsafeMutablePointer<Float>, wantInputGradient: Bool)
+                  scratch: GradientScratch, spare: UnsafeMutablePointer<Float>, wantInputGradient: Bool,
+                  preactivationGradient: UnsafePointer<Float>? = nil)
         -> UnsafeMutablePointer<Float>? {
         let plane = height * width
         let p = buffers.preactivation, q = buffers.middle, r = buffers.inner!
@@ -100,6 +101,11 @@ struct BottleneckBlock {
         projection.backward(pass, input: p, outputGradient: dy, height: height, width: width,
                             inputGradient: wantInputGradient ? dp : nil, accumulate: true)
         guard wantInputGradient else { return nil }
+        if let preactivationGradient {
+            // A tap (AffinityNet's conv4, conv5) reads p: its gradient joins p's here.
+            let count = pass.batch * inputChannels * height * width
+            for i in 0..<count { dp[i] += preactivationGradient[i] }
+        }
         bn2a.backward(pass, output: p, outputGradient: dp, inputGradient: spare, plane: plane)
         return spare
     }

@@ -1,20 +1,15 @@
+import Network
+
 /// psa's affinity labels (spec 9.2): a label map from the two CRF score
 /// stacks of an image on a pooled grid, and the pixel-pair labels within
 /// radius 5 that AffinityNet learns from.
 public enum AffinityLabels {
     /// Uncertain pixels and padding.
     public static let ignore: UInt8 = 255
-    public static let radius = 5
+    public static let radius = PairGeometry.radius
 
-    /// The 34 displacements (dy, dx) of radius 5, in psa's order: (0, 1...4),
-    /// then for dy = 1...4 every dx with dx^2 + dy^2 < 25, from -4 up.
-    public static let displacements: [(dy: Int, dx: Int)] = {
-        var list = (1..<radius).map { (dy: 0, dx: $0) }
-        for dy in 1..<radius {
-            for dx in (1 - radius)..<radius where dx * dx + dy * dy < radius * radius { list.append((dy, dx)) }
-        }
-        return list
-    }()
+    /// The 34 displacements of radius 5, in psa's order (`PairGeometry`).
+    public static var displacements: [(dy: Int, dx: Int)] { PairGeometry.displacements }
 
     /// The label map of spec 9.2 from the low-alpha (`la`) and high-alpha
     /// (`ha`) score stacks, each [channels][height][width] with background

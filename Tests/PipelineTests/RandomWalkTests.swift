@@ -1,5 +1,6 @@
 import Formats
 import Foundation
+import Network
 import Pipeline
 import XCTest
 
@@ -62,5 +63,24 @@ final class RandomWalkTests: XCTestCase {
         XCTAssertLessThan(maxRelative(dense.map(Double.init), try load("cam_rw").values()), 1e-4)
         XCTAssertEqual(RandomWalk.labels(walked: dense.map(Double.init), channels: 21, geometry: g),
                        try PNG.readIndexed("\(Self.directory)/labels.png").indices)
+    }
+
+    /// The whole of psa's `infer_aff.py` on the golden image: AffinityNet (width
+    /// 16, the golden weights) on the padded image, then the walk of the CAMs.
+    func testRefineOfTheGoldenImageGivesItsAffinitiesAndLabels() throws {
+        let network = AffinityNetwork(widthDivisor: 16)
+        let weights = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../NetworkTests/Golden/aff_w16.safetensors").standardized.path
+        try network.store.load(try Safetensors.read(weights).tensors, from: weights)
+        let image = try PNG.readRGB("\(Self.directory)/image.png")
+        XCTAssertEqual([image.height, image.width], [100, 140])
+        let affinities = RefineStage.affinities(network: network, image: image)
+        let expected = try self.affinities()
+        let worst = zip(affinities, expected).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst / expected.max()!, 1e-5, "AffinityNet's pair affinities on the padded image")
+        let cams = CRFScores.CAMs(classes: try load("cams.classes").values(as: Int32.self).map(Int.init), maps: try load("cams").values(),
+                                  width: 140, height: 100)
+        let labels = RefineStage.labels(network: network, image: image, cams: cams, walk: .init())
+        XCTAssertEqual(labels, try PNG.readIndexed("\(Self.directory)/labels.png").indices, "labels.png exactly")
     }
 }

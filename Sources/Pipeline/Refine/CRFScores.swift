@@ -14,6 +14,14 @@ public enum CRFScores {
         public let maps: [Float]
         public let width: Int
         public let height: Int
+
+        public init(classes: [Int], maps: [Float], width: Int, height: Int) {
+            precondition(maps.count == classes.count * width * height, "CAMs must be [\(classes.count), \(height), \(width)]")
+            self.classes = classes
+            self.maps = maps
+            self.width = width
+            self.height = height
+        }
     }
 
     /// Reads and checks `folder/{id}.npy` and `folder/{id}.classes.npy` for an image of `width` x `height`.

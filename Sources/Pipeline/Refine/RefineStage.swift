@@ -1,0 +1,130 @@
+import Data
+import Distributed
+import Formats
+import Foundation
+import Network
+
+/// `sccam refine`: psa's `infer_aff.py` for every image of a list. The
+/// normalised image, zero-padded on the right and bottom to multiples of 8,
+/// goes through AffinityNet at native size; its pair affinities drive the
+/// random walk (`RandomWalk`) of the image's saved CAMs. Each rank takes a
+/// contiguous part of the list and writes, per image and atomically:
+/// - `refine/{id}.png`: 8-bit grey class ids, 0 = background, c + 1 = class c (as psa writes them);
+/// - `refine_color/{id}.png`: the same in the VOC palette;
+/// - `refine_overlays/{id}.png`: the image beside the labels blended over it.
+/// Images whose grey PNG exists are skipped, so a killed run resumes.
+public enum RefineStage {
+    public struct Options: Sendable {
+        public var cams: String
+        public var work: String
+        public var walk: RandomWalk.Parameters
+        public var overlays: Bool
+        public var skipUnreadable: Bool
+
+        public init(cams: String, work: String, walk: RandomWalk.Parameters = .init(), overlays: Bool = true, skipUnreadable: Bool = false) {
+            self.cams = cams
+            self.work = work
+            self.walk = walk
+            self.overlays = overlays
+            self.skipUnreadable = skipUnreadable
+        }
+    }
+
+    public struct Summary: Sendable {
+        public let computed: Int
+        public let alreadyDone: Int
+        public let failures: [String]
+        public let seconds: Double
+    }
+
+    public static func labelsPath(work: String, id: String) -> String { "\(work)/refine/\(id).png" }
+
+    /// AffinityNet's pair affinities [34][pairs] of an image, on the grid of `RandomWalk.Geometry`.
+    public static func affinities(network: AffinityNetwork, image: RGBImage) -> [Float] {
+        let g = RandomWalk.Geometry(height: image.height, width: image.width)
+        let tensor = Normalization.chw(image)
+        var padded = [Float](repeating: 0, count: 3 * g.paddedHeight * g.paddedWidth)
+        for c in 0..<3 {
+            for y in 0..<image.height {
+                for x in 0..<image.width {
+                    padded[(c * g.paddedHeight + y) * g.paddedWidth + x] = tensor[(c * image.height + y) * image.width + x]
+                }
+            }
+        }
+        let output = padded.withUnsafeBufferPointer {
+            Array(network.forward(input: $0.baseAddress!, batch: 1, height: g.paddedHeight, width: g.paddedWidth))
+        }
+        precondition(network.pairs.height == g.gridHeight && network.pairs.width == g.gridWidth)
+        return output
+    }
+
+    /// The refined label of every pixel of an image, from its CAMs.
+    public static func labels(network: AffinityNetwork, image: RGBImage, cams: CRFScores.CAMs,
+                              walk parameters: RandomWalk.Parameters) -> [UInt8] {
+        let g = RandomWalk.Geometry(height: image.height, width: image.width)
+        let pooled = RandomWalk.pooledScores(cams: cams.maps, classes: cams.classes, geometry: g, alpha: parameters.alpha)
+        let transition = RandomWalk.transition(affinities: affinities(network: network, image: image), geometry: g, beta: parameters.beta)
+        let walked = RandomWalk.walk(pooled, channels: VOCClasses.count + 1, transition: transition, logT: parameters.logT)
+        return RandomWalk.labels(walked: walked, channels: VOCClasses.count + 1, geometry: g)
+    }
+
+    /// The image beside its labels in the VOC palette blended over it (2:1).
+    public static func overlay(image: RGBImage, labels: [UInt8]) -> RGBImage {
+        let (w, h) = (image.width, image.height)
+        var out = RGBImage(width: 2 * w, height: h)
+        let palette = VOCPalette.colors
+        for y in 0..<h {
+            for x in 0..<w {
+                let i = y * w + x, label = Int(labels[i])
+                for c in 0..<3 {
+                    let pixel = Int(image.pixels[3 * i + c])
+                    out.pixels[3 * (y * 2 * w + x) + c] = UInt8(pixel)
+                    let color = label == 0 ? pixel : Int(palette[3 * label + c])
+                    out.pixels[3 * (y * 2 * w + w + x) + c] = UInt8((pixel + 2 * color) / 3)
+                }
+            }
+        }
+        return out
+    }
+
+    public static func run(dataset: VOCDataset, list: ImageList, network: AffinityNetwork, options: Options,
+                           communicator: Communicator, log: (String) -> Void) throws -> Summary {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let mine = Sharding.contiguousRange(count: list.ids.count, rank: communicator.rank, size: communicator.size)
+        var computed = 0, done = 0
+        var failures: [String] = []
+        var progress = ProgressLine(total: mine.count)
+        for (position, index) in mine.enumerated() {
+            let id = list.ids[index]
+            let path = labelsPath(work: options.work, id: id)
+            if FileManager.default.fileExists(atPath: path) {
+                done += 1
+                continue
+            }
+            let image: RGBImage, cams: CRFScores.CAMs
+            do {
+                image = try JPEG.read(dataset.imagePath(id))
+                cams = try CRFScores.readCAMs(folder: options.cams, id: id, width: image.width, height: image.height)
+            } catch {
+                guard options.skipUnreadable else { throw error }
+                failures.append("\(error)")
+                continue
+            }
+            let result = labels(network: network, image: image, cams: cams, walk: options.walk)
+            try PNG.write(IndexedImage(width: image.width, height: image.height, indices: result, palette: VOCPalette.colors),
+                          to: "\(options.work)/refine_color/\(id).png")
+            if options.overlays {
+                try PNG.write(overlay(image: image, labels: result), to: "\(options.work)/refine_overlays/\(id).png")
+            }
+            // The grey PNG last: its presence marks the image done.
+            try PNG.write(IndexedImage(width: image.width, height: image.height, indices: result), to: path)
+            computed += 1
+            if communicator.isRoot { progress.update(finished: position + 1, computedHere: computed, log: log) }
+        }
+        var counts: [Int64] = [Int64(computed), Int64(done)]
+        try communicator.allreduceSum(&counts)
+        let allFailures = try communicator.allgather(lines: failures)
+        return Summary(computed: Int(counts[0]), alreadyDone: Int(counts[1]), failures: allFailures,
+                       seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+}

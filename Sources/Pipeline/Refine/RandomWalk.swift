@@ -115,11 +115,16 @@ public enum RandomWalk {
     }
 
     /// scores [channels][cells] times T, 2^logT times over: column j of the
-    /// result only reads the rows of T's column j.
+    /// result only reads the rows of T's column j. Inside, the scores are
+    /// cell-major with the channels padded to a multiple of 4, so each entry
+    /// of T scales one contiguous row of channels (vector lanes).
     public static func walk(_ scores: [Double], channels: Int, transition t: Transition, logT: Int) -> [Double] {
-        let n = t.cells
+        let n = t.cells, stride = (channels + 3) / 4 * 4
         precondition(scores.count == channels * n)
-        var current = scores, next = [Double](repeating: 0, count: scores.count)
+        var current = [Double](repeating: 0, count: n * stride), next = current
+        for c in 0..<channels {
+            for j in 0..<n { current[j * stride + c] = scores[c * n + j] }
+        }
         t.columnStart.withUnsafeBufferPointer { start in
             t.rows.withUnsafeBufferPointer { rows in
                 t.values.withUnsafeBufferPointer { values in
@@ -131,11 +136,17 @@ public enum RandomWalk {
                                 let source = UncheckedSendable(source.baseAddress!), target = UncheckedSendable(target.baseAddress!)
                                 Parallel.forRanges(n, minimumChunk: 64) { columns in
                                     for j in columns {
-                                        for c in 0..<channels {
-                                            var sum = 0.0
-                                            let row = source.value + c * n
-                                            for e in start.value[j]..<start.value[j + 1] { sum += row[Int(rows.value[e])] * values.value[e] }
-                                            target.value[c * n + j] = sum
+                                        let out = target.value + j * stride
+                                        for lane in Swift.stride(from: 0, to: stride, by: 4) {
+                                            var sum = SIMD4<Double>(repeating: 0)
+                                            for e in start.value[j]..<start.value[j + 1] {
+                                                let row = source.value + Int(rows.value[e]) * stride + lane
+                                                sum += SIMD4(row[0], row[1], row[2], row[3]) * values.value[e]
+                                            }
+                                            out[lane] = sum[0]
+                                            out[lane + 1] = sum[1]
+                                            out[lane + 2] = sum[2]
+                                            out[lane + 3] = sum[3]
                                         }
                                     }
                                 }
@@ -146,7 +157,11 @@ public enum RandomWalk {
                 }
             }
         }
-        return current
+        var result = [Double](repeating: 0, count: channels * n)
+        for c in 0..<channels {
+            for j in 0..<n { result[c * n + j] = current[j * stride + c] }
+        }
+        return result
     }
 
     /// psa's way: T as a dense n x n float32 matrix, squared logT times, then

@@ -6,7 +6,8 @@
 ///     buf = g (first step), else momentum * buf + g
 ///     w = w - lr_g * buf
 ///
-/// Groups: backbone conv weights (x1) and head weights (x10), both with weight
+/// Groups: backbone conv weights (x1) and head weights (x10: the classifier's
+/// fc8*, AffinityNet's f8_* and f9, by `headPrefixes`), both with weight
 /// decay; no conv has a bias, so the 2x and 20x bias groups are empty. Frozen
 /// tensors have no gradient and never move. The reference's effective momentum
 /// is 0.0005: it passes its weight decay positionally into SGD's momentum slot.
@@ -27,7 +28,7 @@ public final class PolySGD: @unchecked Sendable {
     private var currentLearningRate: Float
 
     public init(store: ParameterStore, baseLearningRate: Float, maxStep: Int, weightDecay: Float = 5e-4,
-                momentum: Float = PolySGD.referenceMomentum, power: Double = 0.9, headPrefix: String = "fc8") {
+                momentum: Float = PolySGD.referenceMomentum, power: Double = 0.9, headPrefixes: [String] = ["fc8"]) {
         self.baseLearningRate = baseLearningRate
         self.weightDecay = weightDecay
         self.momentum = momentum
@@ -38,7 +39,7 @@ public final class PolySGD: @unchecked Sendable {
         buffer = [Float](repeating: 0, count: store.trainableCount)
         groups = store.entries.compactMap { entry in
             guard let gradient = entry.gradientOffset else { return nil }
-            return (entry.offset, gradient, entry.count, entry.name.hasPrefix(headPrefix) ? 10 : 1)
+            return (entry.offset, gradient, entry.count, headPrefixes.contains { entry.name.hasPrefix($0) } ? 10 : 1)
         }
         currentLearningRate = baseLearningRate
     }

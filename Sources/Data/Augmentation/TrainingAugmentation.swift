@@ -35,7 +35,16 @@ public struct TrainingAugmentation: Sendable {
         var resized = BicubicResize.resize(image, width: max(1, target.width), height: max(1, target.height))
         // 2. Horizontal flip with probability 0.5.
         if random.unit() < 0.5 { resized = Self.mirrored(resized) }
-        // 3. Colour jitter: factors drawn in the order b, c, s, h; applied in a shuffled order.
+        // 3. Colour jitter.
+        jitterColors(&resized.pixels, random: &random)
+        // 4.-6. Normalise, then crop or pad into a zero (dataset-mean) container.
+        let normalized = Normalization.chw(resized)
+        return crop(normalized, width: resized.width, height: resized.height, random: &random)
+    }
+
+    /// torchvision 0.2's ColorJitter on 8-bit RGB pixels: factors drawn in the
+    /// order brightness, contrast, saturation, hue; applied in a shuffled order.
+    public func jitterColors(_ pixels: inout [UInt8], random: inout SampleRandom) {
         var operations: [(inout [UInt8]) -> Void] = []
         let b = Float(random.uniform(max(0, 1 - brightness), 1 + brightness))
         operations.append { PillowColor.adjustBrightness(&$0, factor: b) }
@@ -47,18 +56,14 @@ public struct TrainingAugmentation: Sendable {
         let h = Int(random.uniform(-hue, hue) * 255)
         operations.append { PillowColor.shiftHue(&$0, by: h) }
         random.shuffle(&operations)
-        for operation in operations { operation(&resized.pixels) }
-        // 4.-6. Normalise, then crop or pad into a zero (dataset-mean) container.
-        let normalized = Normalization.chw(resized)
-        return crop(normalized, width: resized.width, height: resized.height, random: &random)
+        for operation in operations { operation(&pixels) }
     }
 
     /// Per axis, width first: a larger image is cropped at a random offset, a
     /// smaller one placed at a random offset in the zero-filled container.
     func crop(_ chw: [Float], width: Int, height: Int, random: inout SampleRandom) -> [Float] {
         let size = cropSize
-        let (containerLeft, imageLeft) = width > size ? (0, random.integer(in: 0...(width - size))) : (random.integer(in: 0...(size - width)), 0)
-        let (containerTop, imageTop) = height > size ? (0, random.integer(in: 0...(height - size))) : (random.integer(in: 0...(size - height)), 0)
+        let (containerLeft, imageLeft, containerTop, imageTop) = cropPlacement(width: width, height: height, random: &random)
         let copyWidth = min(size, width), copyHeight = min(size, height)
         var out = [Float](repeating: 0, count: 3 * size * size)
         for c in 0..<3 {
@@ -69,6 +74,16 @@ public struct TrainingAugmentation: Sendable {
             }
         }
         return out
+    }
+
+    /// Where a crop goes, drawn width first: (container left, image left,
+    /// container top, image top). Per axis, an image larger than the crop is
+    /// cropped at a random offset; a smaller one sits at a random offset in the container.
+    public func cropPlacement(width: Int, height: Int, random: inout SampleRandom) -> (Int, Int, Int, Int) {
+        let size = cropSize
+        let (containerLeft, imageLeft) = width > size ? (0, random.integer(in: 0...(width - size))) : (random.integer(in: 0...(size - width)), 0)
+        let (containerTop, imageTop) = height > size ? (0, random.integer(in: 0...(height - size))) : (random.integer(in: 0...(size - height)), 0)
+        return (containerLeft, imageLeft, containerTop, imageTop)
     }
 
     static func mirrored(_ image: RGBImage) -> RGBImage {

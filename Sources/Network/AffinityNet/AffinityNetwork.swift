@@ -23,6 +23,8 @@ public final class AffinityNetwork {
 
     /// The layers trained from scratch (10x learning rate in psa).
     public static let headNames = ["f8_3", "f8_4", "f8_5", "f9"]
+    /// `PolySGD`'s 10x group: these layers' weights.
+    public static let headPrefixes = headNames.map { "\($0)." }
 
     public init(widthDivisor d: Int = 1) {
         precondition(NetworkConfiguration.widthDivisors.contains(d), "width divisor must be a power of two up to 64")

@@ -53,8 +53,12 @@ public enum Training {
         /// Floats per allreduce bucket.
         public var bucketFloats: Int = 4 << 20
 
+        /// Checkpoints are named {prefix}_ep{e}; TensorBoard logs go to logs/{prefix}.
+        public var checkpointPrefix: String
+
         public init(round: Int, epochs: Int, globalBatch: Int, learningRate: Float, cropSize: Int, work: String) {
             self.round = round
+            checkpointPrefix = "R\(round)"
             self.epochs = epochs
             self.globalBatch = globalBatch
             self.learningRate = learningRate
@@ -77,21 +81,30 @@ public enum Training {
     /// Trains `network` on `ids` with per-image targets (one array per head).
     public static func run(network: SCCAMNetwork, dataset: VOCDataset, ids: [String], targets: [[[Float]]], options: Options,
                            communicator: Communicator, log: (String) -> Void) throws -> Summary {
+        let model = ClassifierTraining(network: network, dataset: dataset, ids: ids, targets: targets, options: options)
+        return try run(model, imageCount: ids.count, options: options, communicator: communicator, log: log)
+    }
+
+    /// The loop every network trains with: `model` supplies the batches and
+    /// the forward and backward of a step; this does the schedule, the
+    /// bucketed allreduce, the optimiser, logs, checkpoints, resume and stops.
+    public static func run<Model: TrainingModel>(_ model: Model, imageCount: Int, options: Options,
+                                                 communicator: Communicator, log: (String) -> Void) throws -> Summary {
         let start = DispatchTime.now().uptimeNanoseconds
         guard options.globalBatch % communicator.size == 0 else {
             throw DataError("a global batch of \(options.globalBatch) does not split over \(communicator.size) ranks; use a rank count that divides it (1, 2, 4, 8, 16 for 16)")
         }
-        let schedule = EpochSchedule(count: ids.count, batchSize: options.globalBatch, seed: options.seed)
+        let schedule = EpochSchedule(count: imageCount, batchSize: options.globalBatch, seed: options.seed)
         guard schedule.batchesPerEpoch > 0 else {
-            throw DataError("\(ids.count) images are fewer than one global batch of \(options.globalBatch)")
+            throw DataError("\(imageCount) images are fewer than one global batch of \(options.globalBatch)")
         }
         let maxStep = schedule.batchesPerEpoch * options.epochs
-        let optimizer = PolySGD(store: network.store, baseLearningRate: options.learningRate, maxStep: maxStep,
-                                weightDecay: options.weightDecay, momentum: options.momentum)
+        let optimizer = PolySGD(store: model.store, baseLearningRate: options.learningRate, maxStep: maxStep,
+                                weightDecay: options.weightDecay, momentum: options.momentum, headPrefixes: model.headPrefixes)
         var firstEpoch = 0, firstBatch = 0
         if options.resume, let path = latestCheckpoint(options) {
             let state = try Safetensors.read("\(path).state.safetensors")
-            try network.loadWeights("\(path).safetensors")
+            try model.loadWeights("\(path).safetensors")
             let step = Int(state.metadata["sccam.step"] ?? "") ?? 0
             let epoch = Int(state.metadata["sccam.epoch"] ?? "") ?? 0
             let batch = Int(state.metadata["sccam.next_batch"] ?? "") ?? schedule.batchesPerEpoch
@@ -103,40 +116,29 @@ public enum Training {
             log(batch >= schedule.batchesPerEpoch ? "resuming after epoch \(epoch) (step \(step)) from \(path)"
                 : "resuming in epoch \(epoch) at batch \(batch) (step \(step)) from \(path)")
         }
-        let source = ImageSource(dataset: dataset, skipUnreadable: options.skipUnreadable)
-        let augmentation = TrainingAugmentation(cropSize: options.cropSize, longSide: options.longSide)
         var checkpoints: [String] = [], firstLoss = Double.nan, lastLoss = Double.nan, waitSeconds = 0.0
         let lastEpoch = min(options.epochs - 1, firstEpoch + (options.stopAfterEpochs ?? options.epochs) - 1,
                             options.lastEpochToTrain ?? Int.max)
         guard firstEpoch <= lastEpoch else { return Summary(steps: 0, lastLoss: .nan, firstLoss: .nan, checkpoints: [], communicationWaitSeconds: 0, seconds: 0) }
-        let gradients = network.store.gradients
+        let gradients = model.store.gradients
         // TensorBoard scalars, as the reference logs them (rank 0 only).
-        let events = communicator.isRoot && options.logEvery < 1_000_000 ? try TensorBoardWriter(folder: "\(options.work)/logs/R\(options.round)") : nil
+        let events = communicator.isRoot && options.logEvery < 1_000_000 ? try TensorBoardWriter(folder: "\(options.work)/logs/\(options.checkpointPrefix)") : nil
         defer { events?.flush() }
         var stepsRun = 0
         let runStart = DispatchTime.now().uptimeNanoseconds
         for epoch in firstEpoch...lastEpoch {
             let startBatch = epoch == firstEpoch ? firstBatch : 0
-            let loader = TrainingBatches.loader(ids: ids, source: source, augmentation: augmentation, schedule: schedule, epoch: epoch,
-                                                firstBatch: startBatch, rank: communicator.rank, size: communicator.size,
-                                                decodeThreads: options.decodeThreads)
+            let loader = model.loader(schedule: schedule, epoch: epoch, firstBatch: startBatch, rank: communicator.rank, size: communicator.size)
             var batchIndex = startBatch
             while let batch = try loader.next() {
                 let step = optimizer.step
                 let context = DropoutContext(random: CounterRandom(seed: options.seed ^ 0x44524F50), step: step,
-                                             firstSampleIndex: batch.samples.first ?? 0)
-                let output = batch.images.withUnsafeBufferPointer {
-                    network.forward(input: $0.baseAddress!, batch: batch.count, height: options.cropSize, width: options.cropSize,
-                                    mode: .training(dropout: context, inputGradient: false))
-                }
-                let batchTargets = targets.map { head in batch.items.flatMap { head[$0] } }
-                let accuracy = parentAccuracy(logits: output.logits[0], targets: batchTargets[0], count: batch.count)
+                                             firstSampleIndex: model.firstSampleIndex(batch))
                 // Reduce the tail of the gradient buffer while backward works on earlier blocks.
                 var requests: [CollectiveRequest] = []
                 var reducedFrom = gradients.count
                 var bucketError: Error?
-                let losses = network.backward(targets: batchTargets, normalizer: options.globalBatch,
-                                              subcategoryWeight: options.subcategoryWeight) { ready in
+                let values = try model.trainStep(batch, dropout: context, communicator: communicator) { ready in
                     guard communicator.size > 1, bucketError == nil,
                           reducedFrom - ready.lowerBound >= options.bucketFloats || ready.lowerBound == 0 else { return }
                     do {
@@ -152,12 +154,13 @@ public enum Training {
                 // A diverged run must stop loudly: NaN weights would otherwise train on silently
                 // (ReLU maps NaN to 0, so the loss would look like a calm ln 2).
                 if !allFinite(gradients) {
-                    throw DataError("gradients became NaN or infinite at step \(optimizer.step + 1) (loss \(losses.total)): training diverged; lower --lr or check the data")
+                    throw DataError("gradients became NaN or infinite at step \(optimizer.step + 1) (loss \(values[0])): training diverged; lower --lr or check the data")
                 }
                 // The stop flag rides on the loss reduction, so every rank sees the same decision.
-                var reported: [Double] = [losses.total, losses.parent, losses.subcategory ?? 0, Double(stopRequested), accuracy]
+                var reported = values + [Double(stopRequested)]
                 try communicator.allreduceSum(&reported)
-                optimizer.apply(to: network.store)
+                let stopNow = reported.removeLast() > 0
+                optimizer.apply(to: model.store)
                 stepsRun += 1
                 batchIndex += 1
                 if firstLoss.isNaN { firstLoss = reported[0] }
@@ -166,28 +169,27 @@ public enum Training {
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - runStart) / 1e9
                     let rate = Double(stepsRun * options.globalBatch) / seconds
                     let eta = Double(maxStep - optimizer.step) * seconds / Double(stepsRun)
-                    let acc20 = reported[4] / Double(options.globalBatch)
-                    log(String(format: "step %d/%d epoch %d: loss %.4f (20: %.4f, sub: %.4f) acc20 %.4f lr %.5g, %.2f images/s, ETA %.0f s",
-                               optimizer.step, maxStep, epoch, reported[0], reported[1], reported[2], acc20, optimizer.learningRate, rate, eta))
-                    let line = String(format: "{\"step\":%d,\"epoch\":%d,\"loss\":%.6f,\"loss20\":%.6f,\"loss_sub\":%.6f,\"acc20\":%.4f,\"lr\":%.8g,\"images_per_second\":%.4f}\n",
-                                      optimizer.step, epoch, reported[0], reported[1], reported[2], acc20, optimizer.learningRate, rate)
+                    let entries = model.report(reported, globalBatch: options.globalBatch)
+                    log(String(format: "step %d/%d epoch %d: ", optimizer.step, maxStep, epoch) + model.consoleSummary(entries)
+                        + String(format: " lr %.5g, %.2f images/s, ETA %.0f s", optimizer.learningRate, rate, eta))
+                    let fields = entries.map { String(format: "\"%@\":%.*f", $0.key, $0.decimals, $0.value) }.joined(separator: ",")
+                    let line = String(format: "{\"step\":%d,\"epoch\":%d,", optimizer.step, epoch) + fields
+                        + String(format: ",\"lr\":%.8g,\"images_per_second\":%.4f}\n", optimizer.learningRate, rate)
                     try appendLine(line, to: "\(options.work)/logs/metrics.jsonl")
-                    events?.scalars([("Total Loss", reported[0]), ("20 Classification Loss", reported[1]),
-                                     ("200 Classification Loss", reported[2]), ("Cls20 Accuracy", acc20),
-                                     ("Learning Rate", Double(optimizer.learningRate))],
-                                    step: optimizer.step)
+                    events?.scalars(entries.compactMap { entry in entry.tensorBoardTag.map { ($0, entry.value) } }
+                                    + [("Learning Rate", Double(optimizer.learningRate))], step: optimizer.step)
                 }
-                if reported[3] > 0 {
+                if stopNow {
                     loader.stop()
-                    let path = "\(options.work)/weights/R\(options.round)_partial"
-                    try saveCheckpoint(path, network: network, optimizer: optimizer, epoch: epoch, nextBatch: batchIndex,
+                    let path = "\(options.work)/weights/\(options.checkpointPrefix)_partial"
+                    try saveCheckpoint(path, model: model, optimizer: optimizer, epoch: epoch, nextBatch: batchIndex,
                                        options: options, maxStep: maxStep, communicator: communicator, log: log)
                     throw Stopped(checkpoint: "\(path).safetensors")
                 }
             }
             if epoch % options.checkpointEvery == 0 || epoch == options.epochs - 1 || epoch == lastEpoch {
-                let path = "\(options.work)/weights/\(checkpointName(round: options.round, epoch: epoch))"
-                try saveCheckpoint(path, network: network, optimizer: optimizer, epoch: epoch, nextBatch: schedule.batchesPerEpoch,
+                let path = "\(options.work)/weights/\(options.checkpointPrefix)_ep\(epoch)"
+                try saveCheckpoint(path, model: model, optimizer: optimizer, epoch: epoch, nextBatch: schedule.batchesPerEpoch,
                                    options: options, maxStep: maxStep, communicator: communicator, log: log)
                 checkpoints.append(path)
             }
@@ -198,12 +200,12 @@ public enum Training {
 
     /// Weights, then the state (momentum, step, epoch, next batch): resume
     /// takes a checkpoint only when its state exists, so both are complete.
-    static func saveCheckpoint(_ path: String, network: SCCAMNetwork, optimizer: PolySGD, epoch: Int, nextBatch: Int,
+    static func saveCheckpoint<Model: TrainingModel>(_ path: String, model: Model, optimizer: PolySGD, epoch: Int, nextBatch: Int,
                                options: Options, maxStep: Int, communicator: Communicator, log: (String) -> Void) throws {
         if communicator.isRoot {
             let metadata = ["sccam.epoch": "\(epoch)", "sccam.step": "\(optimizer.step)", "sccam.next_batch": "\(nextBatch)",
                             "sccam.seed": "\(options.seed)", "sccam.max_step": "\(maxStep)"]
-            try network.saveSafetensors("\(path).safetensors", metadata: metadata)
+            try model.saveWeights("\(path).safetensors", metadata: metadata)
             try optimizer.buffer.withUnsafeBufferPointer { buffer in
                 try Safetensors.write([SafetensorsTensor(name: "momentum", shape: [buffer.count], floats: buffer)],
                                       metadata: metadata, to: "\(path).state.safetensors")
@@ -219,7 +221,7 @@ public enum Training {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return nil }
         let suffix = ".state.safetensors"
         var best: (step: Int, path: String)?
-        for name in names where name.hasPrefix("R\(options.round)_") && name.hasSuffix(suffix) {
+        for name in names where name.hasPrefix("\(options.checkpointPrefix)_") && name.hasSuffix(suffix) {
             let path = "\(folder)/\(name.dropLast(suffix.count))"
             guard let state = try? Safetensors.read("\(path).state.safetensors"),
                   let step = Int(state.metadata["sccam.step"] ?? ""), step > (best?.step ?? -1) else { continue }

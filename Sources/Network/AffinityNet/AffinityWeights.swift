@@ -8,11 +8,13 @@ extension AffinityNetwork {
     /// `backboneOnly` (ImageNet or classifier weights, the start of training)
     /// the four new layers keep their initialisation and classifier heads are
     /// skipped.
-    public static func fromWeights(_ path: String, backboneOnly: Bool = false,
+    /// `headSeed` initialises the new layers that the file does not have.
+    public static func fromWeights(_ path: String, backboneOnly: Bool = false, headSeed: UInt64 = 0,
                                    note: (String) -> Void = { _ in }) throws -> AffinityNetwork {
         let (format, tensors) = try WeightFiles.read(path, note: note)
         let (configuration, _) = try WeightConversion.configuration(of: tensors, path: path)
         let network = AffinityNetwork(widthDivisor: configuration.widthDivisor)
+        network.initializeHeads(seed: headSeed)
         let heads = Set(headNames.map { "\($0).weight" })
         let classifierHeads: Set = ["fc8.weight", "fc8_20.weight", "fc8_200.weight"]
         let kept = backboneOnly ? tensors.filter { !classifierHeads.contains($0.name) } : tensors

@@ -49,6 +49,14 @@ public final class AffinityNetwork {
 
     deinit { folded.deallocate() }
 
+    /// Multiply-accumulates of one training step per image: the backbone's
+    /// (see `ResNet38.trainingMACs`) and the four 1x1 layers' forward, weight
+    /// and input gradients.
+    public func trainingMACs(height: Int, width: Int) -> Int {
+        let (h, w) = backbone.outputSize(height: height, width: width)
+        return backbone.trainingMACs(height: height, width: width) + (tapHeads + [f9]).reduce(0) { $0 + 3 * $1.geometry.macs(height: h, width: w) }
+    }
+
     /// Channels of the embedding (448 at full width).
     public var embeddingChannels: Int { f9.geometry.outputChannels }
 

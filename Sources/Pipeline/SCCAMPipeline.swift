@@ -64,6 +64,8 @@ public enum SCCAMPipeline {
         public var overlays = true
         /// Also write and score dCRF masks with this background power (SC-CAM's optional post-processing).
         public var crfAlpha: Float?
+        /// The pixel-level stages after the CAMs (affinity labels, AffinityNet, random walk); nil = stop at CAMs.
+        public var refine: RefineSettings? = RefineSettings()
 
         public init(vocRoot: String) { self.vocRoot = vocRoot }
 
@@ -79,6 +81,14 @@ public enum SCCAMPipeline {
             }
             for (index, epoch) in usedEpochs.prefix(rounds).enumerated() where epoch < 0 || epoch >= epochs {
                 throw DataError("round \(index + 1) uses the checkpoint of epoch \(epoch), outside 0 ..< \(epochs) (--epochs \(epochs))")
+            }
+            if let refine {
+                guard refine.camsRound.map({ (0...rounds).contains($0) }) ?? true else {
+                    throw DataError("--refine-cams-round must be a round of this run, 0 to \(rounds)")
+                }
+                guard refine.epochs >= 1, refine.batch >= 1, refine.crop >= 8, refine.crop % 8 == 0 else {
+                    throw DataError("AffinityNet needs at least 1 epoch and image, and a crop that is a multiple of 8")
+                }
             }
         }
 
@@ -98,6 +108,8 @@ public enum SCCAMPipeline {
         public var decodeThreads = 1
         public var logEvery = 10
         public var checkpointImages = 100
+        /// AffinityNet's rank share runs in parts of this many images (nil: all at once).
+        public var affinityMicroBatch: Int?
         public init() {}
     }
 
@@ -114,6 +126,8 @@ public enum SCCAMPipeline {
 
     public struct Summary: Sendable {
         public let scores: [RoundScore]
+        /// The random walk's pseudo-labels' mIoU, when the refine stages ran.
+        public let pseudoLabelMeanIoU: Double?
         public let stagesRun: Int
         public let stagesSkipped: Int
         public let seconds: Double
@@ -201,12 +215,17 @@ public enum SCCAMPipeline {
             return RoundScore(round: Int(v[0]), meanIoU: v[1], threshold: Float(v[2]), bestMeanIoU: v[3], bestThreshold: Float(v[4]),
                               crfMeanIoU: crf)
         }
-        return Summary(scores: scores, stagesRun: ran, stagesSkipped: stages.count - ran,
+        var pseudo: [Double] = [communicator.isRoot ? (record.stage("eval refine")?.result?["miou"] ?? .nan) : .nan]
+        try communicator.broadcast(&pseudo, root: 0)
+        return Summary(scores: scores, pseudoLabelMeanIoU: pseudo[0].isNaN ? nil : pseudo[0], stagesRun: ran, stagesSkipped: stages.count - ran,
                        seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
     static func evaluatedRounds(_ settings: Settings) -> [Int] {
-        settings.evaluateAllRounds ? Array(0...settings.rounds) : [settings.rounds]
+        var rounds = settings.evaluateAllRounds ? Array(0...settings.rounds) : [settings.rounds]
+        // The random walk propagates a round's CAMs of the inference list: that round is inferred too.
+        if let refine = settings.refine, let round = refine.camsRound, !rounds.contains(round) { rounds = (rounds + [round]).sorted() }
+        return rounds
     }
 
     /// The path (without extension) of the checkpoint a round's later stages use.
@@ -321,6 +340,11 @@ public enum SCCAMPipeline {
                 try evaluate(folder: "\(work)/\(folder)", groundTruth: groundTruth, threshold: settings.threshold,
                              crfAlpha: settings.crfAlpha, communicator: communicator, log: log)
             })
+        }
+        if let refine = settings.refine {
+            stages += refinementStages(settings: settings, refine: refine, work: work, runtime: runtime, dataset: dataset,
+                                       communicator: communicator, groundTruth: groundTruth, baseline: baseline,
+                                       inputs: { try inputs(round: $0, list: $1) }, classifier: classifier, log: log, warn: warn)
         }
         return stages
     }

@@ -147,6 +147,42 @@ struct MethodOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Also make and score dCRF masks (masks_crf/): the dense CRF of [(1 - max CAM)^ALPHA, CAMs], SC-CAM's optional post-processing.", valueName: "alpha"))
     var crf: Float?
 
+    @Flag(help: "Stop at the CAMs: no affinity labels, AffinityNet or random walk.")
+    var noRefine = false
+
+    @Option(help: "Whose CAMs AffinityNet learns from and the walk propagates (default: the last round; psa used its baseline's, round 0; SC-CAM ran psa's AffinityNet on its round-3 CAMs).")
+    var refineCamsRound: Int?
+
+    @Option(help: "Images AffinityNet trains on (default: the training list, as psa's train_aug).")
+    var affList: String?
+
+    @Option(help: "Where AffinityNet starts: initial (the --init weights, as psa) or baseline (the round-0 classifier's backbone).")
+    var affStart: String?
+
+    @Option(help: "AffinityNet: epochs (psa: 8).")
+    var affEpochs: Int?
+
+    @Option(help: "AffinityNet: global batch (psa: 8).")
+    var affBatch: Int?
+
+    @Option(help: "AffinityNet: base learning rate (psa: 0.1).")
+    var affLr: Float?
+
+    @Option(help: "AffinityNet: crop size, a multiple of 8 (psa: 448).")
+    var affCrop: Int?
+
+    @Option(help: "AffinityNet: run each rank's share in parts of this many images (same result, less memory).")
+    var affMicroBatch: Int?
+
+    @Option(help: "Random walk: background exponent (psa: 16).")
+    var walkAlpha: Double?
+
+    @Option(help: "Random walk: affinity power (psa: 8).")
+    var walkBeta: Double?
+
+    @Option(help: "Random walk: 2^logt steps (psa: 8).")
+    var walkLogt: Int?
+
     @Option(help: "Background threads decoding images.")
     var decodeThreads: Int = 1
 
@@ -162,6 +198,10 @@ struct MethodOptions: ParsableArguments {
         _ = try parsedLongSide()
         _ = try parsedScales()
         if let crf, !(crf > 0) { throw ValidationError("--crf takes a positive alpha (psa uses 4 and 32)") }
+        if let affStart, SCCAMPipeline.AffinityStart(rawValue: affStart) == nil {
+            throw ValidationError("--aff-start must be initial or baseline")
+        }
+        if let affMicroBatch, affMicroBatch < 1 { throw ValidationError("--aff-micro-batch must be at least 1") }
     }
 
     func parsedUsedEpochs() throws -> [Int]? {
@@ -185,6 +225,7 @@ struct MethodOptions: ParsableArguments {
         var runtime = SCCAMPipeline.Runtime()
         runtime.decodeThreads = decodeThreads
         runtime.logEvery = logEvery ?? defaultLogEvery
+        runtime.affinityMicroBatch = affMicroBatch
         return runtime
     }
 
@@ -215,6 +256,21 @@ struct MethodOptions: ParsableArguments {
         settings.scales = try parsedScales()
         settings.overlays = !noOverlays
         settings.crfAlpha = crf
+        if noRefine {
+            settings.refine = nil
+        } else if var refine = settings.refine {
+            if let refineCamsRound { refine.camsRound = refineCamsRound }
+            if let affList { refine.trainList = affList }
+            if let affStart { refine.start = SCCAMPipeline.AffinityStart(rawValue: affStart)! }
+            if let affEpochs { refine.epochs = affEpochs }
+            if let affBatch { refine.batch = affBatch }
+            if let affLr { refine.learningRate = affLr }
+            if let affCrop { refine.crop = affCrop }
+            if let walkAlpha { refine.walk.alpha = walkAlpha }
+            if let walkBeta { refine.walk.beta = walkBeta }
+            if let walkLogt { refine.walk.logT = walkLogt }
+            settings.refine = refine
+        }
     }
 }
 
@@ -236,6 +292,11 @@ enum PipelineReport {
         for score in summary.scores {
             job.log(String(format: "R%-5d %.4f (%.2f)         %.2f            %.4f", score.round, score.meanIoU, score.threshold,
                            score.bestThreshold, score.bestMeanIoU) + (score.crfMeanIoU.map { String(format: "     %.4f", $0) } ?? ""))
+        }
+        if let pseudo = summary.pseudoLabelMeanIoU {
+            let best = summary.scores.map { max($0.meanIoU, $0.bestMeanIoU) }.max() ?? .nan
+            job.log(String(format: "pseudo-labels after the random walk: mIoU %.4f (best CAM masks above: %.4f; %+.4f)", pseudo, best, pseudo - best))
+            job.log("pseudo-labels: \(work)/refine/{id}.png (grey class ids), refine_color/ and refine_overlays/ beside them; scores in refine/scores.json")
         }
         job.log("scores: \(work)/infer/R{round}/scores.json; masks and overlays beside them; stages: \(work)/run.json")
     }

@@ -12,7 +12,7 @@ import Kernels
 /// the golden README measured), in float64, at a tiny fraction of the work.
 /// `walkDense` is psa's way, in float32 BLAS, for comparison and benchmarks.
 public enum RandomWalk {
-    public struct Parameters: Sendable, Equatable {
+    public struct Parameters: Sendable, Equatable, Codable {
         /// The background score's exponent, (1 - max CAM)^alpha.
         public var alpha: Double = 16
         /// The element-wise power of the affinities.

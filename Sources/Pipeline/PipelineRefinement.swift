@@ -80,13 +80,7 @@ extension SCCAMPipeline {
             var options = Training.Options(round: 0, epochs: refine.epochs, globalBatch: refine.batch, learningRate: refine.learningRate,
                                            cropSize: refine.crop, work: work)
             options.checkpointPrefix = "AFF"
-            options.momentum = refine.momentum
-            options.weightDecay = refine.weightDecay
-            options.seed = settings.seed
-            options.checkpointEvery = settings.checkpointEvery
-            options.resume = true
-            options.decodeThreads = runtime.decodeThreads
-            options.logEvery = runtime.logEvery
+            configure(&options, momentum: refine.momentum, weightDecay: refine.weightDecay, settings: settings, runtime: runtime)
             let model = AffinityTraining(network: network, dataset: dataset, ids: list.ids, scores: "\(work)/affinity", cropSize: refine.crop,
                                          microBatch: runtime.affinityMicroBatch, skipUnreadable: false, decodeThreads: runtime.decodeThreads)
             log("training AffinityNet: \(list.ids.count) images, \(refine.epochs) epochs, lr \(refine.learningRate), crop \(refine.crop), global batch \(refine.batch) over \(communicator.size) rank(s), starting from \(affinityInit ?? "He initialisation")")

@@ -96,8 +96,16 @@ public enum SCCAMPipeline {
         func differences(from other: Settings) -> [String] {
             guard let ours = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as? [String: Any],
                   let theirs = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(other)) as? [String: Any] else { return ["?"] }
+            // Nested settings print as sorted JSON: a dictionary's own description
+            // orders its keys differently in every process.
+            func text(_ value: Any?) -> String {
+                guard let value else { return "none" }
+                guard JSONSerialization.isValidJSONObject(value),
+                      let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]) else { return "\(value)" }
+                return String(decoding: data, as: UTF8.self)
+            }
             return Set(ours.keys).union(theirs.keys).sorted().compactMap { key in
-                let a = ours[key].map { "\($0)" } ?? "none", b = theirs[key].map { "\($0)" } ?? "none"
+                let a = text(ours[key]), b = text(theirs[key])
                 return a == b ? nil : "\(key): \(a) here, \(b) in run.json"
             }
         }
@@ -221,6 +229,17 @@ public enum SCCAMPipeline {
                        seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
+    /// What every training stage of the pipeline sets alike: it always resumes.
+    static func configure(_ options: inout Training.Options, momentum: Float, weightDecay: Float, settings: Settings, runtime: Runtime) {
+        options.momentum = momentum
+        options.weightDecay = weightDecay
+        options.seed = settings.seed
+        options.checkpointEvery = settings.checkpointEvery
+        options.resume = true
+        options.decodeThreads = runtime.decodeThreads
+        options.logEvery = runtime.logEvery
+    }
+
     static func evaluatedRounds(_ settings: Settings) -> [Int] {
         var rounds = settings.evaluateAllRounds ? Array(0...settings.rounds) : [settings.rounds]
         // The random walk propagates a round's CAMs of the inference list: that round is inferred too.
@@ -256,14 +275,8 @@ public enum SCCAMPipeline {
                 : Training.Options(round: round, epochs: settings.epochs, globalBatch: settings.batch,
                                    learningRate: settings.learningRate, cropSize: settings.crop, work: work)
             options.longSide = settings.longSide[0]...settings.longSide[1]
-            options.momentum = settings.momentum
-            options.weightDecay = settings.weightDecay
             options.subcategoryWeight = settings.subcategoryWeight
-            options.seed = settings.seed
-            options.checkpointEvery = settings.checkpointEvery
-            options.resume = true
-            options.decodeThreads = runtime.decodeThreads
-            options.logEvery = runtime.logEvery
+            configure(&options, momentum: settings.momentum, weightDecay: settings.weightDecay, settings: settings, runtime: runtime)
             if round > 0 && !settings.finishSchedule { options.lastEpochToTrain = settings.usedEpochs[round - 1] }
             log("training round \(round): \(ids.count) images, \(options.epochs) epochs (schedule)\(options.lastEpochToTrain.map { ", stopping after epoch \($0), the checkpoint used" } ?? ""), lr \(options.learningRate), crop \(options.cropSize), global batch \(options.globalBatch) over \(communicator.size) rank(s), starting from \(initPath ?? "He initialisation")")
             Training.installSignalHandlers()

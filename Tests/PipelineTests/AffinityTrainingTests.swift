@@ -78,4 +78,30 @@ final class AffinityTrainingTests: XCTestCase {
         XCTAssertEqual(result.status, 1, "\(result)")
         XCTAssertTrue(result.standardError.contains("\(voc.images[0].id).npy"), result.standardError)
     }
+
+    /// SIGTERM mid-run writes AFF_partial and exits 4; resuming to epoch 5 gives the
+    /// weights of an uninterrupted run to epoch 5, bit for bit.
+    func testSIGTERMThenResumeEqualsUninterruptedTraining() throws {
+        let interrupted = temporary.path + "/interrupted"
+        let arguments = ["train-aff", "--voc-root", voc.root, "--list", list, "--labels", temporary.path + "/labels/affinity",
+                         "--work", interrupted, "--width-divisor", "16", "--crop", "80", "--epochs", "200", "--seed", "5", "--threads", "1",
+                         "--log-every", "1", "--checkpoint-every", "1000"]
+        guard let process = try TestProcess.startTraining(arguments, work: interrupted, steps: 2) else {
+            throw XCTSkip("training did not reach 2 steps in time")
+        }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 4, "stopped on request")
+        let state = try Safetensors.read("\(interrupted)/weights/AFF_partial.state.safetensors")
+        let epoch = try XCTUnwrap(Int(state.metadata["sccam.epoch"] ?? ""))
+        XCTAssertLessThan(epoch, 5, "the stop came too late for this comparison")
+        // One step per epoch: the partial checkpoint ends its epoch.
+        let resumed = try TestProcess.sccam(arguments + ["--resume", "--stop-after-epochs", "\(5 - epoch)"], timeout: 600)
+        XCTAssertEqual(resumed.status, 0, "\(resumed)")
+        var straightArguments = arguments
+        straightArguments[straightArguments.firstIndex(of: interrupted)!] = temporary.path + "/straight"
+        let straight = try TestProcess.sccam(straightArguments + ["--stop-after-epochs", "6"], timeout: 600)
+        XCTAssertEqual(straight.status, 0, "\(straight)")
+        XCTAssertEqual(try weights("\(interrupted)/weights/AFF_ep5.safetensors"), try weights("\(temporary.path)/straight/weights/AFF_ep5.safetensors"))
+    }
 }

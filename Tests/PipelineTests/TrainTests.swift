@@ -176,21 +176,10 @@ final class PreemptionTests: XCTestCase {
 
     /// Starts training and returns the process once it has logged `steps` steps.
     private func startAndWait(_ arguments: [String], work: String, steps: Int) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestProcess.sccam)
-        process.arguments = arguments
-        process.environment = TestProcess.cleanEnvironment()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline {
-            let lines = (try? String(contentsOfFile: "\(work)/logs/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0
-            if lines >= steps { return process }
-            Thread.sleep(forTimeInterval: 0.05)
+        guard let process = try TestProcess.startTraining(arguments, work: work, steps: steps) else {
+            throw XCTSkip("training did not reach \(steps) steps in time")
         }
-        process.terminate()
-        throw XCTSkip("training did not reach \(steps) steps in time")
+        return process
     }
 
     private func weights(_ path: String) throws -> [Float] { try Safetensors.read(path).tensors.flatMap { try $0.floatValues() } }

@@ -183,3 +183,26 @@ public final class BackgroundMPIJob {
         return condition()
     }
 }
+
+extension TestProcess {
+    /// Starts a training command in the background and returns it once
+    /// `work/logs/metrics.jsonl` has `steps` lines (nil if that takes over two minutes;
+    /// the process is then terminated).
+    public static func startTraining(_ arguments: [String], work: String, steps: Int) throws -> Process? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: sccam)
+        process.arguments = arguments
+        process.environment = cleanEnvironment()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let lines = (try? String(contentsOfFile: "\(work)/logs/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0
+            if lines >= steps { return process }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        process.terminate()
+        return nil
+    }
+}

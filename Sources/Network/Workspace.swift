@@ -45,12 +45,27 @@ final class Workspace {
     var pooledGradient: UnsafeMutablePointer<Float>?
     var inputGradient: UnsafeMutablePointer<Float>?
 
-    init(key: Key) { self.key = key }
+    /// A counting workspace only adds up what a plan would allocate: every
+    /// buffer is the same one-float placeholder, never to be read or written.
+    let countsOnly: Bool
+    private lazy var placeholder = UnsafeMutablePointer<Float>.allocate(capacity: 1)
 
-    deinit { for allocation in allocations { allocation.pointer.deallocate() } }
+    init(key: Key, countsOnly: Bool = false) {
+        self.key = key
+        self.countsOnly = countsOnly
+    }
+
+    deinit {
+        for allocation in allocations { allocation.pointer.deallocate() }
+        if countsOnly { placeholder.deallocate() }
+    }
 
     /// A zero-filled buffer owned by this workspace.
     func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if countsOnly {
+            floatCount += count
+            return placeholder
+        }
         let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
         pointer.initialize(repeating: 0, count: max(1, count))
         allocations.append((pointer, count))

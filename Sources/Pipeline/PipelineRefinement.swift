@@ -81,8 +81,11 @@ extension SCCAMPipeline {
                                            cropSize: refine.crop, work: work)
             options.checkpointPrefix = "AFF"
             configure(&options, momentum: refine.momentum, weightDecay: refine.weightDecay, settings: settings, runtime: runtime)
+            let parts = AffinityTraining.microBatch(requested: runtime.affinityMicroBatch, share: refine.batch / max(1, communicator.size),
+                                                    network: network, crop: refine.crop, ranksOnThisNode: communicator.localSize)
+            if let note = parts.note { log(note) }
             let model = AffinityTraining(network: network, dataset: dataset, ids: list.ids, scores: "\(work)/affinity", cropSize: refine.crop,
-                                         microBatch: runtime.affinityMicroBatch, skipUnreadable: false, decodeThreads: runtime.decodeThreads)
+                                         microBatch: parts.size, skipUnreadable: false, decodeThreads: runtime.decodeThreads)
             log("training AffinityNet: \(list.ids.count) images, \(refine.epochs) epochs, lr \(refine.learningRate), crop \(refine.crop), global batch \(refine.batch) over \(communicator.size) rank(s), starting from \(affinityInit ?? "He initialisation")")
             Training.installSignalHandlers()
             defer { Training.removeSignalHandlers() }

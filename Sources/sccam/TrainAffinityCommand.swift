@@ -51,7 +51,7 @@ struct TrainAffinity: ParsableCommand {
     @Option(help: "Global batch size, split evenly over the ranks.")
     var batch: Int = 8
 
-    @Option(help: "Run each rank's share of a batch in parts of this many images (same result, less memory).")
+    @Option(help: "Run each rank's share of a batch in parts of this many images (same result, less memory); default: all at once when it fits in the rank's part of the node's memory, else the largest part that does.")
     var microBatch: Int?
 
     @Option(help: "Base learning rate.")
@@ -122,11 +122,11 @@ struct TrainAffinity: ParsableCommand {
             options.skipUnreadable = skipUnreadable
             options.logEvery = logEvery
             let share = batch / max(1, job.communicator.size)
-            if let microBatch, microBatch < share {
-                job.log("each rank runs its \(share) images per step in micro-batches of \(microBatch), accumulating gradients")
-            }
+            let parts = AffinityTraining.microBatch(requested: microBatch, share: share, network: network, crop: crop,
+                                                    ranksOnThisNode: job.communicator.localSize)
+            if let note = parts.note { job.log(note) }
             let model = AffinityTraining(network: network, dataset: dataset, ids: imageList.ids, scores: labels ?? "\(work)/affinity",
-                                         cropSize: crop, microBatch: microBatch, skipUnreadable: skipUnreadable, decodeThreads: decodeThreads)
+                                         cropSize: crop, microBatch: parts.size, skipUnreadable: skipUnreadable, decodeThreads: decodeThreads)
             job.log("train-aff: \(imageList.ids.count) images of \(imageList.source), global batch \(batch) over \(job.communicator.size) rank(s), \(epochs) epochs, lr \(lr), crop \(crop), width 1/\(network.widthDivisor)")
             Training.installSignalHandlers()
             let summary: Training.Summary

@@ -1,6 +1,7 @@
 import Data
 import Formats
 import Foundation
+import Network
 import Pipeline
 import XCTest
 
@@ -62,5 +63,27 @@ final class AffinitySampleTests: XCTestCase {
         // Deterministic per (seed, epoch, sample index), different across samples.
         XCTAssertEqual(sample(index: 2).0.image, sample(index: 2).0.image)
         XCTAssertNotEqual(sample(index: 2).0.image, sample(index: 3).0.image)
+    }
+}
+
+/// The micro-batch AffinityNet's training picks when none is asked for.
+final class AffinityMicroBatchTests: XCTestCase {
+    func testAShareThatDoesNotFitRunsInTheLargestPartThatDoes() {
+        let network = AffinityNetwork(widthDivisor: 16)
+        let one = network.trainingWorkspaceBytes(batch: 1, height: 80, width: 80)
+        let perImage = network.trainingWorkspaceBytes(batch: 2, height: 80, width: 80) - one
+        XCTAssertGreaterThan(perImage, 0)
+        XCTAssertEqual(network.trainingWorkspaceBytes(batch: 4, height: 80, width: 80), one + 3 * perImage, "linear in the batch")
+        XCTAssertEqual(network.workspaceBytes, 0, "counting allocates nothing")
+        let parameters = 4 * (network.store.parameterCount + 2 * network.store.trainableCount)
+        // A node whose 60% holds the parameters and exactly 2 images' activations, for each of 2 ranks.
+        let memory = UInt64(Double(2 * (parameters + one - perImage + 2 * perImage)) / 0.6) + 2
+        let tight = AffinityTraining.microBatch(requested: nil, share: 4, network: network, crop: 80, ranksOnThisNode: 2, physicalMemory: memory)
+        XCTAssertEqual(tight.size, 2)
+        XCTAssertTrue(tight.note?.contains("micro-batches of 2") ?? false, tight.note ?? "")
+        let roomy = AffinityTraining.microBatch(requested: nil, share: 4, network: network, crop: 80, ranksOnThisNode: 2, physicalMemory: 100 * memory)
+        XCTAssertNil(roomy.size)
+        XCTAssertNil(roomy.note)
+        XCTAssertEqual(AffinityTraining.microBatch(requested: 3, share: 4, network: network, crop: 80, ranksOnThisNode: 1).size, 3)
     }
 }

@@ -221,30 +221,46 @@ public final class AffinityNetwork {
 
     // MARK: Memory planning
 
+    /// Bytes of activation and scratch memory a training pass of this batch
+    /// shape needs, planned without allocating it.
+    public func trainingWorkspaceBytes(batch: Int, height: Int, width: Int) -> Int {
+        let ws = Workspace(key: Workspace.Key(batch: batch, height: height, width: width, purpose: .training(inputGradient: false)),
+                           countsOnly: true)
+        _ = plan(ws)
+        return ws.byteCount
+    }
+
     private func prepare(batch: Int, height: Int, width: Int, purpose: Workspace.Purpose) -> (Workspace, HeadBuffers) {
         let key = Workspace.Key(batch: batch, height: height, width: width, purpose: purpose)
         if let workspace, let buffers, workspace.key == key { return (workspace, buffers) }
         workspace = nil
         buffers = nil
         let ws = Workspace(key: key)
+        let heads = plan(ws)
+        workspace = ws
+        buffers = heads
+        return (ws, heads)
+    }
+
+    private func plan(_ ws: Workspace) -> HeadBuffers {
+        let batch = ws.key.batch, height = ws.key.height, width = ws.key.width, purpose = ws.key.purpose
         backbone.plan(ws, keepTaps: true)
         let (h, w) = backbone.outputSize(height: height, width: width)
-        pairs = PairGeometry(height: h, width: w)
+        let geometry = PairGeometry(height: h, width: w)
+        if !ws.countsOnly { pairs = geometry }
         let plane = h * w, training = purpose != .inference
         let tapSizes = [backbone.channels(of: .conv4), backbone.channels(of: .conv5)].map { batch * $0 * plane }
         let heads = HeadBuffers(
             taps: tapHeads.map { ws.allocate(batch * $0.geometry.outputChannels * plane) },
             concatenated: ws.allocate(batch * embeddingChannels * plane),
             embedding: ws.allocate(batch * embeddingChannels * plane),
-            affinities: ws.allocate(batch * pairs.pairCount),
-            distanceGradient: training ? ws.allocate(batch * pairs.pairCount) : nil,
+            affinities: ws.allocate(batch * geometry.pairCount),
+            distanceGradient: training ? ws.allocate(batch * geometry.pairCount) : nil,
             tapGradients: training ? tapHeads.map { ws.allocate(batch * $0.geometry.outputChannels * plane) } : [],
             concatenatedGradient: training ? ws.allocate(batch * embeddingChannels * plane) : nil,
             embeddingGradient: training ? ws.allocate(batch * embeddingChannels * plane) : nil,
             conv4Gradient: training ? ws.allocate(tapSizes[0]) : nil,
             conv5Gradient: training ? ws.allocate(tapSizes[1]) : nil)
-        workspace = ws
-        buffers = heads
-        return (ws, heads)
+        return heads
     }
 }

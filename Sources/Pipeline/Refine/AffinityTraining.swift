@@ -44,6 +44,26 @@ public final class AffinityTraining: TrainingModel {
         augmentation = TrainingAugmentation(cropSize: cropSize)
     }
 
+    /// The micro-batch a rank should use: `requested` if given, else none when
+    /// its `share` of a batch fits in its part of this node's memory (60% of
+    /// the physical memory over the node's ranks, less the parameters,
+    /// gradients and momentum), else the largest part that fits. The note says why.
+    public static func microBatch(requested: Int?, share: Int, network: AffinityNetwork, crop: Int, ranksOnThisNode: Int,
+                                  physicalMemory: UInt64 = ProcessInfo.processInfo.physicalMemory) -> (size: Int?, note: String?) {
+        if let requested {
+            return (requested, requested < share ? "each rank runs its \(share) images per step in micro-batches of \(requested), accumulating gradients" : nil)
+        }
+        let one = network.trainingWorkspaceBytes(batch: 1, height: crop, width: crop)
+        let perImage = max(1, network.trainingWorkspaceBytes(batch: 2, height: crop, width: crop) - one)
+        let fixed = one - perImage
+        let parameters = 4 * (network.store.parameterCount + 2 * network.store.trainableCount)
+        let budget = Int(Double(physicalMemory) * 0.6) / max(1, ranksOnThisNode) - parameters
+        if fixed + share * perImage <= budget { return (nil, nil) }
+        let fits = max(1, (budget - fixed) / perImage)
+        func gb(_ bytes: Int) -> String { String(format: "%.1f GB", Double(bytes) / 1e9) }
+        return (fits, "a rank's \(share) images at \(crop) need \(gb(fixed + share * perImage)) of activations, more than its \(gb(budget)) of this node's memory: running micro-batches of \(fits), accumulating gradients (--micro-batch sets it)")
+    }
+
     public var store: ParameterStore { network.store }
     public var headPrefixes: [String] { AffinityNetwork.headPrefixes }
     public func loadWeights(_ path: String) throws { try network.store.load(try WeightFiles.read(path).tensors, from: path) }

@@ -26,6 +26,7 @@ struct TrainAffinity: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var loop: TrainingLoopOptions
 
     @Option(help: "The VOC 2012 folder.")
     var vocRoot: String
@@ -60,35 +61,13 @@ struct TrainAffinity: ParsableCommand {
     @Option(help: "Crop size (a multiple of 8).")
     var crop: Int = 448
 
-    @Option(help: "SGD momentum (the reference's effective value is 0.0005).")
-    var momentum: Float = 0.0005
-
-    @Option(help: "Weight decay.")
-    var weightDecay: Float = 5e-4
-
-    @Option(help: "Seed of the data order, augmentation, dropout and new-layer initialisation.")
-    var seed: UInt64 = 0
 
     @Option(help: "Checkpoint every this many epochs (and after the last).")
     var checkpointEvery: Int = 1
 
-    @Flag(help: "Continue from the latest checkpoint in WORK/weights.")
-    var resume = false
-
-    @Option(help: "Stop after this many epochs of this run (with a checkpoint); --resume continues.")
-    var stopAfterEpochs: Int?
-
-    @Option(help: "Background threads decoding and augmenting images.")
-    var decodeThreads: Int = 1
-
-    @Flag(help: "Skip unreadable images with a warning instead of stopping.")
-    var skipUnreadable = false
-
-    @Option(help: "Print and log every this many steps.")
-    var logEvery: Int = 10
 
     func validate() throws {
-        guard epochs >= 1, batch >= 1, checkpointEvery >= 1, decodeThreads >= 1, logEvery >= 1, (microBatch ?? 1) >= 1 else {
+        guard epochs >= 1, batch >= 1, checkpointEvery >= 1, loop.decodeThreads >= 1, loop.logEvery >= 1, (microBatch ?? 1) >= 1 else {
             throw ValidationError("--epochs, --batch, --micro-batch, --checkpoint-every, --decode-threads and --log-every must be at least 1")
         }
         guard crop >= 8, crop % 8 == 0 else { throw ValidationError("--crop must be a positive multiple of 8 (the scores are pooled 8 x 8)") }
@@ -104,29 +83,22 @@ struct TrainAffinity: ParsableCommand {
             try dataset.validate(imageList)
             let network: AffinityNetwork
             if let path = `init` {
-                network = try AffinityNetwork.fromWeights(path, backboneOnly: true, headSeed: seed, note: job.warn)
+                network = try AffinityNetwork.fromWeights(path, backboneOnly: true, headSeed: loop.seed, note: job.warn)
             } else {
                 network = AffinityNetwork(widthDivisor: widthDivisor)
-                network.initializeBackbone(seed: seed, residualBranchScale: Training.scratchBranchScale)
-                network.initializeHeads(seed: seed)
+                network.initializeBackbone(seed: loop.seed, residualBranchScale: Training.scratchBranchScale)
+                network.initializeHeads(seed: loop.seed)
             }
             var options = Training.Options(round: 0, epochs: epochs, globalBatch: batch, learningRate: lr, cropSize: crop, work: work)
             options.checkpointPrefix = "AFF"
-            options.momentum = momentum
-            options.weightDecay = weightDecay
-            options.seed = seed
             options.checkpointEvery = checkpointEvery
-            options.resume = resume
-            options.stopAfterEpochs = stopAfterEpochs
-            options.decodeThreads = decodeThreads
-            options.skipUnreadable = skipUnreadable
-            options.logEvery = logEvery
+            loop.apply(to: &options)
             let share = batch / max(1, job.communicator.size)
             let parts = AffinityTraining.microBatch(requested: microBatch, share: share, network: network, crop: crop,
                                                     ranksOnThisNode: job.communicator.localSize)
             if let note = parts.note { job.log(note) }
             let model = AffinityTraining(network: network, dataset: dataset, ids: imageList.ids, scores: labels ?? "\(work)/affinity",
-                                         cropSize: crop, microBatch: parts.size, skipUnreadable: skipUnreadable, decodeThreads: decodeThreads)
+                                         cropSize: crop, microBatch: parts.size, skipUnreadable: loop.skipUnreadable, decodeThreads: loop.decodeThreads)
             job.log("train-aff: \(imageList.ids.count) images of \(imageList.source), global batch \(batch) over \(job.communicator.size) rank(s), \(epochs) epochs, lr \(lr), crop \(crop), width 1/\(network.widthDivisor)")
             Training.installSignalHandlers()
             let summary: Training.Summary

@@ -21,6 +21,7 @@ struct Train: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var loop: TrainingLoopOptions
 
     @Option(help: "The VOC 2012 folder.")
     var vocRoot: String
@@ -58,38 +59,16 @@ struct Train: ParsableCommand {
     @Option(help: "Random resize of the long side before the crop, min,max in pixels.")
     var longSide: String = "256,512"
 
-    @Option(help: "SGD momentum (the reference's effective value is 0.0005).")
-    var momentum: Float = 0.0005
-
-    @Option(help: "Weight decay.")
-    var weightDecay: Float = 5e-4
 
     @Option(help: "Weight of the sub-category loss.")
     var subcategoryWeight: Float = 5
 
-    @Option(help: "Seed of the data order, augmentation, dropout and head initialisation.")
-    var seed: UInt64 = 0
-
     @Option(help: "Checkpoint every this many epochs (and after the last).")
     var checkpointEvery: Int = 10
 
-    @Flag(help: "Continue from the latest checkpoint in WORK/weights.")
-    var resume = false
-
-    @Option(help: "Stop after this many epochs of this run (with a checkpoint); --resume continues.")
-    var stopAfterEpochs: Int?
-
-    @Option(help: "Background threads decoding and augmenting images.")
-    var decodeThreads: Int = 1
-
-    @Flag(help: "Skip unreadable images with a warning instead of stopping.")
-    var skipUnreadable = false
-
-    @Option(help: "Print and log every this many steps.")
-    var logEvery: Int = 10
 
     func validate() throws {
-        guard round >= 0, k >= 1, batch >= 1, checkpointEvery >= 1, decodeThreads >= 1, logEvery >= 1 else {
+        guard round >= 0, k >= 1, batch >= 1, checkpointEvery >= 1, loop.decodeThreads >= 1, loop.logEvery >= 1 else {
             throw ValidationError("--round must be 0 or more; --k, --batch, --checkpoint-every, --decode-threads and --log-every at least 1")
         }
         guard longSideRange != nil else { throw ValidationError("--long-side must be min,max in pixels, like 256,512") }
@@ -105,21 +84,14 @@ struct Train: ParsableCommand {
             let dataset = try VOCDataset(root: vocRoot)
             let (ids, targets) = try Training.targets(round: round, k: k, dataset: dataset, list: list, work: work, isRoot: job.isRoot,
                                                       warn: job.warn)
-            let network = try Training.makeNetwork(initPath: `init`, round: round, k: k, widthDivisor: widthDivisor, seed: seed,
+            let network = try Training.makeNetwork(initPath: `init`, round: round, k: k, widthDivisor: widthDivisor, seed: loop.seed,
                                                    warn: job.warn)
             var options = Training.Options(round: round, epochs: epochs ?? (round == 0 ? 15 : 61), globalBatch: batch,
                                            learningRate: lr ?? (round == 0 ? 0.1 : 0.01), cropSize: crop ?? (round == 0 ? 448 : 224), work: work)
             options.longSide = longSideRange!
-            options.momentum = momentum
-            options.weightDecay = weightDecay
             options.subcategoryWeight = subcategoryWeight
-            options.seed = seed
             options.checkpointEvery = checkpointEvery
-            options.resume = resume
-            options.stopAfterEpochs = stopAfterEpochs
-            options.decodeThreads = decodeThreads
-            options.skipUnreadable = skipUnreadable
-            options.logEvery = logEvery
+            loop.apply(to: &options)
             job.log("train round \(round): \(ids.count) images, global batch \(batch) over \(job.communicator.size) rank(s), \(options.epochs) epochs, lr \(options.learningRate), crop \(options.cropSize)")
             Training.installSignalHandlers()
             let summary: Training.Summary

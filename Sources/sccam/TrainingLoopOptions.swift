@@ -1,0 +1,42 @@
+import ArgumentParser
+import Pipeline
+
+/// The flags of the shared training loop (`Training.run`), for `train` and `train-aff`.
+struct TrainingLoopOptions: ParsableArguments {
+    @Option(help: "SGD momentum (the reference's effective value is 0.0005).")
+    var momentum: Float = 0.0005
+
+    @Option(help: "Weight decay.")
+    var weightDecay: Float = 5e-4
+
+    @Option(help: "Seed of the data order, augmentation, dropout and the initialisation of new layers.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Continue from the latest checkpoint in WORK/weights.")
+    var resume = false
+
+    @Option(help: "Stop after this many epochs of this run (with a checkpoint); --resume continues.")
+    var stopAfterEpochs: Int?
+
+    @Option(help: "Background threads decoding and augmenting images.")
+    var decodeThreads: Int = 1
+
+    @Flag(help: "Skip unreadable images with a warning instead of stopping.")
+    var skipUnreadable = false
+
+    @Option(help: "Print and log every this many steps.")
+    var logEvery: Int = 10
+
+    // The commands validate these with their own flags, in one message.
+
+    func apply(to options: inout Training.Options) {
+        options.momentum = momentum
+        options.weightDecay = weightDecay
+        options.seed = seed
+        options.resume = resume
+        options.stopAfterEpochs = stopAfterEpochs
+        options.decodeThreads = decodeThreads
+        options.skipUnreadable = skipUnreadable
+        options.logEvery = logEvery
+    }
+}

@@ -8,17 +8,22 @@ enum PairAffinity {
     static func forward(embedding: UnsafePointer<Float>, channels: Int, batch: Int, pairs: PairGeometry,
                         affinities: UnsafeMutablePointer<Float>) {
         let plane = pairs.height * pairs.width, perImage = pairs.pairCount, p = pairs.pairsPerDisplacement
-        let out = UncheckedSendable(affinities)
-        Parallel.forEach(batch * PairGeometry.displacements.count) { job in
-            let n = job / PairGeometry.displacements.count, d = job % PairGeometry.displacements.count
+        let out = UncheckedSendable(affinities), displacements = PairGeometry.displacements.count
+        pairs.from.withUnsafeBufferPointer { fromCells in
+        pairs.targets.withUnsafeBufferPointer { toCells in
+        let fromCells = UncheckedSendable(fromCells), toCells = UncheckedSendable(toCells)
+        Parallel.forEach(batch * displacements) { job in
+            let n = job / displacements, d = job % displacements
             let e = embedding + n * channels * plane
             let row = out.value + n * perImage + d * p
             for k in 0..<p {
-                let from = pairs.from[k], to = pairs.to(d, k)
+                let from = fromCells.value[k], to = toCells.value[d * p + k]
                 var sum: Float = 0
                 for c in 0..<channels { sum += abs(e[c * plane + to] - e[c * plane + from]) }
                 row[k] = expf(-(sum / Float(channels)))
             }
+        }
+        }
         }
     }
 
@@ -28,19 +33,22 @@ enum PairAffinity {
     static func backward(embedding: UnsafePointer<Float>, channels: Int, batch: Int, pairs: PairGeometry,
                          distanceGradient: UnsafePointer<Float>, embeddingGradient: UnsafeMutablePointer<Float>) {
         let plane = pairs.height * pairs.width, perImage = pairs.pairCount, p = pairs.pairsPerDisplacement
-        let gradient = UncheckedSendable(embeddingGradient)
+        let gradient = UncheckedSendable(embeddingGradient), displacements = PairGeometry.displacements.count
         // Per image and channel: every pair writes both of its cells, so the
         // channels (not the pairs) are what the threads split, in a fixed order.
+        pairs.from.withUnsafeBufferPointer { fromCells in
+        pairs.targets.withUnsafeBufferPointer { toCells in
+        let fromCells = UncheckedSendable(fromCells), toCells = UncheckedSendable(toCells)
         Parallel.forEach(batch * channels) { job in
             let n = job / channels, c = job % channels
             let e = embedding + (n * channels + c) * plane
             let g = gradient.value + (n * channels + c) * plane
             for i in 0..<plane { g[i] = 0 }
             let scale = 1 / Float(channels)
-            for d in 0..<PairGeometry.displacements.count {
+            for d in 0..<displacements {
                 let row = distanceGradient + n * perImage + d * p
                 for k in 0..<p {
-                    let from = pairs.from[k], to = pairs.to(d, k)
+                    let from = fromCells.value[k], to = toCells.value[d * p + k]
                     let difference = e[to] - e[from]
                     guard difference != 0 else { continue }
                     let step = row[k] * scale * (difference > 0 ? 1 : -1)
@@ -48,6 +56,8 @@ enum PairAffinity {
                     g[from] -= step
                 }
             }
+        }
+        }
         }
     }
 }

@@ -16,6 +16,8 @@ public struct PairGeometry: Sendable, Equatable {
     public let height: Int, width: Int
     /// "From" cells, row-major.
     public let from: [Int]
+    /// The "to" cell of every pair, displacement-major: [34][from.count].
+    public let targets: [Int]
 
     public init(height: Int, width: Int) {
         self.height = height
@@ -28,6 +30,7 @@ public struct PairGeometry: Sendable, Equatable {
             }
         }
         self.from = from
+        targets = Self.displacements.flatMap { step in from.map { $0 + step.dy * width + step.dx } }
     }
 
     public var pairsPerDisplacement: Int { from.count }
@@ -35,7 +38,5 @@ public struct PairGeometry: Sendable, Equatable {
 
     /// The "to" cell of displacement `d` from the k-th from cell.
     @inline(__always)
-    public func to(_ d: Int, _ k: Int) -> Int {
-        from[k] + Self.displacements[d].dy * width + Self.displacements[d].dx
-    }
+    public func to(_ d: Int, _ k: Int) -> Int { targets[d * from.count + k] }
 }

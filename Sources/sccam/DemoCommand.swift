@@ -16,7 +16,7 @@ struct Demo: ParsableCommand {
             rounds of sub-category discovery with k = 2 (20 epochs each, lr 0.05), CAMs of every \
             round scored against the masks, then the pixel-level stages: affinity labels from \
             round 3's CAMs, AffinityNet (from the baseline's backbone, 30 epochs on whole 96-pixel \
-            images), the random walk (alpha 4) and the pseudo-labels' mIoU. About 2.5 minutes on 2 cores. Each round starts from the baseline's \
+            images, lr 0.01), the random walk (alpha 4) and the pseudo-labels' mIoU. About 2.5 to 6 minutes on 2 cores, depending on the CPU. Each round starts from the baseline's \
             backbone (the demo's stand-in for the ImageNet weights the reference starts every round \
             from). Rerunning the command skips what is done; the method flags below override the demo's \
             settings.
@@ -71,6 +71,9 @@ struct Demo: ParsableCommand {
         refine.start = .baseline
         refine.crop = imageSize / 8 * 8
         refine.momentum = 0.9
+        // psa's lr 0.1 (1.0 on the new layers) assumes its near-zero effective momentum: with
+        // 0.9 the affinities collapse to 0 within 50 steps (every loss at -log 1e-5), so a tenth.
+        refine.learningRate = 0.01
         // From a from-scratch backbone AffinityNet needs longer than psa's 8 epochs; the
         // demo's weak CAMs walk best with a background exponent of 4 (psa's low alpha), not 16.
         refine.epochs = 30

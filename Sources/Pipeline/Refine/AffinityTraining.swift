@@ -159,7 +159,11 @@ public final class AffinityTraining: TrainingModel {
     }
 
     public func consoleSummary(_ entries: [TrainingReportEntry]) -> String {
-        String(format: "loss %.4f (bg %.4f, fg %.4f, neg %.4f; pairs %.0f / %.0f / %.0f)", entries[0].value, entries[1].value,
+        // Both positive losses at -log(1e-5) mean every affinity is 0: the features have
+        // diverged, their gradients vanish, and the walk would change nothing.
+        let collapsed = entries[1].value > 11.5 && entries[2].value > 11.5
+        return String(format: "loss %.4f (bg %.4f, fg %.4f, neg %.4f; pairs %.0f / %.0f / %.0f)", entries[0].value, entries[1].value,
                entries[2].value, entries[3].value, entries[4].value, entries[5].value, entries[6].value)
+            + (collapsed ? "; warning: every affinity is 0 (diverged); lower --lr or --momentum" : "")
     }
 }

@@ -53,6 +53,7 @@ final class KMeansGoldenTests: XCTestCase {
         let dimension = 48, images = 800
         var partitionMisses: [String] = []
         var seedMisses: [String] = []
+        var missesPerSeed: [UInt64: Int] = [:]
         for seed in UInt64(0)...4 {
             var ratios: [Double] = []
             for c in 0..<20 {
@@ -66,6 +67,7 @@ final class KMeansGoldenTests: XCTestCase {
                 XCTAssertLessThanOrEqual(ratio, 1.06, "seed \(seed) class \(c): inertia \(result.inertia) against \(expected.inertia_per_class[c])")
                 if let theirs = otherSeeds.inertia_per_seed["\(seed)"]?[c], abs(result.inertia / theirs - 1) > 1e-4 {
                     seedMisses.append("seed \(seed) class \(c): \(result.inertia) against \(theirs)")
+                    missesPerSeed[seed, default: 0] += 1
                 }
                 if seed == 0 && expected.stable_classes.contains(c) {
                     let theirs = members.map { Int(reference[$0 * 20 + c]) }
@@ -85,8 +87,7 @@ final class KMeansGoldenTests: XCTestCase {
         // with OpenBLAS's SkylakeX sgemm seed 2 class 18 settles at 16.174 instead of
         // the reference's 16.045 (Haswell's kernel reaches it). One such class per seed
         // is allowed; a second means the draws themselves no longer follow the reference's.
-        let missesPerSeed = Dictionary(grouping: seedMisses) { $0.split(separator: " ")[1] }
-        XCTAssertLessThanOrEqual(missesPerSeed.values.map(\.count).max() ?? 0, 1,
+        XCTAssertLessThanOrEqual(missesPerSeed.values.max() ?? 0, 1,
                                  "a seed must reach the reference's optimum for that seed: \(seedMisses)")
         XCTAssertLessThanOrEqual(seedMisses.count, 2, "\(seedMisses)")
     }

@@ -51,4 +51,13 @@ final class AffinityNetGoldenTests: XCTestCase, GoldenComparing {
         }
         assertClose(Array(try XCTUnwrap(network.inputGradient)), try values(golden, "grad.x"), tolerance: Self.gradientTolerance, "grad.x")
     }
+
+    /// The collapse the demo hit at lr 0.1 with momentum 0.9: both positive parts at
+    /// -log(1e-5) (every affinity 0), or the negative part there (every affinity 1).
+    func testCollapseIsTheLossAtItsCeiling() {
+        XCTAssertTrue(AffinityLoss.hasCollapsed(background: 11.5033, foreground: 11.4204, negative: 0))
+        XCTAssertTrue(AffinityLoss.hasCollapsed(background: 0, foreground: 0, negative: 11.5116))
+        XCTAssertFalse(AffinityLoss.hasCollapsed(background: 11.5, foreground: 0.3, negative: 0.2))
+        XCTAssertFalse(AffinityLoss.hasCollapsed(background: 0.28, foreground: 0.26, negative: 0.11))
+    }
 }

@@ -56,6 +56,14 @@ public enum AffinityLoss {
 
     static let epsilon: Float = 1e-5
 
+    /// True when the loss sits at its ceiling, -log(epsilon), on both positive parts
+    /// (every affinity 0) or on the negative part (every affinity 1): the features have
+    /// diverged, their gradients vanish, and the walk would learn nothing from them.
+    public static func hasCollapsed(background: Double, foreground: Double, negative: Double) -> Bool {
+        let nearCeiling = 0.99 * -log(Double(epsilon))
+        return (background > nearCeiling && foreground > nearCeiling) || negative > nearCeiling
+    }
+
     static func evaluate(affinities a: UnsafePointer<Float>, labels: Labels, counts: Counts) -> Value {
         var bg = 0.0, fg = 0.0, neg = 0.0
         for i in 0..<(labels.batch * labels.pairsPerImage) {

@@ -159,11 +159,10 @@ public final class AffinityTraining: TrainingModel {
     }
 
     public func consoleSummary(_ entries: [TrainingReportEntry]) -> String {
-        // Both positive losses at -log(1e-5) mean every affinity is 0: the features have
-        // diverged, their gradients vanish, and the walk would change nothing.
-        let collapsed = entries[1].value > 11.5 && entries[2].value > 11.5
+        let collapsed = AffinityLoss.hasCollapsed(background: entries[1].value, foreground: entries[2].value,
+                                                  negative: entries[3].value)
         return String(format: "loss %.4f (bg %.4f, fg %.4f, neg %.4f; pairs %.0f / %.0f / %.0f)", entries[0].value, entries[1].value,
                entries[2].value, entries[3].value, entries[4].value, entries[5].value, entries[6].value)
-            + (collapsed ? "; warning: every affinity is 0 (diverged); lower --lr or --momentum" : "")
+            + (collapsed ? "; warning: the affinities have collapsed to all 0 or all 1 (diverged); lower --lr or --momentum" : "")
     }
 }

@@ -159,6 +159,12 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Where AffinityNet starts: initial (the --init weights, as psa) or baseline (the round-0 classifier's backbone).")
     var affStart: String?
 
+    @Option(help: "Affinity labels: background exponent of the CRF that picks confident foreground (psa: 4).")
+    var affLowAlpha: Float?
+
+    @Option(help: "Affinity labels: background exponent of the CRF that picks confident background (psa: 32).")
+    var affHighAlpha: Float?
+
     @Option(help: "AffinityNet: epochs (psa: 8).")
     var affEpochs: Int?
 
@@ -262,6 +268,8 @@ struct MethodOptions: ParsableArguments {
             if let refineCamsRound { refine.camsRound = refineCamsRound }
             if let affList { refine.trainList = affList }
             if let affStart { refine.start = SCCAMPipeline.AffinityStart(rawValue: affStart)! }
+            if let affLowAlpha { refine.lowAlpha = affLowAlpha }
+            if let affHighAlpha { refine.highAlpha = affHighAlpha }
             if let affEpochs { refine.epochs = affEpochs }
             if let affBatch { refine.batch = affBatch }
             if let affLr { refine.learningRate = affLr }

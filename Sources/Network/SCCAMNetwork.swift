@@ -67,7 +67,7 @@ public final class SCCAMNetwork {
 
     deinit { folded.deallocate() }
 
-    var allBatchNorms: [BatchNormReLU] { backbone.allBatchNorms }
+    var allBatchNorms: [BatchNormLayer] { backbone.allBatchNorms }
 
     /// Names of the blocks, in forward order (b2 ... b7).
     public var blockNames: [String] { backbone.blocks.map(\.name) }

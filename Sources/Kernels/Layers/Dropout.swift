@@ -1,3 +1,5 @@
+import Foundation
+
 /// A counter-based random source: the same key always gives the same number,
 /// whatever rank, thread or order asks. Dropout masks are keyed by
 /// (seed, step, global sample index, layer, channel), so a run on 2 ranks
@@ -25,6 +27,12 @@ public struct CounterRandom: Sendable, Equatable {
         h = Self.mix(h ^ c)
         h = Self.mix(h ^ d)
         return Double(h >> 11) * 0x1p-53
+    }
+
+    /// A standard normal number for the given key (Box-Muller on two keyed uniforms).
+    public func normal(_ a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64) -> Double {
+        let u1 = 1 - uniform(a, b, c, d &* 2), u2 = uniform(a, b, c, d &* 2 &+ 1)
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 }
 

@@ -19,16 +19,22 @@ public enum FrozenBatchNorm {
         }
     }
 
-    /// y = relu(x * scale + shift) per channel, over a batch of NCHW planes.
-    /// (Every BN of ResNet-38 except none is followed by a ReLU, so the two are fused.)
+    /// y = relu(x * scale + shift) per channel, over a batch of NCHW planes
+    /// (every BN of ResNet-38 is followed by a ReLU, so the two are fused);
+    /// without `relu`, the affine map alone (ResNet-101's `increase` and
+    /// `shortcut` units, whose output meets the residual sum first).
     public static func forwardReLU(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                                    scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-                                   batch: Int, channels: Int, plane: Int) {
+                                   batch: Int, channels: Int, plane: Int, relu: Bool = true) {
         PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
             let c = index % channels
             let a = scale[c], b = shift[c]
             let x = input + index * plane, y = output + index * plane
-            for i in 0..<plane { y[i] = max(0, x[i] * a + b) }
+            if relu {
+                for i in 0..<plane { y[i] = max(0, x[i] * a + b) }
+            } else {
+                for i in 0..<plane { y[i] = x[i] * a + b }
+            }
         } }
     }
 
@@ -45,6 +51,16 @@ public enum FrozenBatchNorm {
             } else {
                 for i in 0..<plane { dx[i] = y[i] > 0 ? dy[i] * a : 0 }
             }
+        } }
+    }
+
+    /// dx = dy * scale per channel (the gradient through the affine map alone).
+    public static func backward(outputGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>,
+                                scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int) {
+        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
+            let a = scale[index % channels]
+            let dy = outputGradient + index * plane, dx = inputGradient + index * plane
+            for i in 0..<plane { dx[i] = dy[i] * a }
         } }
     }
 }

@@ -8,7 +8,7 @@ import Kernels
 struct ResNet38 {
     let conv1a: Conv2D
     let blocks: [Block]
-    let bn7: BatchNormReLU
+    let bn7: BatchNormLayer
     let featureChannels: Int
     /// Index in `blocks` of b3, the first block that trains.
     static let firstTrainableBlock = 3
@@ -48,11 +48,11 @@ struct ResNet38 {
                                                   dropoutLayers: (3, 4), foldedOffset: &foldedCount, layout: &layout)))
         self.blocks = blocks
         featureChannels = ch(4096)
-        bn7 = BatchNormReLU("bn7", channels: featureChannels, foldedOffset: foldedCount, layout: &layout)
+        bn7 = BatchNormLayer("bn7", channels: featureChannels, foldedOffset: foldedCount, layout: &layout)
         foldedCount += 2 * featureChannels
     }
 
-    var allBatchNorms: [BatchNormReLU] { blocks.flatMap(\.batchNorms) + [bn7] }
+    var allBatchNorms: [BatchNormLayer] { blocks.flatMap(\.batchNorms) + [bn7] }
     var allConvolutions: [Conv2D] { [conv1a] + blocks.flatMap(\.convolutions) }
 
     func blockIndex(of tap: Tap) -> Int { blocks.firstIndex { $0.name == tap.blockName }! }
@@ -120,31 +120,15 @@ struct ResNet38 {
         let branchEnds = Set(blocks.map(\.branchEnd.weight))
         for (layer, conv) in allConvolutions.enumerated() {
             let scale = branchEnds.contains(conv.weight) ? residualBranchScale : 1
-            let bound = (6.0 / Double(conv.geometry.columnRows)).squareRoot() * scale
-            let weight = store.pointer(conv.weight)
-            // One counter-keyed start per layer, then a sequential SplitMix64
-            // stream: the same values whatever the thread or rank, and fast.
-            var state = UInt64(CounterRandom(seed: seed).uniform(0x434F_4E56, UInt64(layer), 0, 0) * 0x1p53)
-            for i in 0..<conv.geometry.weightCount {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                z ^= z >> 31
-                weight[i] = Float((2 * (Double(z >> 11) * 0x1p-53) - 1) * bound)
-            }
+            HeUniform.fill(store.pointer(conv.weight), count: conv.geometry.weightCount, fanIn: conv.geometry.columnRows,
+                           scale: scale, seed: seed, layer: layer)
         }
         resetBatchNorms(store)
     }
 
     /// Identity BatchNorm statistics (weight 1, bias 0, mean 0, variance 1).
     func resetBatchNorms(_ store: ParameterStore) {
-        for norm in allBatchNorms {
-            store.pointer(norm.weight).update(repeating: 1, count: norm.channels)
-            store.pointer(norm.bias).update(repeating: 0, count: norm.channels)
-            store.pointer(norm.runningMean).update(repeating: 0, count: norm.channels)
-            store.pointer(norm.runningVariance).update(repeating: 1, count: norm.channels)
-        }
+        for norm in allBatchNorms { norm.resetToIdentity(store) }
     }
 
     // MARK: Forward and backward

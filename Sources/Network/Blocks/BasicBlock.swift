@@ -9,9 +9,9 @@ import Kernels
 struct BasicBlock {
     let name: String
     let inputChannels, middleChannels, outputChannels: Int
-    let bn2a: BatchNormReLU
+    let bn2a: BatchNormLayer
     let conv2a: Conv2D
-    let bn2b1: BatchNormReLU
+    let bn2b1: BatchNormLayer
     let conv2b1: Conv2D
     let projection: Conv2D?
 
@@ -22,13 +22,13 @@ struct BasicBlock {
         middleChannels = middle
         outputChannels = output
         // Registration order = the reference's state-dict order.
-        bn2a = BatchNormReLU("\(name).bn_branch2a", channels: input, foldedOffset: foldedOffset, layout: &layout)
+        bn2a = BatchNormLayer("\(name).bn_branch2a", channels: input, foldedOffset: foldedOffset, layout: &layout)
         foldedOffset += 2 * input
         conv2a = Conv2D("\(name).conv_branch2a",
                         ConvolutionGeometry(inputChannels: input, outputChannels: middle, kernel: 3, stride: stride,
                                             padding: firstDilation, dilation: firstDilation),
                         trainable: trainable, layout: &layout)
-        bn2b1 = BatchNormReLU("\(name).bn_branch2b1", channels: middle, foldedOffset: foldedOffset, layout: &layout)
+        bn2b1 = BatchNormLayer("\(name).bn_branch2b1", channels: middle, foldedOffset: foldedOffset, layout: &layout)
         foldedOffset += 2 * middle
         conv2b1 = Conv2D("\(name).conv_branch2b1",
                          ConvolutionGeometry(inputChannels: middle, outputChannels: output, kernel: 3,
@@ -40,7 +40,7 @@ struct BasicBlock {
                      trainable: trainable, layout: &layout)
     }
 
-    var batchNorms: [BatchNormReLU] { [bn2a, bn2b1] }
+    var batchNorms: [BatchNormLayer] { [bn2a, bn2b1] }
     var convolutions: [Conv2D] { [conv2a, conv2b1] + (projection.map { [$0] } ?? []) }
 
     func outputSize(height: Int, width: Int) -> (height: Int, width: Int) { conv2a.outputSize(height: height, width: width) }

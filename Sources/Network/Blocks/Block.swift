@@ -12,7 +12,7 @@ enum Block {
         }
     }
 
-    var batchNorms: [BatchNormReLU] {
+    var batchNorms: [BatchNormLayer] {
         switch self {
         case .basic(let block): return block.batchNorms
         case .bottleneck(let block): return block.batchNorms

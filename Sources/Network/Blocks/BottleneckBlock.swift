@@ -12,11 +12,11 @@ struct BottleneckBlock {
     let dropoutProbability: Double
     /// Keys of this block's two dropout layers in the counter-based RNG.
     let dropoutLayers: (Int, Int)
-    let bn2a: BatchNormReLU
+    let bn2a: BatchNormLayer
     let conv2a: Conv2D
-    let bn2b1: BatchNormReLU
+    let bn2b1: BatchNormLayer
     let conv2b1: Conv2D
-    let bn2b2: BatchNormReLU
+    let bn2b2: BatchNormLayer
     let conv2b2: Conv2D
     let projection: Conv2D
 
@@ -28,17 +28,17 @@ struct BottleneckBlock {
         dropoutProbability = dropout
         self.dropoutLayers = dropoutLayers
         let quarter = output / 4, half = output / 2
-        bn2a = BatchNormReLU("\(name).bn_branch2a", channels: input, foldedOffset: foldedOffset, layout: &layout)
+        bn2a = BatchNormLayer("\(name).bn_branch2a", channels: input, foldedOffset: foldedOffset, layout: &layout)
         foldedOffset += 2 * input
         conv2a = Conv2D("\(name).conv_branch2a", ConvolutionGeometry(inputChannels: input, outputChannels: quarter, kernel: 1),
                         trainable: true, layout: &layout)
-        bn2b1 = BatchNormReLU("\(name).bn_branch2b1", channels: quarter, foldedOffset: foldedOffset, layout: &layout)
+        bn2b1 = BatchNormLayer("\(name).bn_branch2b1", channels: quarter, foldedOffset: foldedOffset, layout: &layout)
         foldedOffset += 2 * quarter
         conv2b1 = Conv2D("\(name).conv_branch2b1",
                          ConvolutionGeometry(inputChannels: quarter, outputChannels: half, kernel: 3,
                                              padding: dilation, dilation: dilation),
                          trainable: true, layout: &layout)
-        bn2b2 = BatchNormReLU("\(name).bn_branch2b2", channels: half, foldedOffset: foldedOffset, layout: &layout)
+        bn2b2 = BatchNormLayer("\(name).bn_branch2b2", channels: half, foldedOffset: foldedOffset, layout: &layout)
         foldedOffset += 2 * half
         conv2b2 = Conv2D("\(name).conv_branch2b2", ConvolutionGeometry(inputChannels: half, outputChannels: output, kernel: 1),
                          trainable: true, layout: &layout)
@@ -48,7 +48,7 @@ struct BottleneckBlock {
 
     var middleChannels: Int { outputChannels / 4 }
     var innerChannels: Int { outputChannels / 2 }
-    var batchNorms: [BatchNormReLU] { [bn2a, bn2b1, bn2b2] }
+    var batchNorms: [BatchNormLayer] { [bn2a, bn2b1, bn2b2] }
     var convolutions: [Conv2D] { [conv2a, conv2b1, conv2b2, projection] }
 
     /// Runs the block on x [N, Cin, H, W] (stride 1: the size is kept) into `spare`.

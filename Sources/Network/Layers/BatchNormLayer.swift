@@ -1,17 +1,20 @@
 import Kernels
 
-/// A frozen BatchNorm followed by a ReLU (every BN of ResNet-38 is). Its four
-/// tensors keep the reference's names; the folded scale and shift live in the
-/// network's `foldedAffine` buffer at `foldedOffset`.
-struct BatchNormReLU {
+/// A frozen BatchNorm, followed by a ReLU unless `relu` is false (every BN of
+/// ResNet-38 has one; ResNet-101's `increase` and `shortcut` units do not).
+/// Its four tensors keep the reference's names; the folded scale and shift
+/// live in the network's `foldedAffine` buffer at `foldedOffset`.
+struct BatchNormLayer {
     let name: String
     let channels: Int
+    let relu: Bool
     let weight, bias, runningMean, runningVariance: ParameterID
     let foldedOffset: Int
 
-    init(_ name: String, channels: Int, foldedOffset: Int, layout: inout ParameterStore.Layout) {
+    init(_ name: String, channels: Int, relu: Bool = true, foldedOffset: Int, layout: inout ParameterStore.Layout) {
         self.name = name
         self.channels = channels
+        self.relu = relu
         self.foldedOffset = foldedOffset
         weight = layout.add("\(name).weight", shape: [channels], trainable: false)
         bias = layout.add("\(name).bias", shape: [channels], trainable: false)
@@ -26,18 +29,25 @@ struct BatchNormReLU {
                              channels: channels, scale: folded + foldedOffset, shift: folded + foldedOffset + channels)
     }
 
-    /// output = relu(bn(input)); may run in place.
+    /// output = [relu](bn(input)); may run in place.
     func forward(_ pass: Pass, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, plane: Int) {
-        FrozenBatchNorm.forwardReLU(input: input, output: output,
-                                    scale: pass.folded + foldedOffset, shift: pass.folded + foldedOffset + channels,
-                                    batch: pass.batch, channels: channels, plane: plane)
+        let scale = pass.folded + foldedOffset, shift = pass.folded + foldedOffset + channels
+        FrozenBatchNorm.forwardReLU(input: input, output: output, scale: scale, shift: shift,
+                                    batch: pass.batch, channels: channels, plane: plane, relu: relu)
     }
 
-    /// inputGradient (+)= outputGradient * scale where the output was positive; may run in place.
+    /// inputGradient (+)= outputGradient * scale, where the output was positive
+    /// when there is a ReLU (accumulating only then); may run in place.
     func backward(_ pass: Pass, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                   inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool = false, plane: Int) {
-        FrozenBatchNorm.backwardReLU(output: output, outputGradient: outputGradient, inputGradient: inputGradient,
-                                     accumulate: accumulate, scale: pass.folded + foldedOffset,
+        let scale = pass.folded + foldedOffset
+        if relu {
+            FrozenBatchNorm.backwardReLU(output: output, outputGradient: outputGradient, inputGradient: inputGradient,
+                                         accumulate: accumulate, scale: scale, batch: pass.batch, channels: channels, plane: plane)
+        } else {
+            precondition(!accumulate, "\(name): an affine BN's gradient is written, not added")
+            FrozenBatchNorm.backward(outputGradient: outputGradient, inputGradient: inputGradient, scale: scale,
                                      batch: pass.batch, channels: channels, plane: plane)
+        }
     }
 }

@@ -1,19 +1,23 @@
 import Kernels
 
-/// A bias-free convolution whose OIHW weight lives in the parameter store.
+/// A convolution whose OIHW weight (and, for DeepLab's ASPP, bias) lives in
+/// the parameter store; every backbone convolution is bias-free.
 struct Conv2D {
     let name: String
     let geometry: ConvolutionGeometry
     let weight: ParameterID
+    let bias: ParameterID?
     let isTrainable: Bool
 
-    init(_ name: String, _ geometry: ConvolutionGeometry, trainable: Bool, layout: inout ParameterStore.Layout) {
+    init(_ name: String, _ geometry: ConvolutionGeometry, trainable: Bool, bias hasBias: Bool = false,
+         layout: inout ParameterStore.Layout) {
         self.name = name
         self.geometry = geometry
         self.isTrainable = trainable
         weight = layout.add("\(name).weight",
                             shape: [geometry.outputChannels, geometry.inputChannels, geometry.kernel, geometry.kernel],
                             trainable: trainable)
+        bias = hasBias ? layout.add("\(name).bias", shape: [geometry.outputChannels], trainable: trainable) : nil
     }
 
     func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
@@ -23,7 +27,8 @@ struct Conv2D {
     /// output (+)= conv(input)
     func forward(_ pass: Pass, input: UnsafePointer<Float>, height: Int, width: Int,
                  output: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        Convolution.forward(geometry, weight: pass.store.pointer(weight), bias: nil, input: input,
+        Convolution.forward(geometry, weight: pass.store.pointer(weight), bias: bias.map { UnsafePointer(pass.store.pointer($0)) },
+                            input: input,
                             batch: pass.batch, height: height, width: width,
                             output: output, accumulate: accumulate, scratch: pass.scratch)
     }
@@ -36,7 +41,8 @@ struct Conv2D {
         if isTrainable {
             Convolution.backwardWeight(geometry, input: input, outputGradient: outputGradient,
                                        batch: pass.batch, height: height, width: width,
-                                       weightGradient: pass.store.gradientPointer(weight), biasGradient: nil,
+                                       weightGradient: pass.store.gradientPointer(weight),
+                                       biasGradient: bias.map { pass.store.gradientPointer($0) },
                                        accumulate: pass.accumulateGradients, scratch: pass.scratch)
         }
         if let inputGradient {

@@ -1,0 +1,101 @@
+import Kernels
+
+/// ResNet-101's post-activation bottleneck, as the DeepLab reference (and
+/// Caffe's MSRA ResNet) builds it, the stride on the first 1x1:
+///
+///     r = relu(bn(reduce₁ₓ₁,ₛ(x)))
+///     m = relu(bn(conv3x3_d(r)))
+///     y = relu(bn(increase₁ₓ₁(m)) + (block 1 ? bn(shortcut₁ₓ₁,ₛ(x)) : x))
+struct ResidualBottleneck {
+    let name: String
+    let inputChannels, middleChannels, outputChannels: Int
+    let reduce, conv3x3, increase: ConvBatchNorm
+    let shortcut: ConvBatchNorm?
+
+    init(_ name: String, input: Int, output: Int, stride: Int, dilation: Int, projects: Bool,
+         foldedOffset: inout Int, layout: inout ParameterStore.Layout) {
+        self.name = name
+        inputChannels = input
+        outputChannels = output
+        middleChannels = output / 4
+        let middle = output / 4
+        reduce = ConvBatchNorm("\(name).reduce", ConvolutionGeometry(inputChannels: input, outputChannels: middle, kernel: 1, stride: stride),
+                               relu: true, foldedOffset: &foldedOffset, layout: &layout)
+        conv3x3 = ConvBatchNorm("\(name).conv3x3",
+                                ConvolutionGeometry(inputChannels: middle, outputChannels: middle, kernel: 3, padding: dilation, dilation: dilation),
+                                relu: true, foldedOffset: &foldedOffset, layout: &layout)
+        increase = ConvBatchNorm("\(name).increase", ConvolutionGeometry(inputChannels: middle, outputChannels: output, kernel: 1),
+                                 relu: false, foldedOffset: &foldedOffset, layout: &layout)
+        shortcut = projects
+            ? ConvBatchNorm("\(name).shortcut", ConvolutionGeometry(inputChannels: input, outputChannels: output, kernel: 1, stride: stride),
+                            relu: false, foldedOffset: &foldedOffset, layout: &layout)
+            : nil
+    }
+
+    var units: [ConvBatchNorm] { [reduce, conv3x3, increase] + (shortcut.map { [$0] } ?? []) }
+
+    func outputSize(height: Int, width: Int) -> (height: Int, width: Int) { reduce.outputSize(height: height, width: width) }
+
+    /// Each unit with the spatial size of its input.
+    func unitInputs(height: Int, width: Int) -> [(unit: ConvBatchNorm, height: Int, width: Int)] {
+        let (outH, outW) = outputSize(height: height, width: width)
+        return units.map { unit in
+            unit.conv.name == reduce.conv.name || unit.conv.name == shortcut?.conv.name ? (unit, height, width) : (unit, outH, outW)
+        }
+    }
+
+    /// Runs the block on x into `buffers.output`; `sum` is scratch of the output's size.
+    func forward(_ pass: Pass, x: UnsafePointer<Float>, height: Int, width: Int, buffers: ResidualBuffers,
+                 sum: UnsafeMutablePointer<Float>) {
+        let (outH, outW) = outputSize(height: height, width: width)
+        reduce.forward(pass, input: x, height: height, width: width, output: buffers.reduced)
+        conv3x3.forward(pass, input: buffers.reduced, height: outH, width: outW, output: buffers.middle)
+        increase.forward(pass, input: buffers.middle, height: outH, width: outW, output: sum)
+        let count = pass.batch * outputChannels * outH * outW
+        if let shortcut {
+            shortcut.forward(pass, input: x, height: height, width: width, output: buffers.output)
+            Elementwise.addReLU(sum, buffers.output, into: buffers.output, count: count)
+        } else {
+            Elementwise.addReLU(sum, x, into: buffers.output, count: count)
+        }
+    }
+
+    /// Backward from dy, the gradient at the block's output, into `dx` (when
+    /// wanted; it may be dy's own buffer, read first). Weight gradients of all units.
+    func backward(_ pass: Pass, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, height: Int, width: Int,
+                  buffers: ResidualBuffers, scratch: ResidualGradientScratch, dx: UnsafeMutablePointer<Float>?) {
+        let (outH, outW) = outputSize(height: height, width: width)
+        let count = pass.batch * outputChannels * outH * outW
+        let dSum = scratch.sum, dUnit = scratch.unit, dMiddle = scratch.middle
+        Elementwise.reluGradient(output: buffers.output, outputGradient: dy, into: dSum, count: count)
+        increase.backward(pass, input: buffers.middle, output: dSum, outputGradient: dSum, normGradient: dUnit,
+                          height: outH, width: outW, inputGradient: dMiddle)
+        if let shortcut {
+            shortcut.backward(pass, input: x, output: dSum, outputGradient: dSum, normGradient: dUnit,
+                              height: height, width: width, inputGradient: dx)
+        } else if let dx {
+            dx.update(from: dSum, count: count)
+        }
+        conv3x3.backward(pass, input: buffers.reduced, output: buffers.middle, outputGradient: dMiddle, normGradient: dMiddle,
+                         height: outH, width: outW, inputGradient: dUnit)
+        reduce.backward(pass, input: x, output: buffers.reduced, outputGradient: dUnit, normGradient: dUnit,
+                        height: height, width: width, inputGradient: dx, accumulate: dx != nil)
+    }
+}
+
+/// What one ResNet-101 block keeps for backward: both inner activations and its output.
+struct ResidualBuffers {
+    var reduced: UnsafeMutablePointer<Float>
+    var middle: UnsafeMutablePointer<Float>
+    var output: UnsafeMutablePointer<Float>
+}
+
+/// Gradient scratch every ResNet-101 block shares in backward.
+struct ResidualGradientScratch {
+    /// The gradient at the residual sum (after the last ReLU).
+    let sum: UnsafeMutablePointer<Float>
+    /// A unit's output gradient, turned into its pre-BatchNorm gradient.
+    let unit: UnsafeMutablePointer<Float>
+    /// The gradient at m, conv3x3's output.
+    let middle: UnsafeMutablePointer<Float>
+}

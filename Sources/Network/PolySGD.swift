@@ -11,6 +11,10 @@
 /// decay; no conv has a bias, so the 2x and 20x bias groups are empty. Frozen
 /// tensors have no gradient and never move. The reference's effective momentum
 /// is 0.0005: it passes its weight decay positionally into SGD's momentum slot.
+///
+/// DeepLab's schedule (deeplab-v2.md 4.6-4.7) is the same update with other
+/// groups (ASPP weights x10, ASPP biases x20 without decay: `group`) and a
+/// learning rate recomputed only every `stepSize` (10) steps.
 public final class PolySGD: @unchecked Sendable {
     public static let referenceMomentum: Float = 0.0005
 
@@ -24,11 +28,16 @@ public final class PolySGD: @unchecked Sendable {
     public private(set) var buffer: [Float]
     private var hasBuffer: Bool
     /// Per trainable tensor: (value offset, gradient offset, count, lr multiplier).
-    private let groups: [(value: Int, gradient: Int, count: Int, multiplier: Float)]
+    private let groups: [(value: Int, gradient: Int, count: Int, multiplier: Float, decay: Float)]
     private var currentLearningRate: Float
+    public let stepSize: Int
+
+    /// A tensor's learning-rate multiplier and whether weight decay applies.
+    public typealias Group = (multiplier: Float, decays: Bool)
 
     public init(store: ParameterStore, baseLearningRate: Float, maxStep: Int, weightDecay: Float = 5e-4,
-                momentum: Float = PolySGD.referenceMomentum, power: Double = 0.9, headPrefixes: [String] = ["fc8"]) {
+                momentum: Float = PolySGD.referenceMomentum, power: Double = 0.9, headPrefixes: [String] = ["fc8"],
+                stepSize: Int = 1, group: ((ParameterStore.Entry) -> Group)? = nil) {
         self.baseLearningRate = baseLearningRate
         self.weightDecay = weightDecay
         self.momentum = momentum
@@ -37,16 +46,21 @@ public final class PolySGD: @unchecked Sendable {
         step = 0
         hasBuffer = false
         buffer = [Float](repeating: 0, count: store.trainableCount)
+        self.stepSize = max(1, stepSize)
+        let rule = group ?? { entry in (headPrefixes.contains { entry.name.hasPrefix($0) } ? 10 : 1, true) }
         groups = store.entries.compactMap { entry in
             guard let gradient = entry.gradientOffset else { return nil }
-            return (entry.offset, gradient, entry.count, headPrefixes.contains { entry.name.hasPrefix($0) } ? 10 : 1)
+            let (multiplier, decays) = rule(entry)
+            return (entry.offset, gradient, entry.count, multiplier, decays ? weightDecay : 0)
         }
         currentLearningRate = baseLearningRate
     }
 
     /// The base learning rate this step uses (before group multipliers).
     public var learningRate: Float {
-        step < maxStep ? Float(Double(baseLearningRate) * pow(1 - Double(step) / Double(maxStep), power)) : currentLearningRate
+        guard step < maxStep else { return currentLearningRate }
+        let scheduled = step - step % stepSize
+        return Float(Double(baseLearningRate) * pow(1 - Double(scheduled) / Double(maxStep), power))
     }
 
     /// One update of every trainable tensor from `store.gradients`.
@@ -57,7 +71,7 @@ public final class PolySGD: @unchecked Sendable {
         buffer.withUnsafeMutableBufferPointer { momentumBuffer in
             let buf = momentumBuffer.baseAddress!
             for group in groups {
-                let rate = lr * group.multiplier
+                let rate = lr * group.multiplier, weightDecay = group.decay
                 let w = values + group.value, g = gradients + group.gradient, b = buf + group.gradient
                 if hasBuffer {
                     for i in 0..<group.count {

@@ -50,6 +50,9 @@ public enum Training {
         public var decodeThreads: Int = 1
         public var skipUnreadable: Bool = false
         public var logEvery: Int = 10
+        /// Train this many steps (DeepLab: 20,000 iterations) instead of
+        /// `epochs` whole epochs; `epochs` then only bounds the loop.
+        public var maxSteps: Int?
         /// Floats per allreduce bucket.
         public var bucketFloats: Int = 4 << 20
 
@@ -98,9 +101,14 @@ public enum Training {
         guard schedule.batchesPerEpoch > 0 else {
             throw DataError("\(imageCount) images are fewer than one global batch of \(options.globalBatch)")
         }
-        let maxStep = schedule.batchesPerEpoch * options.epochs
+        var options = options
+        if let steps = options.maxSteps { options.epochs = (steps + schedule.batchesPerEpoch - 1) / schedule.batchesPerEpoch }
+        let maxStep = options.maxSteps ?? schedule.batchesPerEpoch * options.epochs
+        let groupRule: (ParameterStore.Entry) -> PolySGD.Group? = model.learningRateGroup
         let optimizer = PolySGD(store: model.store, baseLearningRate: options.learningRate, maxStep: maxStep,
-                                weightDecay: options.weightDecay, momentum: options.momentum, headPrefixes: model.headPrefixes)
+                                weightDecay: options.weightDecay, momentum: options.momentum, headPrefixes: model.headPrefixes,
+                                stepSize: model.learningRateStepSize,
+                                group: model.learningRateGroup(model.store.entries[0]) == nil ? nil : { groupRule($0)! })
         var firstEpoch = 0, firstBatch = 0
         if options.resume, let path = latestCheckpoint(options) {
             let state = try Safetensors.read("\(path).state.safetensors")
@@ -130,7 +138,7 @@ public enum Training {
             let startBatch = epoch == firstEpoch ? firstBatch : 0
             let loader = model.loader(schedule: schedule, epoch: epoch, firstBatch: startBatch, rank: communicator.rank, size: communicator.size)
             var batchIndex = startBatch
-            while let batch = try loader.next() {
+            while optimizer.step < maxStep, let batch = try loader.next() {
                 let step = optimizer.step
                 let context = DropoutContext(random: CounterRandom(seed: options.seed ^ 0x44524F50), step: step,
                                              firstSampleIndex: model.firstSampleIndex(batch))
@@ -187,6 +195,7 @@ public enum Training {
                     throw Stopped(checkpoint: "\(path).safetensors")
                 }
             }
+            loader.stop()
             if epoch % options.checkpointEvery == 0 || epoch == options.epochs - 1 || epoch == lastEpoch {
                 let path = "\(options.work)/weights/\(options.checkpointPrefix)_ep\(epoch)"
                 try saveCheckpoint(path, model: model, optimizer: optimizer, epoch: epoch, nextBatch: schedule.batchesPerEpoch,

@@ -26,6 +26,15 @@ public protocol TrainingModel: AnyObject {
     func report(_ summed: [Double], globalBatch: Int) -> [TrainingReportEntry]
     /// The console text of the entries (after "step s/m epoch e: ").
     func consoleSummary(_ entries: [TrainingReportEntry]) -> String
+    /// A tensor's learning-rate group (nil: `headPrefixes` decide, 10x, with decay).
+    func learningRateGroup(_ entry: ParameterStore.Entry) -> PolySGD.Group?
+    /// Steps between learning-rate updates (1: every step; DeepLab: 10).
+    var learningRateStepSize: Int { get }
+}
+
+extension TrainingModel {
+    public func learningRateGroup(_ entry: ParameterStore.Entry) -> PolySGD.Group? { nil }
+    public var learningRateStepSize: Int { 1 }
 }
 
 /// One reported value: its metrics.jsonl key and TensorBoard tag.

@@ -1,10 +1,11 @@
 import ArgumentParser
+import Network
 import Pipeline
 
 /// The flags of the shared training loop (`Training.run`), for `train` and `train-aff`.
 struct TrainingLoopOptions: ParsableArguments {
-    @Option(help: "SGD momentum (the reference's effective value is 0.0005).")
-    var momentum: Float = 0.0005
+    @Option(help: "SGD momentum (default: the reference's; SC-CAM and psa's effective 0.0005, DeepLab's 0.9).")
+    var momentum: Float?
 
     @Option(help: "Weight decay.")
     var weightDecay: Float = 5e-4
@@ -29,8 +30,8 @@ struct TrainingLoopOptions: ParsableArguments {
 
     // The commands validate these with their own flags, in one message.
 
-    func apply(to options: inout Training.Options) {
-        options.momentum = momentum
+    func apply(to options: inout Training.Options, defaultMomentum: Float = PolySGD.referenceMomentum) {
+        options.momentum = momentum ?? defaultMomentum
         options.weightDecay = weightDecay
         options.seed = seed
         options.resume = resume

@@ -62,11 +62,12 @@ struct ResNet101 {
     /// scratch (tests, benchmarks); the reference starts from converted
     /// COCO weights instead. `residualBranchScale` scales each block's
     /// `increase`, as for ResNet-38: frozen BatchNorms cannot tame a fresh
-    /// network's residual sums.
+    /// network's residual sums. The stem's bound is divided by 64: DeepLab's
+    /// inputs are on the 0-255 scale (a standard deviation near 60), not near 1.
     func initialize(_ store: ParameterStore, seed: UInt64, residualBranchScale: Double) {
         let branchEnds = Set(blocks.map(\.increase.conv.weight))
         for (layer, unit) in allUnits.enumerated() {
-            let scale = branchEnds.contains(unit.conv.weight) ? residualBranchScale : 1
+            let scale = layer == 0 ? 1.0 / 64 : branchEnds.contains(unit.conv.weight) ? residualBranchScale : 1
             HeUniform.fill(store.pointer(unit.conv.weight), count: unit.geometry.weightCount, fanIn: unit.geometry.columnRows,
                            scale: scale, seed: seed, layer: layer)
             unit.norm.resetToIdentity(store)

@@ -30,6 +30,11 @@ public final class SegmentationTraining: TrainingModel {
     let subBatchSize: Int
     let microBatch: Int?
     let decodeThreads: Int
+    /// 1 as the reference. From scratch, 1/4096: the stem starts at 1/64 of
+    /// He's scale for the 0-255 inputs, and its gradients carry their ~60x
+    /// magnitude; at the backbone's lr its weights explode within 3 steps
+    /// (1/4096 is training the stem as if its weights were stored x64).
+    public var stemLearningRateMultiplier: Float = 1
 
     public init(network: DeepLabV2, dataset: VOCDataset, ids: [String], labels: String, augmentation: SegmentationAugmentation,
                 subBatchSize: Int, microBatch: Int?, skipUnreadable: Bool, decodeThreads: Int) {
@@ -49,6 +54,7 @@ public final class SegmentationTraining: TrainingModel {
     public func learningRateGroup(_ entry: ParameterStore.Entry) -> PolySGD.Group? {
         if network.asppBiasNames.contains(entry.name) { return (20, false) }
         if network.asppWeightNames.contains(entry.name) { return (10, true) }
+        if entry.name.hasPrefix("base.layer1.") { return (stemLearningRateMultiplier, true) }
         return (1, true)
     }
 
@@ -120,17 +126,13 @@ public final class SegmentationTraining: TrainingModel {
             let members = parts[part]!
             let chunk = max(1, min(microBatch ?? members.count, members.count))
             for start in stride(from: 0, to: members.count, by: chunk) {
+                // Gathered: a skipped unreadable image may leave a gap in the rank's slice.
                 let range = members[start..<min(members.count, start + chunk)]
-                precondition(zip(range, range.dropFirst()).allSatisfy { $1 == $0 + 1 }, "a sub-batch's images are contiguous")
-                let offset = range.first!, count = range.count
+                let images = range.flatMap { batch.images[($0 * 3 * plane)..<(($0 + 1) * 3 * plane)] }
+                let labels = range.flatMap { batch.labels[($0 * plane)..<(($0 + 1) * plane)] }
                 let divisors = Array(counts[(part * outputs)..<((part + 1) * outputs)])
-                let loss = try batch.images.withUnsafeBufferPointer { images in
-                    try batch.labels.withUnsafeBufferPointer { labels in
-                        try network.trainingStep(input: images.baseAddress! + offset * 3 * plane, labels: labels.baseAddress! + offset * plane,
-                                                 batch: count, height: crop, width: crop, weight: weight, accumulate: !first,
-                                                 normalizers: { _ in divisors })
-                    }
-                }
+                let loss = try network.trainingStep(input: images, labels: labels, batch: range.count, height: crop, width: crop,
+                                                    weight: weight, accumulate: !first, normalizers: { _ in divisors })
                 first = false
                 for (o, term) in loss.terms.enumerated() { terms[o] += term * Double(weight) }
             }

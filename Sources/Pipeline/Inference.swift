@@ -36,39 +36,19 @@ public enum Inference {
         }
     }
 
-    public struct Summary: Sendable {
-        public let computed: Int
-        public let alreadyDone: Int
-        public let failures: [String]
-        public let seconds: Double
-    }
+    public typealias Summary = ImageStage.Summary
 
     public static func run(network: SCCAMNetwork, dataset: VOCDataset, list: ImageList, labels: ImageLabels, options: Options,
                            communicator: Communicator, log: (String) -> Void) throws -> Summary {
-        let start = DispatchTime.now().uptimeNanoseconds
-        let mine = Sharding.contiguousRange(count: list.ids.count, rank: communicator.rank, size: communicator.size)
         let hasSub = network.configuration.hasSubcategoryHead
-        var computed = 0, done = 0
-        var progress = ProgressLine(total: mine.count)
-        var failures: [String] = []
         let crfWorkspace = CRFWorkspace()
-        for (position, index) in mine.enumerated() {
-            let id = list.ids[index]
+        return try ImageStage.run(dataset: dataset, list: list, skipUnreadable: options.skipUnreadable, communicator: communicator, log: log,
+                                  isDone: { id in
             let outputs = ["cams/\(id).npy", "cams/\(id).classes.npy", "masks/\(id).png"]
                 + (hasSub ? ["masks_sub/\(id).png"] : []) + (options.overlays ? ["overlays/\(id).png"] : [])
                 + (options.crfAlpha != nil ? ["masks_crf/\(id).png"] : [])
-            if outputs.allSatisfy({ FileManager.default.fileExists(atPath: "\(options.work)/\($0)") }) {
-                done += 1
-                continue
-            }
-            let image: RGBImage
-            do {
-                image = try JPEG.read(dataset.imagePath(id))
-            } catch {
-                guard options.skipUnreadable else { throw error }
-                failures.append("\(id): \(error)")
-                continue
-            }
+            return outputs.allSatisfy { FileManager.default.fileExists(atPath: "\(options.work)/\($0)") }
+        }, read: { _, _ in () }) { id, image, _ in
             let classes = labels.classes[id] ?? []
             let result = CAMInference.run(network: network, image: image, classes: classes, scales: options.scales)
             let plane = image.width * image.height
@@ -93,13 +73,6 @@ public enum Inference {
             let mask = CAMInference.mask(maps: result.parentMaps, classes: classes, plane: plane, threshold: options.threshold)
             try PNG.write(IndexedImage(width: image.width, height: image.height, indices: mask, palette: VOCPalette.colors),
                           to: "\(options.work)/masks/\(id).png")
-            computed += 1
-            if communicator.isRoot { progress.update(finished: position + 1, computedHere: computed, log: log) }
         }
-        var counts: [Int64] = [Int64(computed), Int64(done)]
-        try communicator.allreduceSum(&counts)
-        let allFailures = try communicator.allgather(lines: failures)
-        return Summary(computed: Int(counts[0]), alreadyDone: Int(counts[1]), failures: allFailures,
-                       seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 }

@@ -85,3 +85,18 @@ struct Job {
     }
 }
 
+
+extension Job {
+    /// Runs a training loop with SIGTERM/SIGUSR1 handling: a requested stop
+    /// has written its checkpoint, is reported, and exits with code 4.
+    func trainStoppable(_ body: () throws -> Training.Summary) throws -> Training.Summary {
+        Training.installSignalHandlers()
+        do {
+            return try body()
+        } catch let stopped as Training.Stopped {
+            log("\(stopped)")
+            communicator.finalize()
+            throw ExitCode(4)
+        }
+    }
+}

@@ -100,14 +100,8 @@ struct TrainAffinity: ParsableCommand {
             let model = AffinityTraining(network: network, dataset: dataset, ids: imageList.ids, scores: labels ?? "\(work)/affinity",
                                          cropSize: crop, microBatch: parts.size, skipUnreadable: loop.skipUnreadable, decodeThreads: loop.decodeThreads)
             job.log("train-aff: \(imageList.ids.count) images of \(imageList.source), global batch \(batch) over \(job.communicator.size) rank(s), \(epochs) epochs, lr \(lr), crop \(crop), width 1/\(network.widthDivisor)")
-            Training.installSignalHandlers()
-            let summary: Training.Summary
-            do {
-                summary = try Training.run(model, imageCount: imageList.ids.count, options: options, communicator: job.communicator, log: job.log)
-            } catch let stopped as Training.Stopped {
-                job.log("\(stopped)")
-                job.communicator.finalize()
-                throw ExitCode(4)
+            let summary = try job.trainStoppable {
+                try Training.run(model, imageCount: imageList.ids.count, options: options, communicator: job.communicator, log: job.log)
             }
             job.log(String(format: "trained %d step(s) in %.1f s: loss %.4f -> %.4f; waited %.2f s for gradient allreduces; weights in %@/weights/AFF_ep%d.safetensors",
                            summary.steps, summary.seconds, summary.firstLoss, summary.lastLoss, summary.communicationWaitSeconds, work, epochs - 1))

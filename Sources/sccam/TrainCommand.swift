@@ -93,15 +93,9 @@ struct Train: ParsableCommand {
             options.checkpointEvery = checkpointEvery
             loop.apply(to: &options)
             job.log("train round \(round): \(ids.count) images, global batch \(batch) over \(job.communicator.size) rank(s), \(options.epochs) epochs, lr \(options.learningRate), crop \(options.cropSize)")
-            Training.installSignalHandlers()
-            let summary: Training.Summary
-            do {
-                summary = try Training.run(network: network, dataset: dataset, ids: ids, targets: targets, options: options,
-                                           communicator: job.communicator, log: job.log)
-            } catch let stopped as Training.Stopped {
-                job.log("\(stopped)")
-                job.communicator.finalize()
-                throw ExitCode(4)
+            let summary = try job.trainStoppable {
+                try Training.run(network: network, dataset: dataset, ids: ids, targets: targets, options: options,
+                                 communicator: job.communicator, log: job.log)
             }
             job.log(String(format: "trained %d step(s) in %.1f s: loss %.4f -> %.4f; waited %.2f s for gradient allreduces",
                            summary.steps, summary.seconds, summary.firstLoss, summary.lastLoss, summary.communicationWaitSeconds))

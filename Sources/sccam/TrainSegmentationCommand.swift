@@ -128,14 +128,8 @@ struct TrainSegmentation: ParsableCommand {
                                              decodeThreads: loop.decodeThreads)
             if `init` == nil { model.stemLearningRateMultiplier = 1.0 / 4096 }
             job.log("train-seg: \(imageList.ids.count) images of \(imageList.source), labels \(labels), \(iterations) iterations of \(iterSize) x \(batch) images over \(job.communicator.size) rank(s), lr \(lr), momentum \(options.momentum), crop \(crop), width 1/\(widthDivisor)")
-            Training.installSignalHandlers()
-            let summary: Training.Summary
-            do {
-                summary = try Training.run(model, imageCount: imageList.ids.count, options: options, communicator: job.communicator, log: job.log)
-            } catch let stopped as Training.Stopped {
-                job.log("\(stopped)")
-                job.communicator.finalize()
-                throw ExitCode(4)
+            let summary = try job.trainStoppable {
+                try Training.run(model, imageCount: imageList.ids.count, options: options, communicator: job.communicator, log: job.log)
             }
             job.log(String(format: "trained %d iteration(s) in %.1f s: loss %.4f -> %.4f; waited %.2f s for gradient allreduces; weights in %@",
                            summary.steps, summary.seconds, summary.firstLoss, summary.lastLoss, summary.communicationWaitSeconds,

@@ -30,13 +30,6 @@ public enum RefineStage {
         }
     }
 
-    public struct Summary: Sendable {
-        public let computed: Int
-        public let alreadyDone: Int
-        public let failures: [String]
-        public let seconds: Double
-    }
-
     public static func labelsPath(work: String, id: String) -> String { "\(work)/refine/\(id).png" }
 
     /// AffinityNet's pair affinities [34][pairs] of an image, on the grid of `RandomWalk.Geometry`.
@@ -88,28 +81,10 @@ public enum RefineStage {
     }
 
     public static func run(dataset: VOCDataset, list: ImageList, network: AffinityNetwork, options: Options,
-                           communicator: Communicator, log: (String) -> Void) throws -> Summary {
-        let start = DispatchTime.now().uptimeNanoseconds
-        let mine = Sharding.contiguousRange(count: list.ids.count, rank: communicator.rank, size: communicator.size)
-        var computed = 0, done = 0
-        var failures: [String] = []
-        var progress = ProgressLine(total: mine.count)
-        for (position, index) in mine.enumerated() {
-            let id = list.ids[index]
-            let path = labelsPath(work: options.work, id: id)
-            if FileManager.default.fileExists(atPath: path) {
-                done += 1
-                continue
-            }
-            let image: RGBImage, cams: CRFScores.CAMs
-            do {
-                image = try JPEG.read(dataset.imagePath(id))
-                cams = try CRFScores.readCAMs(folder: options.cams, id: id, width: image.width, height: image.height)
-            } catch {
-                guard options.skipUnreadable else { throw error }
-                failures.append("\(error)")
-                continue
-            }
+                           communicator: Communicator, log: (String) -> Void) throws -> ImageStage.Summary {
+        try ImageStage.run(dataset: dataset, list: list, skipUnreadable: options.skipUnreadable, communicator: communicator, log: log,
+                           isDone: { FileManager.default.fileExists(atPath: labelsPath(work: options.work, id: $0)) },
+                           read: { id, image in try CRFScores.readCAMs(folder: options.cams, id: id, width: image.width, height: image.height) }) { id, image, cams in
             let result = labels(network: network, image: image, cams: cams, walk: options.walk)
             try PNG.write(IndexedImage(width: image.width, height: image.height, indices: result, palette: VOCPalette.colors),
                           to: "\(options.work)/refine_color/\(id).png")
@@ -117,14 +92,7 @@ public enum RefineStage {
                 try PNG.write(overlay(image: image, labels: result), to: "\(options.work)/refine_overlays/\(id).png")
             }
             // The grey PNG last: its presence marks the image done.
-            try PNG.write(IndexedImage(width: image.width, height: image.height, indices: result), to: path)
-            computed += 1
-            if communicator.isRoot { progress.update(finished: position + 1, computedHere: computed, log: log) }
+            try PNG.write(IndexedImage(width: image.width, height: image.height, indices: result), to: labelsPath(work: options.work, id: id))
         }
-        var counts: [Int64] = [Int64(computed), Int64(done)]
-        try communicator.allreduceSum(&counts)
-        let allFailures = try communicator.allgather(lines: failures)
-        return Summary(computed: Int(counts[0]), alreadyDone: Int(counts[1]), failures: allFailures,
-                       seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 }

@@ -38,12 +38,6 @@ public enum SegmentStage {
         }
     }
 
-    public struct Summary: Sendable {
-        public let computed, alreadyDone: Int
-        public let failures: [String]
-        public let seconds: Double
-    }
-
     /// Class probabilities [classes, H, W] of an image: the MSC logits,
     /// upsampled to the image, softmax over classes.
     public static func probabilities(network: DeepLabV2, image: RGBImage) -> [Float] {
@@ -91,28 +85,13 @@ public enum SegmentStage {
     public static func labelsPath(work: String, id: String, crf: Bool = false) -> String { "\(work)/\(crf ? "segment_crf" : "segment")/\(id).png" }
 
     public static func run(dataset: VOCDataset, list: ImageList, network: DeepLabV2, options: Options,
-                           communicator: Communicator, log: (String) -> Void) throws -> Summary {
-        let start = DispatchTime.now().uptimeNanoseconds
-        let mine = Sharding.contiguousRange(count: list.ids.count, rank: communicator.rank, size: communicator.size)
-        var computed = 0, done = 0
-        var failures: [String] = []
-        var progress = ProgressLine(total: mine.count)
+                           communicator: Communicator, log: (String) -> Void) throws -> ImageStage.Summary {
         let classes = network.configuration.classes
-        for (position, index) in mine.enumerated() {
-            let id = list.ids[index]
-            let path = labelsPath(work: options.work, id: id), crfPath = labelsPath(work: options.work, id: id, crf: true)
-            if FileManager.default.fileExists(atPath: path) && (options.crf == nil || FileManager.default.fileExists(atPath: crfPath)) {
-                done += 1
-                continue
-            }
-            let image: RGBImage
-            do {
-                image = try JPEG.read(dataset.imagePath(id))
-            } catch {
-                guard options.skipUnreadable else { throw error }
-                failures.append("\(error)")
-                continue
-            }
+        return try ImageStage.run(dataset: dataset, list: list, skipUnreadable: options.skipUnreadable, communicator: communicator, log: log,
+                                  isDone: { id in
+            FileManager.default.fileExists(atPath: labelsPath(work: options.work, id: id))
+                && (options.crf == nil || FileManager.default.fileExists(atPath: labelsPath(work: options.work, id: id, crf: true)))
+        }, read: { _, _ in () }) { id, image, _ in
             let plane = image.width * image.height
             var probabilities = probabilities(network: network, image: image)
             let labels = argmax(probabilities, classes: classes, plane: plane)
@@ -127,7 +106,8 @@ public enum SegmentStage {
                 let refined = argmax(probabilities, classes: classes, plane: plane)
                 try PNG.write(IndexedImage(width: image.width, height: image.height, indices: refined, palette: VOCPalette.colors),
                               to: "\(options.work)/segment_crf_color/\(id).png")
-                try PNG.write(IndexedImage(width: image.width, height: image.height, indices: refined), to: crfPath)
+                try PNG.write(IndexedImage(width: image.width, height: image.height, indices: refined),
+                              to: labelsPath(work: options.work, id: id, crf: true))
             }
             try PNG.write(IndexedImage(width: image.width, height: image.height, indices: labels, palette: VOCPalette.colors),
                           to: "\(options.work)/segment_color/\(id).png")
@@ -135,14 +115,7 @@ public enum SegmentStage {
                 try PNG.write(RefineStage.overlay(image: image, labels: labels), to: "\(options.work)/segment_overlays/\(id).png")
             }
             // The grey PNG last: its presence marks the image done.
-            try PNG.write(IndexedImage(width: image.width, height: image.height, indices: labels), to: path)
-            computed += 1
-            if communicator.isRoot { progress.update(finished: position + 1, computedHere: computed, log: log) }
+            try PNG.write(IndexedImage(width: image.width, height: image.height, indices: labels), to: labelsPath(work: options.work, id: id))
         }
-        var counts: [Int64] = [Int64(computed), Int64(done)]
-        try communicator.allreduceSum(&counts)
-        let allFailures = try communicator.allgather(lines: failures)
-        return Summary(computed: Int(counts[0]), alreadyDone: Int(counts[1]), failures: allFailures,
-                       seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 }

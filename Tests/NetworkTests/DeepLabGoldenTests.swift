@@ -45,6 +45,17 @@ final class DeepLabGoldenTests: XCTestCase, GoldenComparing {
         }
     }
 
+    /// deeplab-v2.md 1.6, 1.7 and 6: parameter count and the cost model.
+    func testFullWidthSizeAndCost() {
+        let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: 1))
+        XCTAssertEqual(network.store.parameterCount, 44_048_532 + 105_344)
+        XCTAssertEqual(network.store.trainableCount, 43_943_188)
+        XCTAssertEqual(network.macs(height: 321, width: 321), 137_778_504_896)
+        XCTAssertEqual(network.trainingMACs(height: 321, width: 321), 412_895_963_520)
+        XCTAssertEqual(network.macs(height: 513, width: 513), 344_875_910_336)
+        XCTAssertEqual(network.macs(height: 375, width: 500), 246_770_626_432)
+    }
+
     func testEvalLogitsBothResizeRules() throws {
         let golden = try tensors("dlv2w16_case.safetensors")
         let x = try values(golden, "x")

@@ -57,6 +57,14 @@ public final class DeepLabV2 {
         }
     }
 
+    /// Multiply-accumulates of one training sample: the forward, every
+    /// convolution's weight gradient, and every input gradient but the
+    /// stem's (deeplab-v2.md 6: 0.4129 T for a full-width 321 crop).
+    public func trainingMACs(height: Int, width: Int) -> Int {
+        let stem = scaleSizes(height: height, width: width).reduce(0) { $0 + backbone.stem.geometry.macs(height: $1.height, width: $1.width) }
+        return 3 * macs(height: height, width: width) - stem
+    }
+
     /// Names of the ASPP's weights and biases (the 10x and 20x learning-rate groups).
     public var asppWeightNames: [String] { aspp.branches.map { store.entry($0.weight).name } }
     public var asppBiasNames: [String] { aspp.branches.compactMap { $0.bias.map { store.entry($0).name } } }

@@ -103,7 +103,8 @@ for launcher in ${LAUNCHERS:-srun mpirun}; do
     # --wait returns the job's exit code once it ends.
     (cd "$repo" && sbatch --wait --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=00:20:00 \
         --output="$work/job.out" "${extra[@]}" slurm/demo.sbatch \
-        --images 16 --image-size 32 --rounds 1 --baseline-epochs 1 --epochs 1 --n-init 2 --scales 1 --log-every 1) \
+        --images 16 --image-size 32 --rounds 1 --baseline-epochs 1 --epochs 1 --n-init 2 --scales 1 --log-every 1 \
+        --aff-epochs 1 --seg-iterations 2) \
         || fail "the $launcher job failed"
     grep -q "pipeline finished" "$work/job.out" || fail "the $launcher job printed no 'pipeline finished'"
     grep -q "on 2 rank(s)" "$work/job.out" || fail "the $launcher job did not run on 2 ranks"
@@ -123,7 +124,8 @@ if [ "${SKIP_REQUEUE:-0}" != 1 ]; then
     start=$(date +%s)
     job=$(cd "$repo" && sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=00:20:00 \
         --output="$work/job.out" --export=ALL,LAUNCHER=srun,SCCAM=$sccam,WORK=$work/demo slurm/demo.sbatch \
-        --images 24 --image-size 32 --rounds 1 --baseline-epochs 40 --epochs 1 --n-init 2 --scales 1 --log-every 1)
+        --images 24 --image-size 32 --rounds 1 --baseline-epochs 40 --epochs 1 --n-init 2 --scales 1 --log-every 1 \
+        --aff-epochs 1 --seg-iterations 2)
     signalled=0
     for _ in $(seq 1200); do
         if grep -q "^step 5/" "$work/job.out" 2>/dev/null; then

@@ -66,6 +66,8 @@ public enum SCCAMPipeline {
         public var crfAlpha: Float?
         /// The pixel-level stages after the CAMs (affinity labels, AffinityNet, random walk); nil = stop at CAMs.
         public var refine: RefineSettings? = RefineSettings()
+        /// DeepLab-v2 on the pseudo-labels, scored on the validation list; nil = stop at the pseudo-labels.
+        public var segmentation: SegmentationSettings? = SegmentationSettings()
 
         public init(vocRoot: String) { self.vocRoot = vocRoot }
 
@@ -88,6 +90,15 @@ public enum SCCAMPipeline {
                 }
                 guard refine.epochs >= 1, refine.batch >= 1, refine.crop >= 8, refine.crop % 8 == 0 else {
                     throw DataError("AffinityNet needs at least 1 epoch and image, and a crop that is a multiple of 8")
+                }
+            }
+            if let segmentation {
+                guard refine != nil else { throw DataError("the segmentation network trains on the pseudo-labels: drop --no-refine, or add --no-segmentation") }
+                guard segmentation.iterations >= 1, segmentation.batch >= 1, segmentation.iterSize >= 1, segmentation.crop >= 16 else {
+                    throw DataError("the segmentation network needs at least 1 iteration, a batch and iteration size of at least 1 and a crop of at least 16")
+                }
+                guard segmentation.crf.map({ SegmentStage.CRFImage(rawValue: $0) != nil }) ?? true else {
+                    throw DataError("--seg-crf takes reference or raw")
                 }
             }
         }
@@ -136,6 +147,9 @@ public enum SCCAMPipeline {
         public let scores: [RoundScore]
         /// The random walk's pseudo-labels' mIoU, when the refine stages ran.
         public let pseudoLabelMeanIoU: Double?
+        /// The segmentation network's mIoU on the validation list (and with the CRF), when those stages ran.
+        public let segmentationMeanIoU: Double?
+        public let segmentationCRFMeanIoU: Double?
         public let stagesRun: Int
         public let stagesSkipped: Int
         public let seconds: Double
@@ -223,9 +237,14 @@ public enum SCCAMPipeline {
             return RoundScore(round: Int(v[0]), meanIoU: v[1], threshold: Float(v[2]), bestMeanIoU: v[3], bestThreshold: Float(v[4]),
                               crfMeanIoU: crf)
         }
-        var pseudo: [Double] = [communicator.isRoot ? (record.stage("eval refine")?.result?["miou"] ?? .nan) : .nan]
-        try communicator.broadcast(&pseudo, root: 0)
-        return Summary(scores: scores, pseudoLabelMeanIoU: pseudo[0].isNaN ? nil : pseudo[0], stagesRun: ran, stagesSkipped: stages.count - ran,
+        var final: [Double] = communicator.isRoot
+            ? [record.stage("eval refine")?.result?["miou"] ?? .nan, record.stage("eval segment")?.result?["miou"] ?? .nan,
+               record.stage("eval segment")?.result?["crf_miou"] ?? .nan]
+            : [.nan, .nan, .nan]
+        try communicator.broadcast(&final, root: 0)
+        func value(_ x: Double) -> Double? { x.isNaN ? nil : x }
+        return Summary(scores: scores, pseudoLabelMeanIoU: value(final[0]), segmentationMeanIoU: value(final[1]),
+                       segmentationCRFMeanIoU: value(final[2]), stagesRun: ran, stagesSkipped: stages.count - ran,
                        seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
@@ -358,6 +377,10 @@ public enum SCCAMPipeline {
             stages += refinementStages(settings: settings, refine: refine, work: work, runtime: runtime, dataset: dataset,
                                        communicator: communicator, groundTruth: groundTruth, baseline: baseline,
                                        inputs: { try inputs(round: $0, list: $1) }, classifier: classifier, log: log, warn: warn)
+        }
+        if let segmentation = settings.segmentation, settings.refine != nil {
+            stages += segmentationStages(settings: settings, segmentation: segmentation, work: work, runtime: runtime, dataset: dataset,
+                                         communicator: communicator, groundTruth: groundTruth, log: log, warn: warn)
         }
         return stages
     }

@@ -189,6 +189,36 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Random walk: 2^logt steps (psa: 8).")
     var walkLogt: Int?
 
+    @Flag(help: "Stop at the pseudo-labels: no segmentation network (train-seg, segment on the validation list).")
+    var noSegmentation = false
+
+    @Option(help: "Segmentation network: initial weights (deeplab-pytorch's deeplabv1_resnet101-coco.pth, the DeepLab init.caffemodel, or a torchvision ResNet-101 .pth); none = from scratch.")
+    var segInit: String?
+
+    @Option(help: "Segmentation network: ResNet-101 width divisor (1 = the real network).")
+    var segWidthDivisor: Int?
+
+    @Option(help: "Segmentation network: iterations (deeplab-pytorch: 20,000).")
+    var segIterations: Int?
+
+    @Option(help: "Segmentation network: images per sub-batch (5).")
+    var segBatch: Int?
+
+    @Option(help: "Segmentation network: sub-batches per iteration (2).")
+    var segIterSize: Int?
+
+    @Option(help: "Segmentation network: base learning rate (deeplab-pytorch: 2.5e-4; SC-CAM used \"a bit\" less).")
+    var segLr: Float?
+
+    @Option(help: "Segmentation network: crop size (321).")
+    var segCrop: Int?
+
+    @Option(help: "Segmentation network: also CRF post-processing, on the reference's input (reference) or the image (raw).")
+    var segCrf: String?
+
+    @Option(help: "The list the segmentation network is scored on (val).")
+    var valList: String?
+
     @Option(help: "Background threads decoding images.")
     var decodeThreads: Int = 1
 
@@ -279,6 +309,20 @@ struct MethodOptions: ParsableArguments {
             if let walkLogt { refine.walk.logT = walkLogt }
             settings.refine = refine
         }
+        if noSegmentation || settings.refine == nil {
+            settings.segmentation = nil
+        } else if var segmentation = settings.segmentation {
+            if let segInit { segmentation.initialWeights = segInit }
+            if let segWidthDivisor { segmentation.widthDivisor = segWidthDivisor }
+            if let segIterations { segmentation.iterations = segIterations }
+            if let segBatch { segmentation.batch = segBatch }
+            if let segIterSize { segmentation.iterSize = segIterSize }
+            if let segLr { segmentation.learningRate = segLr }
+            if let segCrop { segmentation.crop = segCrop }
+            if let segCrf { segmentation.crf = segCrf }
+            if let valList { segmentation.validationList = valList }
+            settings.segmentation = segmentation
+        }
     }
 }
 
@@ -305,6 +349,12 @@ enum PipelineReport {
             let best = summary.scores.map { max($0.meanIoU, $0.bestMeanIoU) }.max() ?? .nan
             job.log(String(format: "pseudo-labels after the random walk: mIoU %.4f (best CAM masks above: %.4f; %+.4f)", pseudo, best, pseudo - best))
             job.log("pseudo-labels: \(work)/refine/{id}.png (grey class ids), refine_color/ and refine_overlays/ beside them; scores in refine/scores.json")
+        }
+        if let segmentation = summary.segmentationMeanIoU {
+            let list = settings.segmentation?.validationList ?? "val"
+            job.log(String(format: "segmentation network (DeepLab-v2) on %@: mIoU %.4f", list, segmentation)
+                    + (summary.segmentationCRFMeanIoU.map { String(format: ", with the CRF %.4f", $0) } ?? ""))
+            job.log("segmentation: \(work)/segment/{id}.png, segment_color/ and segment_overlays/ beside them; scores in segment/scores.json")
         }
         job.log("scores: \(work)/infer/R{round}/scores.json; masks and overlays beside them; stages: \(work)/run.json")
     }

@@ -9,7 +9,8 @@ import XCTest
 final class PipelineCommandTests: XCTestCase {
     /// The demo's smallest setting: every stage of all three rounds runs, each for a step or two.
     static let tinyDemo = ["--images", "16", "--image-size", "32", "--baseline-epochs", "1", "--epochs", "1", "--n-init", "2",
-                           "--scales", "1,0.5", "--threads", "1", "--aff-epochs", "1"]
+                           "--scales", "1,0.5", "--threads", "1", "--aff-epochs", "1",
+                           "--seg-iterations", "2"]
 
     /// The mIoU of every round in the final table ("R0     0.1234 (0.15) ...").
     private func scores(_ output: String) -> [Int: Double] {
@@ -23,16 +24,17 @@ final class PipelineCommandTests: XCTestCase {
 
     private func checkDemoOutputs(_ work: String, _ result: ProcessResult, file: StaticString = #filePath, line: UInt = #line) throws {
         XCTAssertEqual(result.status, 0, "\(result)", file: file, line: line)
-        XCTAssertTrue(result.standardOutput.contains("pipeline finished: 23 stage(s) run"), result.standardOutput, file: file, line: line)
+        XCTAssertTrue(result.standardOutput.contains("pipeline finished: 26 stage(s) run"), result.standardOutput, file: file, line: line)
         let miou = scores(result.standardOutput)
         XCTAssertEqual(miou.keys.sorted(), [0, 1, 2, 3], result.standardOutput, file: file, line: line)
         for (round, value) in miou { XCTAssertTrue((0...1).contains(value), "round \(round): mIoU \(value)", file: file, line: line) }
         for path in ["run.json", "weights/R0_ep0.safetensors", "weights/R3_ep0.safetensors", "features/R2_features.npy",
                      "labels/R3_subcategories.tsv", "infer/R3/scores.json", "voc/JPEGImages/2099_000000.jpg",
-                     "weights/AFF_ep0.safetensors", "refine/scores.json"] {
+                     "weights/AFF_ep0.safetensors", "refine/scores.json", "weights/SEG_final.safetensors", "segment/scores.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(work)/\(path)"), "\(path) is missing", file: file, line: line)
         }
         XCTAssertTrue(result.standardOutput.contains("pseudo-labels after the random walk: mIoU"), result.standardOutput, file: file, line: line)
+        XCTAssertTrue(result.standardOutput.contains("segmentation network (DeepLab-v2) on val: mIoU"), result.standardOutput, file: file, line: line)
         let overlays = try FileManager.default.contentsOfDirectory(atPath: "\(work)/infer/R3/overlays")
         XCTAssertFalse(overlays.isEmpty, "overlays are written", file: file, line: line)
         let labels = try FileManager.default.contentsOfDirectory(atPath: "\(work)/refine").filter { $0.hasSuffix(".png") }
@@ -47,7 +49,7 @@ final class PipelineCommandTests: XCTestCase {
         try checkDemoOutputs(work, first)
         let again = try TestProcess.sccam(["demo", "--work", work] + Self.tinyDemo, timeout: 300)
         XCTAssertEqual(again.status, 0, "\(again)")
-        XCTAssertTrue(again.standardOutput.contains("pipeline finished: 0 stage(s) run, 23 already done"), again.standardOutput)
+        XCTAssertTrue(again.standardOutput.contains("pipeline finished: 0 stage(s) run, 26 already done"), again.standardOutput)
         XCTAssertEqual(scores(again.standardOutput), scores(first.standardOutput))
         // Other settings in the same folder are refused, naming what differs.
         let other = try TestProcess.sccam(["demo", "--work", work] + Self.tinyDemo + ["--k", "3"], timeout: 300)

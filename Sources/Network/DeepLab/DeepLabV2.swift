@@ -156,12 +156,16 @@ public final class DeepLabV2 {
         aspp.forward(pass, features: scale.activations.features, height: h, width: w, logits: scale.logits)
     }
 
-    /// Backward of one branch from `scale.logitGradient`; the input gradient into `scale.inputGradient` when wanted.
-    func backwardBranch(_ pass: Pass, _ scale: ScalePass, wantInputGradient: Bool) {
+    /// Backward of one branch from `scale.logitGradient`; the input gradient
+    /// into `scale.inputGradient` when wanted. `gradientsReady` hears where
+    /// the final tail of the gradient buffer starts, after the ASPP and after
+    /// each block (the ASPP's tensors are last in the store).
+    func backwardBranch(_ pass: Pass, _ scale: ScalePass, wantInputGradient: Bool, gradientsReady: ((Int) -> Void)? = nil) {
         let (h, w) = scale.outputSize
         aspp.backward(pass, features: scale.activations.features, logitGradient: scale.logitGradient, height: h, width: w,
                       featureGradient: scale.activations.gradientA)
+        if let start = store.entry(aspp.branches[0].weight).gradientOffset { gradientsReady?(start) }
         backbone.backward(pass, input: scale.input, activations: scale.activations,
-                          inputGradient: wantInputGradient ? scale.inputGradient : nil)
+                          inputGradient: wantInputGradient ? scale.inputGradient : nil, gradientsReady: gradientsReady)
     }
 }

@@ -59,11 +59,14 @@ extension DeepLabV2 {
     /// the divisors (their sum over the ranks sharing the sub-batch; the
     /// identity on one rank). Gradients, times `weight` (1 / ITER_SIZE), go
     /// into `store.gradients`, added with `accumulate`; with `inputGradient`
-    /// the input's gradient is written there too.
+    /// the input's gradient is written there too. `gradientsReady`, for the
+    /// last part of a step, hears the start of each finished tail of the
+    /// gradient buffer during the last branch's backward (for overlapped allreduces).
     public func trainingStep(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, height: Int, width: Int,
                              weight: Float = 1, accumulate: Bool = false,
                              normalizers: ([Int]) throws -> [Double] = { $0.map(Double.init) },
-                             inputGradient: UnsafeMutablePointer<Float>? = nil) rethrows -> Loss {
+                             inputGradient: UnsafeMutablePointer<Float>? = nil,
+                             gradientsReady: ((Int) -> Void)? = nil) rethrows -> Loss {
         let classes = configuration.classes
         let branches = runBranches(input: input, batch: batch, height: height, width: width, training: true)
         let (h1, w1) = branches[0].outputSize
@@ -101,7 +104,8 @@ extension DeepLabV2 {
         for (index, branch) in branches.enumerated() {
             let size = index == 0 ? (height: height, width: width) : scaleSizes(height: height, width: width)[index]
             let pass = makePass(batch: batch, height: height, width: width, accumulate: accumulate || index > 0)
-            backwardBranch(pass, branch, wantInputGradient: inputGradient != nil)
+            backwardBranch(pass, branch, wantInputGradient: inputGradient != nil,
+                           gradientsReady: index == branches.count - 1 ? gradientsReady : nil)
             guard let inputGradient else { continue }
             let planes = batch * 3
             if index == 0 {

@@ -122,6 +122,7 @@ public final class SegmentationTraining: TrainingModel {
         var terms = [Double](repeating: 0, count: outputs)
         var first = true
         let weight = 1 / Float(subBatches)
+        let lastPart = parts.keys.max()
         for part in parts.keys.sorted() {
             let members = parts[part]!
             let chunk = max(1, min(microBatch ?? members.count, members.count))
@@ -131,14 +132,22 @@ public final class SegmentationTraining: TrainingModel {
                 let images = range.flatMap { batch.images[($0 * 3 * plane)..<(($0 + 1) * 3 * plane)] }
                 let labels = range.flatMap { batch.labels[($0 * plane)..<(($0 + 1) * plane)] }
                 let divisors = Array(counts[(part * outputs)..<((part + 1) * outputs)])
-                let loss = try network.trainingStep(input: images, labels: labels, batch: range.count, height: crop, width: crop,
-                                                    weight: weight, accumulate: !first, normalizers: { _ in divisors })
+                // The last part's last branch finishes each tail of the gradients: its allreduce can start.
+                let isLast = part == lastPart && start + chunk >= members.count
+                let loss = try withoutActuallyEscaping(gradientsReady) { ready in
+                    try network.trainingStep(input: images, labels: labels, batch: range.count, height: crop, width: crop,
+                                             weight: weight, accumulate: !first, normalizers: { _ in divisors },
+                                             gradientsReady: isLast ? { ready($0..<self.store.trainableCount) } : nil)
+                }
                 first = false
                 for (o, term) in loss.terms.enumerated() { terms[o] += term * Double(weight) }
             }
         }
-        if first { store.zeroGradients() }
-        gradientsReady(0..<store.trainableCount)
+        if first {
+            // This rank held no image (all skipped as unreadable): it adds zeros.
+            store.zeroGradients()
+            gradientsReady(0..<store.trainableCount)
+        }
         return [terms.reduce(0, +)] + terms
     }
 

@@ -31,7 +31,13 @@ public struct SegmentationAugmentation: Sendable {
         var bgr = Self.planarBGR(image)
         var label = labels.map(Int32.init)
         if height != image.height || width != image.width {
-            bgr = Self.resizeLinear(bgr, planes: 3, height: image.height, width: image.width, newHeight: height, newWidth: width)
+            // OpenCV's INTER_LINEAR on float images is PyTorch's half-pixel bilinear rule: source
+            // (d + 0.5) * in/out - 0.5, clamped at both edges; an exact 2x shrink is the 2x2 mean,
+            // so OpenCV's INTER_AREA switch there changes nothing.
+            var scaled = [Float](repeating: 0, count: 3 * height * width)
+            BilinearResize.resize(bgr, planes: 3, height: image.height, width: image.width, output: &scaled,
+                                  newHeight: height, newWidth: width)
+            bgr = scaled
             var resized = [Int32](repeating: 0, count: height * width)
             NearestResize.resize(label, planes: 1, height: image.height, width: image.width, output: &resized,
                                  newHeight: height, newWidth: width)
@@ -74,38 +80,6 @@ public struct SegmentationAugmentation: Sendable {
             out[i] = Float(image.pixels[3 * i + 2])
             out[plane + i] = Float(image.pixels[3 * i + 1])
             out[2 * plane + i] = Float(image.pixels[3 * i])
-        }
-        return out
-    }
-
-    /// OpenCV's INTER_LINEAR on float planes: half-pixel centres, the source
-    /// clamped at both edges, horizontal then vertical. An exact 2x shrink is
-    /// the 2x2 mean either way (OpenCV's INTER_AREA switch changes nothing).
-    static func resizeLinear(_ input: [Float], planes: Int, height: Int, width: Int, newHeight: Int, newWidth: Int) -> [Float] {
-        func taps(_ n: Int, _ m: Int) -> [(Int, Int, Float)] {
-            let scale = Double(n) / Double(m)
-            return (0..<m).map { d in
-                let f = (Double(d) + 0.5) * scale - 0.5
-                var s = Int(f.rounded(.down)), w = Float(f - Double(s))
-                if s < 0 { (s, w) = (0, 0) }
-                if s >= n - 1 { (s, w) = (n - 1, 0) }
-                return (s, min(s + 1, n - 1), w)
-            }
-        }
-        let rows = taps(height, newHeight), columns = taps(width, newWidth)
-        var horizontal = [Float](repeating: 0, count: planes * height * newWidth)
-        var out = [Float](repeating: 0, count: planes * newHeight * newWidth)
-        for p in 0..<planes {
-            for y in 0..<height {
-                let row = p * height * width + y * width, target = (p * height + y) * newWidth
-                for (x, (x0, x1, wx)) in columns.enumerated() {
-                    horizontal[target + x] = input[row + x0] * (1 - wx) + input[row + x1] * wx
-                }
-            }
-            for (y, (y0, y1, wy)) in rows.enumerated() {
-                let r0 = (p * height + y0) * newWidth, r1 = (p * height + y1) * newWidth, target = (p * newHeight + y) * newWidth
-                for x in 0..<newWidth { out[target + x] = horizontal[r0 + x] * (1 - wy) + horizontal[r1 + x] * wy }
-            }
         }
         return out
     }

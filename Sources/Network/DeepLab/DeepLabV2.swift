@@ -15,6 +15,8 @@ public final class DeepLabV2 {
     private let folded: UnsafeMutablePointer<Float>
     private var passes: [ScaleKey: ScalePass] = [:]
     private var scratch: (pointer: UnsafeMutablePointer<Float>, count: Int)?
+    /// The im2col scratch an input size needs, worked out once per size.
+    private var scratchNeeds: [Int: Int] = [:]
     static let prefix = "base."
 
     public init(configuration: DeepLabConfiguration) {
@@ -117,10 +119,21 @@ public final class DeepLabV2 {
 
     /// im2col scratch large enough for every convolution at this input size.
     func scratchPointer(height: Int, width: Int) -> UnsafeMutablePointer<Float> {
+        let needed = scratchNeeds[height << 32 | width] ?? scratchCount(height: height, width: width)
+        scratchNeeds[height << 32 | width] = needed
+        if let scratch, scratch.count >= needed { return scratch.pointer }
+        scratch?.pointer.deallocate()
+        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: needed)
+        pointer.initialize(repeating: 0, count: needed)
+        scratch = (pointer, needed)
+        return pointer
+    }
+
+    /// Floats of im2col scratch the largest convolution of any MSC branch needs.
+    func scratchCount(height: Int, width: Int) -> Int {
         var needed = 1
         for size in scaleSizes(height: height, width: width) {
-            let (convSize, poolSize) = backbone.stemSizes(height: size.height, width: size.width)
-            _ = convSize
+            let poolSize = backbone.stemSizes(height: size.height, width: size.width).pool
             needed = max(needed, backbone.stem.geometry.scratchCount(height: size.height, width: size.width))
             var (h, w) = poolSize
             for block in backbone.blocks {
@@ -131,12 +144,7 @@ public final class DeepLabV2 {
             }
             needed = max(needed, aspp.scratchCount(height: h, width: w))
         }
-        if let scratch, scratch.count >= needed { return scratch.pointer }
-        scratch?.pointer.deallocate()
-        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: needed)
-        pointer.initialize(repeating: 0, count: needed)
-        scratch = (pointer, needed)
-        return pointer
+        return needed
     }
 
     func makePass(batch: Int, height: Int, width: Int, accumulate: Bool) -> Pass {

@@ -100,7 +100,7 @@ extension DeepLabV2 {
                                                   gradient: &fusedGradient))
         routeFusedGradient(fusedGradient, winners: winners, branches: branches, batch: batch)
 
-        foldBatchNorms()
+        // runBranches folded the BatchNorms; nothing has changed them since.
         for (index, branch) in branches.enumerated() {
             let size = index == 0 ? (height: height, width: width) : scaleSizes(height: height, width: width)[index]
             let pass = makePass(batch: batch, height: height, width: width, accumulate: accumulate || index > 0)

@@ -30,9 +30,12 @@ let package = Package(
         .systemLibrary(
             name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libturbojpeg",
             providers: [.apt(["libturbojpeg0-dev", "pkgconf"])]),
+        // oneDNN ships no pkg-config file: its headers are on the default
+        // include path and the module map links libdnnl (and GNU OpenMP) itself.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         .target(name: "Distributed", dependencies: ["CMPI"]),
-        .target(name: "Kernels", dependencies: ["CBLAS"]),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL"]),
         .target(name: "Formats", dependencies: ["CPNG", "CJPEG"]),
         .target(name: "Network", dependencies: ["Kernels", "Formats"]),
         .target(name: "Data", dependencies: ["Formats", "Kernels"]),

@@ -10,10 +10,11 @@ public enum Parallel {
 
     public static var threadCount: Int { configuredThreads }
 
-    /// Sets the compute threads of this process: ours and OpenBLAS's.
+    /// Sets the compute threads of this process: ours, OpenBLAS's and oneDNN's.
     public static func setThreadCount(_ count: Int) {
         configuredThreads = max(1, count)
         BLASRuntime.setThreadCount(configuredThreads)
+        DNNLRuntime.setThreadCount(configuredThreads)
     }
 
     /// Runs `body(i)` for every i in 0..<count, in contiguous chunks, one per

@@ -5,13 +5,15 @@ import Foundation
 /// inside a recorded phase), so plain counters suffice.
 public enum PhaseProfiler {
     public enum Phase: Int, CaseIterable, Sendable {
-        case gemm, im2col, col2im, elementwise
+        case gemm, im2col, col2im, oneDNNConvolution, oneDNNReorder, elementwise
 
         public var name: String {
             switch self {
             case .gemm: return "sgemm"
             case .im2col: return "im2col"
             case .col2im: return "col2im"
+            case .oneDNNConvolution: return "oneDNN convolution"
+            case .oneDNNReorder: return "oneDNN reorders"
             case .elementwise: return "BN/ReLU/dropout/pool"
             }
         }

@@ -12,6 +12,8 @@ struct Pass {
     let dropout: DropoutContext?
     /// Add weight gradients to the gradient buffer instead of overwriting it.
     let accumulateGradients: Bool
+    /// How the convolutions run (the network's `convolutionPath`).
+    let convolutions: ConvolutionPath
 }
 
 /// The activations one block keeps for its backward pass (or shares with the

@@ -20,6 +20,8 @@ public final class SCCAMNetwork {
     public let heads: [ClassifierHead]
 
     let backbone: ResNet38
+    /// How the convolutions run: oneDNN (fp32 or bf16) or the im2col reference.
+    public var convolutionPath = ConvolutionPath.standard
     /// Keys of dropout7 in the counter-based RNG (b6 uses 1 and 2, b7 3 and 4).
     static let headDropoutLayer = 5
     static let headDropoutProbability = 0.5
@@ -133,7 +135,7 @@ public final class SCCAMNetwork {
         let ws = prepareWorkspace(batch: batch, height: height, width: width, purpose: purpose)
         for norm in allBatchNorms { norm.fold(store: store, into: folded) }
         let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch, dropout: dropout,
-                        accumulateGradients: false)
+                        accumulateGradients: false, convolutions: convolutionPath)
 
         let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, observe: observe)
         let channels = configuration.featureChannels, plane = h * w
@@ -209,7 +211,7 @@ public final class SCCAMNetwork {
         let batch = ws.key.batch, channels = configuration.featureChannels
         let plane = mapSize.height * mapSize.width
         let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch, dropout: dropoutOfLastPass,
-                        accumulateGradients: accumulateGradients)
+                        accumulateGradients: accumulateGradients, convolutions: convolutionPath)
 
         // Heads: loss, logit gradients, weight gradients, pooled-feature gradient.
         var values: [Double] = []

@@ -1,5 +1,5 @@
 /// The shape of one 2-D convolution (cross-correlation, OIHW weights, zero padding).
-public struct ConvolutionGeometry: Equatable, Sendable {
+public struct ConvolutionGeometry: Hashable, Sendable {
     public let inputChannels: Int
     public let outputChannels: Int
     public let kernel: Int

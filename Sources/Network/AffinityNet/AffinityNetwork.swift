@@ -9,6 +9,8 @@ public final class AffinityNetwork {
     public let widthDivisor: Int
     public let store: ParameterStore
     let backbone: ResNet38
+    /// How the convolutions run: oneDNN (fp32 or bf16) or the im2col reference.
+    public var convolutionPath = ConvolutionPath.standard
     /// f8_3, f8_4, f8_5 (in that order: the order of their channels in f9's input).
     let tapHeads: [Conv2D]
     let f9: Conv2D
@@ -126,7 +128,7 @@ public final class AffinityNetwork {
         }
         let (ws, heads) = prepare(batch: batch, height: height, width: width, purpose: purpose)
         for norm in backbone.allBatchNorms { norm.fold(store: store, into: folded) }
-        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch, dropout: dropout, accumulateGradients: false)
+        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch, dropout: dropout, accumulateGradients: false, convolutions: convolutionPath)
         let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, observe: nil)
         let plane = h * w
         let sources = [backbone.tapValues(.conv4, workspace: ws), backbone.tapValues(.conv5, workspace: ws), ws.conv6!]
@@ -179,7 +181,7 @@ public final class AffinityNetwork {
         precondition(labels.batch == batch && labels.pairsPerImage == pairs.pairCount, "pair labels must be [\(batch), 34, \(pairs.pairsPerDisplacement)]")
         let dropout: DropoutContext? = { if case .training(let d, _) = lastMode { return d } else { return nil } }()
         let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch, dropout: dropout,
-                        accumulateGradients: accumulateGradients)
+                        accumulateGradients: accumulateGradients, convolutions: convolutionPath)
         let counts = counts ?? labels.counts
         let value = AffinityLoss.evaluate(affinities: heads.affinities, labels: labels, counts: counts)
         // d loss / d affinity, then back through the pairs into the embedding.

@@ -11,6 +11,8 @@ public final class DeepLabV2 {
     public let configuration: DeepLabConfiguration
     public let store: ParameterStore
     let backbone: ResNet101
+    /// How the convolutions run: oneDNN (fp32 or bf16) or the im2col reference.
+    public var convolutionPath = ConvolutionPath.standard
     let aspp: ASPP
     private let folded: UnsafeMutablePointer<Float>
     private var passes: [ScaleKey: ScalePass] = [:]
@@ -149,7 +151,7 @@ public final class DeepLabV2 {
 
     func makePass(batch: Int, height: Int, width: Int, accumulate: Bool) -> Pass {
         Pass(store: store, folded: folded, batch: batch, scratch: scratchPointer(height: height, width: width),
-             dropout: nil, accumulateGradients: accumulate)
+             dropout: nil, accumulateGradients: accumulate, convolutions: convolutionPath)
     }
 
     func foldBatchNorms() {

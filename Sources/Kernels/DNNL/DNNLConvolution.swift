@@ -1,0 +1,97 @@
+import CDNNL
+import Foundation
+
+/// Convolution forward and both backward passes through oneDNN, on the same
+/// NCHW float32 tensors and OIHW weights as `Convolution` (the im2col
+/// reference). Each shape's primitive is created once and cached: creation
+/// costs milliseconds, execution then creates nothing. oneDNN chooses its own
+/// (blocked) layouts; operands cross into them by reorders into pooled
+/// buffers, and outputs that accumulate (`+=`) come back by a reorder with a
+/// sum post-op, so no extra pass is spent on them.
+public enum DNNLConvolution {
+    enum Kind: Hashable { case forward, backwardData, backwardWeights }
+
+    struct Key: Hashable {
+        let kind: Kind
+        let geometry: ConvolutionGeometry
+        let batch, height, width: Int
+        let precision: ConvolutionPrecision
+        let hasBias: Bool
+        /// The output is added to (forward, backward-data) or the gradient accumulated.
+        let accumulate: Bool
+    }
+
+    /// output (+)= conv(input) (+ bias) for the whole batch.
+    public static func forward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
+                               bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                               output: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
+                      hasBias: bias != nil, accumulate: accumulate)
+        run(key, [DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
+                  DNNL_ARG_WEIGHTS: UnsafeMutableRawPointer(mutating: weight),
+                  DNNL_ARG_BIAS: bias.map { UnsafeMutableRawPointer(mutating: $0) },
+                  DNNL_ARG_DST: UnsafeMutableRawPointer(output)])
+    }
+
+    /// inputGradient (+)= convᵀ(outputGradient).
+    public static func backwardInput(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
+                                     outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                                     inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let key = Key(kind: .backwardData, geometry: g, batch: batch, height: height, width: width, precision: precision,
+                      hasBias: false, accumulate: accumulate)
+        run(key, [DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: outputGradient),
+                  DNNL_ARG_WEIGHTS: UnsafeMutableRawPointer(mutating: weight),
+                  DNNL_ARG_DIFF_SRC: UnsafeMutableRawPointer(inputGradient)])
+    }
+
+    /// weightGradient (+)= Σₙ outputGradient[n] ⋆ input[n], and the bias gradient (+)= Σ over images and positions.
+    public static func backwardWeight(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, input: UnsafePointer<Float>,
+                                      outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                                      weightGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?,
+                                      accumulate: Bool) {
+        let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
+                      hasBias: biasGradient != nil, accumulate: accumulate)
+        run(key, [DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
+                  DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: outputGradient),
+                  DNNL_ARG_DIFF_WEIGHTS: UnsafeMutableRawPointer(weightGradient),
+                  DNNL_ARG_DIFF_BIAS: biasGradient.map { UnsafeMutableRawPointer($0) }])
+    }
+
+    /// How many primitives (with their reorders) are cached.
+    public static var cachedPlanCount: Int { lock.withLock { plans.count } }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var plans: [Key: Plan] = [:]
+    nonisolated(unsafe) private static var pool = BufferPool()
+
+    private static func run(_ key: Key, _ pointers: [Int32: UnsafeMutableRawPointer?]) {
+        lock.withLock {
+            DNNLRuntime.applyThreadCount()
+            let plan: Plan
+            if let cached = plans[key] {
+                plan = cached
+            } else {
+                do { plan = try Plan(key) } catch { fatalError("\(error) (convolution \(key))") }
+                plans[key] = plan
+            }
+            plan.execute(pointers, pool: &pool)
+        }
+    }
+}
+
+/// Growable, 64-byte aligned buffers that hold operands in oneDNN's layouts
+/// during one call: one slot per operand position, shared by every plan.
+struct BufferPool {
+    private var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+
+    mutating func buffer(slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
+        while buffers.count <= slot { buffers.append((UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64), 64)) }
+        if buffers[slot].bytes < bytes {
+            buffers[slot].pointer.deallocate()
+            // Grow with headroom: the next larger shape usually comes soon after.
+            let size = max(bytes, buffers[slot].bytes * 5 / 4)
+            buffers[slot] = (UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64), size)
+        }
+        return buffers[slot].pointer
+    }
+}

@@ -1,0 +1,158 @@
+import CDNNL
+
+extension DNNLConvolution {
+    /// One cached convolution primitive with the memory objects and reorders
+    /// that carry its operands between our layouts (NCHW, OIHW, float32) and
+    /// the ones oneDNN chose for it.
+    final class Plan {
+        /// One argument of the primitive.
+        struct Operand {
+            let argument: Int32
+            let isOutput: Bool
+            /// Our tensor; its data handle is set at each call.
+            let user: dnnl_memory_t
+            /// The operand in the primitive's layout, in a pooled buffer, when that
+            /// differs from ours (or when an output must be added to ours).
+            let inner: dnnl_memory_t?
+            let innerBytes: Int
+            /// Inputs: ours → inner. Outputs: inner → ours (with a sum post-op when accumulating).
+            let reorder: dnnl_primitive_t?
+        }
+
+        let primitive: dnnl_primitive_t
+        let implementation: String
+        private(set) var operands: [Operand] = []
+
+        init(_ key: Key) throws {
+            let g = key.geometry
+            let (outH, outW) = g.outputSize(height: key.height, width: key.width)
+            let n = Int64(key.batch)
+            let sourceDims = [n, Int64(g.inputChannels), Int64(key.height), Int64(key.width)]
+            let weightDims = [Int64(g.outputChannels), Int64(g.inputChannels), Int64(g.kernel), Int64(g.kernel)]
+            let outputDims = [n, Int64(g.outputChannels), Int64(outH), Int64(outW)]
+            let biasDims = [Int64(g.outputChannels)]
+            let low = key.precision == .bf16 ? dnnl_bf16 : dnnl_f32
+            let span = g.dilation * (g.kernel - 1) + 1
+            // oneDNN wants the right/bottom padding that makes its output size ours
+            // (negative when a strided window leaves input columns unread).
+            let geometry = Geometry(
+                strides: [Int64(g.stride), Int64(g.stride)],
+                dilates: [Int64(g.dilation - 1), Int64(g.dilation - 1)],
+                paddingLeft: [Int64(g.padding), Int64(g.padding)],
+                paddingRight: [Int64((outH - 1) * g.stride + span - key.height - g.padding),
+                               Int64((outW - 1) * g.stride + span - key.width - g.padding)])
+
+            var forwardHint: dnnl_primitive_desc_t?
+            defer { if let forwardHint { dnnl_primitive_desc_destroy(forwardHint) } }
+            var descriptor: dnnl_primitive_desc_t?
+            defer { if let descriptor { dnnl_primitive_desc_destroy(descriptor) } }
+
+            forwardHint = try Self.forwardDescriptor(geometry, source: sourceDims, weights: weightDims, output: outputDims,
+                                                     bias: key.hasBias ? biasDims : nil, low: low)
+            switch key.kind {
+            case .forward:
+                descriptor = forwardHint
+                forwardHint = nil
+            case .backwardData:
+                var op = dnnl_convolution_desc_t()
+                var diffSource = anyDesc(sourceDims, dnnl_f32), weights = anyDesc(weightDims, low)
+                var diffOutput = anyDesc(outputDims, low)
+                try geometry.with { s, d, l, r in
+                    try DNNLRuntime.check(dnnl_dilated_convolution_backward_data_desc_init(
+                        &op, dnnl_convolution_direct, &diffSource, &weights, &diffOutput, s, d, l, r),
+                        "convolution_backward_data_desc_init")
+                }
+                descriptor = try Self.create(&op, hint: forwardHint, "backward-data")
+            case .backwardWeights:
+                var op = dnnl_convolution_desc_t()
+                var source = anyDesc(sourceDims, low), diffWeights = anyDesc(weightDims, dnnl_f32)
+                var diffOutput = anyDesc(outputDims, low)
+                var diffBias = plainDesc(biasDims, dnnl_x)
+                try geometry.with { s, d, l, r in
+                    try withUnsafePointer(to: &diffBias) { biasPointer in
+                        try DNNLRuntime.check(dnnl_dilated_convolution_backward_weights_desc_init(
+                            &op, dnnl_convolution_direct, &source, &diffWeights, key.hasBias ? biasPointer : nil,
+                            &diffOutput, s, d, l, r), "convolution_backward_weights_desc_init")
+                    }
+                }
+                descriptor = try Self.create(&op, hint: forwardHint, "backward-weights")
+            }
+
+            var created: dnnl_primitive_t?
+            try DNNLRuntime.check(dnnl_primitive_create(&created, descriptor), "primitive_create")
+            primitive = created!
+            var info: UnsafePointer<CChar>?
+            dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &info)
+            implementation = info.map { String(cString: $0) } ?? "?"
+
+            let pd = descriptor!
+            func add(_ argument: Int32, _ query: dnnl_query_t, index: Int32 = 0, _ dims: [Int64], tag: dnnl_format_tag_t,
+                     output: Bool) throws {
+                let inner = dnnl_primitive_desc_query_md(pd, query, index)!
+                operands.append(try Self.operand(argument, user: plainDesc(dims, tag), inner: inner, isOutput: output,
+                                                 accumulate: output && key.accumulate))
+            }
+            switch key.kind {
+            case .forward:
+                try add(DNNL_ARG_SRC, dnnl_query_src_md, sourceDims, tag: dnnl_nchw, output: false)
+                try add(DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weightDims, tag: dnnl_oihw, output: false)
+                if key.hasBias { try add(DNNL_ARG_BIAS, dnnl_query_weights_md, index: 1, biasDims, tag: dnnl_x, output: false) }
+                try add(DNNL_ARG_DST, dnnl_query_dst_md, outputDims, tag: dnnl_nchw, output: true)
+            case .backwardData:
+                try add(DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, outputDims, tag: dnnl_nchw, output: false)
+                try add(DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weightDims, tag: dnnl_oihw, output: false)
+                try add(DNNL_ARG_DIFF_SRC, dnnl_query_diff_src_md, sourceDims, tag: dnnl_nchw, output: true)
+            case .backwardWeights:
+                try add(DNNL_ARG_SRC, dnnl_query_src_md, sourceDims, tag: dnnl_nchw, output: false)
+                try add(DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, outputDims, tag: dnnl_nchw, output: false)
+                try add(DNNL_ARG_DIFF_WEIGHTS, dnnl_query_diff_weights_md, weightDims, tag: dnnl_oihw, output: true)
+                if key.hasBias {
+                    try add(DNNL_ARG_DIFF_BIAS, dnnl_query_diff_weights_md, index: 1, biasDims, tag: dnnl_x, output: true)
+                }
+            }
+        }
+
+        deinit {
+            dnnl_primitive_destroy(primitive)
+            for operand in operands {
+                dnnl_memory_destroy(operand.user)
+                if let inner = operand.inner { dnnl_memory_destroy(inner) }
+                if let reorder = operand.reorder { dnnl_primitive_destroy(reorder) }
+            }
+        }
+
+        /// Runs the primitive on these tensors (by DNNL_ARG_*), converting operands on the way.
+        func execute(_ pointers: [Int32: UnsafeMutableRawPointer?], pool: inout BufferPool) {
+            var arguments: [dnnl_exec_arg_t] = []
+            arguments.reserveCapacity(operands.count)
+            for (index, operand) in operands.enumerated() {
+                guard let pointer = pointers[operand.argument] ?? nil else { fatalError("oneDNN operand \(operand.argument) missing") }
+                DNNLRuntime.require(dnnl_memory_set_data_handle(operand.user, pointer), "memory_set_data_handle")
+                guard let inner = operand.inner else {
+                    arguments.append(dnnl_exec_arg_t(arg: operand.argument, memory: operand.user))
+                    continue
+                }
+                DNNLRuntime.require(dnnl_memory_set_data_handle(inner, pool.buffer(slot: index, bytes: operand.innerBytes)),
+                                    "memory_set_data_handle")
+                if !operand.isOutput { Self.reorder(operand.reorder!, from: operand.user, to: inner) }
+                arguments.append(dnnl_exec_arg_t(arg: operand.argument, memory: inner))
+            }
+            PhaseProfiler.measure(.oneDNNConvolution) {
+                DNNLRuntime.require(dnnl_primitive_execute(primitive, DNNLRuntime.stream, Int32(arguments.count), arguments),
+                                    "primitive_execute")
+                DNNLRuntime.require(dnnl_stream_wait(DNNLRuntime.stream), "stream_wait")
+            }
+            for operand in operands where operand.isOutput {
+                if let inner = operand.inner { Self.reorder(operand.reorder!, from: inner, to: operand.user) }
+            }
+        }
+
+        private static func reorder(_ reorder: dnnl_primitive_t, from source: dnnl_memory_t, to target: dnnl_memory_t) {
+            PhaseProfiler.measure(.oneDNNReorder) {
+                let arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target)]
+                DNNLRuntime.require(dnnl_primitive_execute(reorder, DNNLRuntime.stream, 2, arguments), "reorder execute")
+                DNNLRuntime.require(dnnl_stream_wait(DNNLRuntime.stream), "stream_wait")
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import CDNNL
+import Foundation
+
+/// How the convolutions of a network are computed.
+public enum ConvolutionPath: Equatable, Sendable, CustomStringConvertible {
+    /// im2col + OpenBLAS sgemm, one image at a time: the plain reference.
+    case im2col
+    /// oneDNN's convolution primitives, in the given precision.
+    case oneDNN(ConvolutionPrecision)
+
+    /// What networks use unless told otherwise: set once from `--precision`.
+    nonisolated(unsafe) public static var standard: ConvolutionPath = .oneDNN(.fp32)
+
+    public var description: String {
+        switch self {
+        case .im2col: return "im2col + sgemm (fp32)"
+        case .oneDNN(let precision): return "oneDNN \(precision.rawValue)"
+        }
+    }
+}
+
+/// The number format of a convolution's inputs. bf16 rounds the activations
+/// and weights to bfloat16 and accumulates in float32; outputs, gradients,
+/// master weights and everything outside the convolutions stay float32.
+public enum ConvolutionPrecision: String, CaseIterable, Sendable {
+    case fp32, bf16
+}
+
+/// A oneDNN call that failed: which call, and oneDNN's status.
+public struct DNNLError: Error, CustomStringConvertible {
+    public let call: String
+    public let status: dnnl_status_t
+
+    public var description: String {
+        let reason: String
+        switch status {
+        case dnnl_out_of_memory: reason = "out of memory"
+        case dnnl_invalid_arguments: reason = "invalid arguments"
+        case dnnl_unimplemented: reason = "not implemented for this shape, precision or CPU"
+        default: reason = "status \(status.rawValue)"
+        }
+        return "oneDNN \(call) failed: \(reason)"
+    }
+}
+
+/// oneDNN's process-wide state: the CPU engine and stream every primitive
+/// runs on, its version, the instruction set it dispatches to, and the thread
+/// count of its OpenMP runtime (kept equal to ours and OpenBLAS's).
+public enum DNNLRuntime {
+    static func check(_ status: dnnl_status_t, _ call: @autoclosure () -> String) throws {
+        if status != dnnl_success { throw DNNLError(call: call(), status: status) }
+    }
+
+    /// A call that cannot fail for inputs this code builds (a failure is a bug, not bad input).
+    static func require(_ status: dnnl_status_t, _ call: @autoclosure () -> String) {
+        if status != dnnl_success { fatalError(DNNLError(call: call(), status: status).description) }
+    }
+
+    nonisolated(unsafe) static let engine: dnnl_engine_t = {
+        var engine: dnnl_engine_t?
+        require(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create")
+        return engine!
+    }()
+
+    nonisolated(unsafe) static let stream: dnnl_stream_t = {
+        var stream: dnnl_stream_t?
+        require(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
+        return stream!
+    }()
+
+    public static var version: String {
+        let v = dnnl_version()!.pointee
+        return "\(v.major).\(v.minor).\(v.patch)"
+    }
+
+    /// The instruction set oneDNN's kernels use on this CPU, in oneDNN's own words.
+    public static var instructionSet: String { name(of: dnnl_get_effective_cpu_isa()) }
+
+    static func name(of isa: dnnl_cpu_isa_t) -> String {
+        switch isa {
+        case dnnl_cpu_isa_sse41: return "sse41"
+        case dnnl_cpu_isa_avx: return "avx"
+        case dnnl_cpu_isa_avx2: return "avx2"
+        case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni"
+        case dnnl_cpu_isa_avx512_mic, dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic"
+        case dnnl_cpu_isa_avx512_core: return "avx512_core"
+        case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni"
+        case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16"
+        case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx_bf16"
+        default: return "isa 0x\(String(isa.rawValue, radix: 16))"
+        }
+    }
+
+    nonisolated(unsafe) private static var configuredThreads = 1
+
+    /// The OpenMP thread count oneDNN's primitives run with.
+    public static var threadCount: Int { configuredThreads }
+
+    /// GNU OpenMP keeps the count per calling thread, so it is set again on
+    /// whichever thread executes a primitive (`applyThreadCount`).
+    static func setThreadCount(_ count: Int) {
+        configuredThreads = max(1, count)
+        omp_set_num_threads(Int32(configuredThreads))
+    }
+
+    @inline(__always)
+    static func applyThreadCount() {
+        if Int(omp_get_max_threads()) != configuredThreads { omp_set_num_threads(Int32(configuredThreads)) }
+    }
+
+    /// Whether oneDNN has bfloat16 convolutions on this CPU (oneDNN 2.6 needs
+    /// AVX-512: native on AVX512-BF16 and AMX processors, emulated on plain AVX-512).
+    public static let supportsBF16: Bool = {
+        let geometry = ConvolutionGeometry(inputChannels: 16, outputChannels: 16, kernel: 3, padding: 1)
+        let key = DNNLConvolution.Key(kind: .forward, geometry: geometry, batch: 1, height: 8, width: 8,
+                                      precision: .bf16, hasBias: false, accumulate: false)
+        return (try? DNNLConvolution.Plan(key)) != nil
+    }()
+
+    /// Refuses bf16 where this CPU cannot run it, naming the fix.
+    public static func validate(_ path: ConvolutionPath) throws {
+        if path == .oneDNN(.bf16) && !supportsBF16 {
+            throw DNNLError.unsupportedPrecision(isa: instructionSet)
+        }
+    }
+
+    public static func report(path: ConvolutionPath) -> String {
+        "oneDNN \(version), dispatching to \(instructionSet), \(threadCount) OpenMP thread(s); "
+            + "bf16 convolutions \(supportsBF16 ? "available" : "not available on this CPU"); networks use \(path)"
+    }
+}
+
+extension DNNLError {
+    static func unsupportedPrecision(isa: String) -> UnsupportedPrecision { UnsupportedPrecision(isa: isa) }
+
+    public struct UnsupportedPrecision: Error, CustomStringConvertible {
+        public let isa: String
+        public var description: String {
+            "--precision bf16 needs a CPU with AVX-512 (oneDNN \(DNNLRuntime.version) has no bfloat16 convolutions "
+                + "for \(isa)); use --precision fp32 on this machine"
+        }
+    }
+}

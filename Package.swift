@@ -35,7 +35,9 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         .target(name: "Distributed", dependencies: ["CMPI"]),
-        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL"]),
+        // The FMA peak loop: C, for the vector intrinsics of each instruction set.
+        .target(name: "CFMAPeak", path: "Sources/CFMAPeak"),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CFMAPeak"]),
         .target(name: "Formats", dependencies: ["CPNG", "CJPEG"]),
         .target(name: "Network", dependencies: ["Kernels", "Formats"]),
         .target(name: "Data", dependencies: ["Formats", "Kernels"]),

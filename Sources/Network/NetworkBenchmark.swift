@@ -7,6 +7,8 @@ import Kernels
 public enum NetworkBenchmark {
     public struct Case: Codable, Sendable {
         public let pass: String
+        /// The convolution path: "im2col", "oneDNN fp32" or "oneDNN bf16".
+        public let path: String
         public let batch: Int
         public let seconds: [Double]
         public let medianSeconds: Double
@@ -19,11 +21,14 @@ public enum NetworkBenchmark {
         public let ratioToSGEMM: Double
         /// The same ratio for the median pass.
         public let medianRatioToSGEMM: Double
+        /// Best pass against the FMA loop's peak on the same threads.
+        public let ratioToFMAPeak: Double
 
-        func relative(to sgemm: Double) -> Case {
-            Case(pass: pass, batch: batch, seconds: seconds, medianSeconds: medianSeconds, bestSeconds: bestSeconds,
+        func relative(to sgemm: Double, peak: Double) -> Case {
+            Case(pass: pass, path: path, batch: batch, seconds: seconds, medianSeconds: medianSeconds, bestSeconds: bestSeconds,
                  imagesPerSecond: imagesPerSecond, gflops: gflops, medianGFLOPS: medianGFLOPS,
-                 ratioToSGEMM: gflops / sgemm, medianRatioToSGEMM: medianGFLOPS / sgemm)
+                 ratioToSGEMM: gflops / sgemm, medianRatioToSGEMM: medianGFLOPS / sgemm,
+                 ratioToFMAPeak: peak > 0 ? gflops / peak : 0)
         }
     }
 
@@ -33,6 +38,8 @@ public enum NetworkBenchmark {
         public let threads: Int
         public let blasCore: String
         public let sgemmGFLOPS: Double
+        public let fmaPeakGFLOPS: Double
+        public let oneDNN: String
         public let forwardGFLOPPerImage: Double
         public let trainGFLOPPerImage: Double
         public let cases: [Case]
@@ -46,7 +53,9 @@ public enum NetworkBenchmark {
         return usage.ru_maxrss * 1024
     }
 
-    public static func run(widthDivisor: Int, size: Int, batches: [Int], iterations: Int,
+    /// Times every pass on every convolution path in `paths`, interleaved
+    /// iteration by iteration so that a noisy machine slows all paths alike.
+    public static func run(widthDivisor: Int, size: Int, batches: [Int], iterations: Int, paths: [ConvolutionPath],
                            progress: (String) -> Void) -> Report {
         // The reference rate is the best of several short probes, taken before
         // and after the network runs: on a shared VM a single probe can read
@@ -55,6 +64,9 @@ public enum NetworkBenchmark {
         var sgemm = probe(3)
         progress(String(format: "sgemm 2048: %.1f GFLOP/s on %d thread(s) (%@), best of 3 probes", sgemm,
                         Parallel.threadCount, BLASRuntime.coreName))
+        var peak = FMAPeak.measure()
+        progress(String(format: "FMA loop peak: %.1f GFLOP/s on %d thread(s) (%d-float vectors)", peak.gflops, peak.threads, peak.lanes))
+        progress(DNNLRuntime.report(path: ConvolutionPath.standard))
         let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))
         network.initializeBackbone(seed: 1)
         let forwardFLOP = 2 * Double(network.backboneMACs(height: size, width: size).total)
@@ -65,55 +77,74 @@ public enum NetworkBenchmark {
             var targets20 = [Float](repeating: 0, count: batch * 20), targets200 = [Float](repeating: 0, count: batch * 200)
             for n in 0..<batch { targets20[n * 20 + n % 20] = 1; targets200[n * 200 + (n % 20) * 10] = 1 }
             for pass in ["forward", "train step"] {
-                var times: [Double] = []
-                PhaseProfiler.reset()
-                // One untimed warm-up pass plans and first-touches the workspace.
+                var times = [[Double]](repeating: [], count: paths.count)
+                var phases = [[(PhaseProfiler.Phase, Double)]](repeating: [], count: paths.count)
+                // One untimed warm-up pass per path plans and first-touches the workspace and the primitives.
                 for iteration in 0...iterations {
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    input.withUnsafeBufferPointer { input in
-                        if pass == "forward" {
-                            network.forward(input: input.baseAddress!, batch: batch, height: size, width: size)
-                        } else {
-                            let context = DropoutContext(random: CounterRandom(seed: 1), step: iteration, firstSampleIndex: 0)
-                            network.forward(input: input.baseAddress!, batch: batch, height: size, width: size,
-                                            mode: .training(dropout: context, inputGradient: false))
-                            network.backward(targets: [targets20, targets200])
+                    for (index, path) in paths.enumerated() {
+                        network.convolutionPath = path
+                        PhaseProfiler.reset()
+                        let start = DispatchTime.now().uptimeNanoseconds
+                        input.withUnsafeBufferPointer { input in
+                            if pass == "forward" {
+                                network.forward(input: input.baseAddress!, batch: batch, height: size, width: size)
+                            } else {
+                                let context = DropoutContext(random: CounterRandom(seed: 1), step: iteration, firstSampleIndex: 0)
+                                network.forward(input: input.baseAddress!, batch: batch, height: size, width: size,
+                                                mode: .training(dropout: context, inputGradient: false))
+                                network.backward(targets: [targets20, targets200])
+                            }
+                        }
+                        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                        if iteration > 0 {
+                            times[index].append(seconds)
+                            phases[index] = zip(PhaseProfiler.seconds, phases[index].isEmpty ? PhaseProfiler.seconds.map { ($0.0, 0) } : phases[index])
+                                .map { ($0.0.0, $0.0.1 + $0.1.1) }
                         }
                     }
-                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                    if iteration > 0 { times.append(seconds) }
                 }
-                let sorted = times.sorted()
-                let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
-                    : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-                let best = sorted[0]
-                let flop = (pass == "forward" ? forwardFLOP : trainFLOP) * Double(batch)
-                let gflops = flop / best / 1e9
-                let result = Case(pass: pass, batch: batch, seconds: times, medianSeconds: median, bestSeconds: best,
-                                  imagesPerSecond: Double(batch) / best, gflops: gflops, medianGFLOPS: flop / median / 1e9,
-                                  ratioToSGEMM: 0, medianRatioToSGEMM: 0).relative(to: sgemm)
-                cases.append(result)
-                if PhaseProfiler.isEnabled {
-                    let total = times.reduce(0, +) + 0  // the warm-up pass is profiled too
-                    let phases = PhaseProfiler.seconds.map { String(format: "%@ %.2f s", $0.0.name, $0.1 / Double(iterations + 1)) }
-                    progress("  per pass: " + phases.joined(separator: ", ") + String(format: " (of %.2f s)", total / Double(times.count)))
+                for (index, path) in paths.enumerated() {
+                    let sorted = times[index].sorted()
+                    let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
+                        : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+                    let best = sorted[0]
+                    let flop = (pass == "forward" ? forwardFLOP : trainFLOP) * Double(batch)
+                    let gflops = flop / best / 1e9
+                    let result = Case(pass: pass, path: path.shortName, batch: batch, seconds: times[index], medianSeconds: median,
+                                      bestSeconds: best, imagesPerSecond: Double(batch) / best, gflops: gflops,
+                                      medianGFLOPS: flop / median / 1e9, ratioToSGEMM: 0, medianRatioToSGEMM: 0, ratioToFMAPeak: 0)
+                        .relative(to: sgemm, peak: peak.gflops)
+                    cases.append(result)
+                    if PhaseProfiler.isEnabled {
+                        let perPass = phases[index].filter { $0.1 > 0 }
+                            .map { String(format: "%@ %.2f s", $0.0.name, $0.1 / Double(iterations)) }
+                        progress("  \(path.shortName) per pass: " + perPass.joined(separator: ", ")
+                                 + String(format: " (of %.2f s)", times[index].reduce(0, +) / Double(iterations)))
+                    }
+                    progress(String(format: "%@ batch %d, %@: best %.2f s (median %.2f s), %.2f images/s, %.1f GFLOP/s",
+                                    pass, batch, path.shortName, best, median, result.imagesPerSecond, gflops))
                 }
-                progress(String(format: "%@ batch %d: best %.2f s (median %.2f s), %.2f images/s, %.1f GFLOP/s",
-                                pass, batch, best, median, result.imagesPerSecond, gflops))
             }
         }
         let after = probe(2)
+        let peakAfter = FMAPeak.measure()
+        if peakAfter.gflops > peak.gflops { peak = peakAfter }
         if after > sgemm {
             progress(String(format: "sgemm 2048 after the runs: %.1f GFLOP/s; ratios below use it", after))
             sgemm = after
-            cases = cases.map { $0.relative(to: after) }
         }
+        cases = cases.map { $0.relative(to: sgemm, peak: peak.gflops) }
         for result in cases {
-            progress(String(format: "%@ batch %d: %.0f%% of sgemm (median pass: %.0f%%)", result.pass, result.batch,
-                            100 * result.ratioToSGEMM, 100 * result.medianRatioToSGEMM))
+            let reference = cases.first { $0.pass == result.pass && $0.batch == result.batch && $0.path == ConvolutionPath.im2col.shortName }
+            let speedUp = reference.map { String(format: ", %.2fx im2col", $0.bestSeconds / result.bestSeconds) } ?? ""
+            progress(String(format: "%@ batch %d, %@: %.0f%% of sgemm (median pass: %.0f%%), %.0f%% of FMA peak%@", result.pass,
+                            result.batch, result.path, 100 * result.ratioToSGEMM, 100 * result.medianRatioToSGEMM,
+                            100 * result.ratioToFMAPeak, speedUp))
         }
         return Report(widthDivisor: widthDivisor, size: size, threads: Parallel.threadCount, blasCore: BLASRuntime.coreName,
-                      sgemmGFLOPS: sgemm, forwardGFLOPPerImage: forwardFLOP / 1e9, trainGFLOPPerImage: trainFLOP / 1e9,
+                      sgemmGFLOPS: sgemm, fmaPeakGFLOPS: peak.gflops,
+                      oneDNN: "\(DNNLRuntime.version) \(DNNLRuntime.instructionSet)",
+                      forwardGFLOPPerImage: forwardFLOP / 1e9, trainGFLOPPerImage: trainFLOP / 1e9,
                       cases: cases, peakResidentBytes: peakResidentBytes())
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Formats
 import Foundation
+import Kernels
 import Network
 import Pipeline
 
@@ -20,8 +21,10 @@ struct BenchNetwork: ParsableCommand {
             trainable parameter, dropout on). Reports images/s, the convolution GFLOP/s achieved \
             (counting the multiply-accumulates actually executed), its ratio to a large sgemm \
             measured in the same run with the same threads (best pass against best sgemm probe, \
-            and the median pass), and the peak resident memory. SCCAM_PROFILE=1 adds the time \
-            spent in sgemm, im2col, col2im and element-wise passes. \
+            and the median pass), its ratio to the FMA loop's peak, and the peak resident memory. \
+            Each convolution path of --paths runs the same passes, interleaved iteration by iteration, \
+            and oneDNN's speed-up over im2col is printed. SCCAM_PROFILE=1 adds the time spent in \
+            sgemm, im2col, col2im, oneDNN convolutions and reorders, and element-wise passes. \
             Every rank runs its own copy; rank 0 prints.
             """)
 
@@ -39,10 +42,31 @@ struct BenchNetwork: ParsableCommand {
     @Option(help: "Timed iterations per case (after one untimed warm-up); the best and the median are reported.")
     var iterations: Int = 3
 
+    @Option(help: ArgumentHelp(
+        "Comma-separated convolution paths to time, interleaved: im2col, fp32 (oneDNN), bf16 (oneDNN).",
+        discussion: "Default: all three, bf16 only where oneDNN has bf16 kernels for this CPU (AVX-512); ask for it to time the emulation."))
+    var paths: String?
+
     @Option(help: "Also write the report as JSON to this file.")
     var json: String?
 
+    /// The paths to time, in order.
+    func pathList() throws -> [ConvolutionPath] {
+        guard let paths else {
+            return [.im2col, .oneDNN(.fp32)] + (DNNLRuntime.hasNativeBFloat16 ? [.oneDNN(.bf16)] : [])
+        }
+        return try paths.split(separator: ",").map { name -> ConvolutionPath in
+            switch name.trimmingCharacters(in: .whitespaces).lowercased() {
+            case "im2col": return .im2col
+            case "fp32", "onednn": return .oneDNN(.fp32)
+            case "bf16": return .oneDNN(.bf16)
+            default: throw ValidationError("--paths: unknown path '\(name)'; use im2col, fp32 or bf16")
+            }
+        }
+    }
+
     func validate() throws {
+        _ = try pathList()
         guard NetworkConfiguration.widthDivisors.contains(widthDivisor) else {
             throw ValidationError("--width-divisor must be a power of two up to 64")
         }
@@ -60,7 +84,7 @@ struct BenchNetwork: ParsableCommand {
         job.run {
             job.log("bench network: width 1/\(widthDivisor), \(size)x\(size), batches \(batchList), \(job.threads.count) thread(s) per rank")
             let report = NetworkBenchmark.run(widthDivisor: widthDivisor, size: size, batches: batchList,
-                                              iterations: iterations, progress: job.log)
+                                              iterations: iterations, paths: try pathList(), progress: job.log)
             job.log(String(format: "forward %.1f GFLOP/image, train step %.1f GFLOP/image; peak resident memory %.2f GiB",
                            report.forwardGFLOPPerImage, report.trainGFLOPPerImage,
                            Double(report.peakResidentBytes) / Double(1 << 30)))
@@ -116,6 +140,7 @@ struct BenchInfer: ParsableCommand {
         discussion: "8 views per image (scales 1, 0.5, 1.5, 2 and flips), random full-width weights, images split across ranks.")
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
 
     @Option(help: "Images to process in total.")
     var images: Int = 2
@@ -125,6 +150,7 @@ struct BenchInfer: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             let (seconds, rate) = try InferenceBenchmark.run(images: images, widthDivisor: widthDivisor, communicator: job.communicator, log: job.log)
             job.log(String(format: "%d image(s) in %.1f s on %d rank(s) x %d thread(s): %.4f images/s", images, seconds,
@@ -146,6 +172,7 @@ struct BenchTrain: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
 
     @Option(help: "Global batch (split over the ranks).")
     var batch: Int = 2
@@ -161,6 +188,7 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             job.log("setup: \(TrainingBenchmark.setupDescription)")
             let result = try TrainingBenchmark.run(globalBatch: batch, steps: steps, widthDivisor: widthDivisor, cropSize: 224,

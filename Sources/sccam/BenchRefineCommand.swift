@@ -16,6 +16,7 @@ struct BenchRefine: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
 
     @Option(help: "Divide every channel count by this (1 = the real AffinityNet).")
     var widthDivisor: Int = 1
@@ -30,6 +31,7 @@ struct BenchRefine: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             let r = RefineBenchmark.run(widthDivisor: widthDivisor, repeats: repeats, log: job.log)
             job.log(String(format: "image %dx%d, grid of %d cells, %.1f entries per column of T", r.width, r.height, r.cells, r.meanColumnEntries))

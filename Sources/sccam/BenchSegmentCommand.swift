@@ -18,6 +18,7 @@ struct BenchSegment: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
 
     @Option(help: "Divide every channel count by this (1 = the real ResNet-101).")
     var widthDivisor: Int = 1
@@ -41,6 +42,7 @@ struct BenchSegment: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             let r = try SegmentationBenchmark.run(widthDivisor: widthDivisor, batch: batch, crop: crop, testSize: testSize, steps: steps, log: job.log)
             func best(_ times: [Double]) -> Double { (times.count > 1 ? Array(times.dropFirst()) : times).min()! }

@@ -15,6 +15,7 @@ struct BenchTrainAff: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
 
     @Option(help: "Divide every channel count by this (1 = the real AffinityNet).")
     var widthDivisor: Int = 1
@@ -35,6 +36,7 @@ struct BenchTrainAff: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             let r = AffinityTrainingBenchmark.run(widthDivisor: widthDivisor, batch: batch, crop: crop, steps: steps, log: job.log)
             let steady = r.secondsPerStep.count > 1 ? Array(r.secondsPerStep.dropFirst()) : r.secondsPerStep

@@ -26,6 +26,7 @@ struct Demo: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
     @OptionGroup var method: MethodOptions
 
     @Option(help: "Work folder; the dataset goes into WORK/voc.")
@@ -114,6 +115,7 @@ struct Demo: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             try job.prepareWork(work)
             let settings = try settings()

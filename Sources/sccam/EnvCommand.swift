@@ -8,7 +8,8 @@ struct Env: ParsableCommand {
         abstract: "Print what this run would compute with, on every rank.",
         discussion: """
             Shows the version, the MPI library, the ranks, OpenBLAS's build and the kernels ("core") \
-            it runs with how that was chosen, the threads per rank, and a short sgemm measurement \
+            it runs with how that was chosen, the threads per rank, oneDNN's version, the instruction set its \
+            convolutions dispatch to, its OpenMP threads and how bf16 runs, and a short sgemm measurement \
             on each rank. Run it under the same launcher as a real job to check a cluster set-up; \
             add --check-collectives to also verify MPI transfers between the ranks.
             """)
@@ -43,7 +44,10 @@ struct Env: ParsableCommand {
                 blasCore: BLASRuntime.coreName,
                 blasCoreVectorLevel: BLASRuntime.vectorLevel(ofCore: BLASRuntime.coreName).description,
                 blasCoreSelection: BLASCoreSelection.report(), threads: BLASRuntime.threadCount,
-                threadsReason: job.threads.reason, sgemmSize: nil, sgemmGFLOPS: nil, collectives: nil)
+                threadsReason: job.threads.reason,
+                oneDNNVersion: DNNLRuntime.version, oneDNNInstructionSet: DNNLRuntime.instructionSet,
+                oneDNNThreads: DNNLRuntime.threadCount, oneDNNBFloat16: DNNLRuntime.bfloat16Mode,
+                sgemmSize: nil, sgemmGFLOPS: nil, collectives: nil)
             if probeSeconds > 0 {
                 mine.sgemmSize = probeSize
                 mine.sgemmGFLOPS = GEMMProbe.measure(size: probeSize, seconds: probeSeconds).gflops
@@ -85,6 +89,10 @@ struct RankReport: Codable {
     var blasCoreSelection: String
     var threads: Int
     var threadsReason: String
+    var oneDNNVersion: String
+    var oneDNNInstructionSet: String
+    var oneDNNThreads: Int
+    var oneDNNBFloat16: String
     var sgemmSize: Int?
     var sgemmGFLOPS: Double?
     var collectives: CollectiveCheck.RankResult?
@@ -113,6 +121,7 @@ struct EnvReport: Codable {
             lines.append("  CPU         \(rank.cpu) (\(rank.cpuVectorLevel))")
             lines.append("  BLAS core   \(rank.blasCoreSelection)")
             lines.append("  threads     \(rank.threads) (\(rank.threadsReason))")
+            lines.append("  oneDNN      \(rank.oneDNNVersion), dispatching to \(rank.oneDNNInstructionSet), \(rank.oneDNNThreads) OpenMP thread(s); bf16 \(rank.oneDNNBFloat16)")
             if let gflops = rank.sgemmGFLOPS, let size = rank.sgemmSize {
                 lines.append("  sgemm       \(String(format: "%.1f", gflops)) GFLOP/s (\(size)x\(size), \(rank.threads) threads)")
             }

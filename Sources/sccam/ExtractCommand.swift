@@ -17,6 +17,7 @@ struct Extract: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
 
     @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
     var vocRoot: String
@@ -59,6 +60,7 @@ struct Extract: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             try job.prepareWork(work)
             let network = try SCCAMNetwork.fromWeights(weights, allowMissingHeads: allowMissingHeads, note: job.warn)

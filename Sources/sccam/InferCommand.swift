@@ -19,6 +19,7 @@ struct Infer: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
 
     @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
     var vocRoot: String
@@ -53,6 +54,7 @@ struct Infer: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             try job.prepareWork(work)
             guard let scaleList = ListArguments.scales(scales) else { throw ValidationError("--scales must list positive numbers") }

@@ -22,6 +22,7 @@ struct PipelineRun: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
     @OptionGroup var method: MethodOptions
 
     @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
@@ -55,6 +56,7 @@ struct PipelineRun: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             try job.prepareWork(work)
             var settings = SCCAMPipeline.Settings(vocRoot: vocRoot)

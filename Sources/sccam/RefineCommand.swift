@@ -22,6 +22,7 @@ struct RefineCommand: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
 
     @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
     var vocRoot: String
@@ -60,6 +61,7 @@ struct RefineCommand: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             try job.prepareWork(work)
             let dataset = try VOCDataset(root: vocRoot)

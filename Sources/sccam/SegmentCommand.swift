@@ -22,6 +22,7 @@ struct SegmentCommand: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
 
     @Option(help: "The VOC 2012 folder.")
     var vocRoot: String
@@ -58,6 +59,7 @@ struct SegmentCommand: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             try job.prepareWork(work)
             let dataset = try VOCDataset(root: vocRoot)

@@ -26,6 +26,7 @@ struct TrainAffinity: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
     @OptionGroup var loop: TrainingLoopOptions
 
     @Option(help: "The VOC 2012 folder.")
@@ -76,6 +77,7 @@ struct TrainAffinity: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             try job.prepareWork(work)
             let dataset = try VOCDataset(root: vocRoot)

@@ -21,6 +21,7 @@ struct Train: ParsableCommand {
             """)
 
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var convolution: ConvolutionOptions
     @OptionGroup var loop: TrainingLoopOptions
 
     @Option(help: "The VOC 2012 folder.")
@@ -79,6 +80,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let job = Job.start(runtime)
+        convolution.apply()
         job.run {
             try job.prepareWork(work)
             let dataset = try VOCDataset(root: vocRoot)

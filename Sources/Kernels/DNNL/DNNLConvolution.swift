@@ -60,20 +60,30 @@ public enum DNNLConvolution {
     /// How many primitives (with their reorders) are cached.
     public static var cachedPlanCount: Int { lock.withLock { plans.count } }
 
+    /// Plans kept at most: a network has about 40 convolution shapes per input
+    /// size, and inference at native size meets many sizes (VOC has hundreds),
+    /// each a primitive holding generated code; the least recently used go first.
+    public static let planCapacity = 1024
+
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var plans: [Key: Plan] = [:]
+    nonisolated(unsafe) private static var plans: [Key: (plan: Plan, lastUse: Int)] = [:]
+    nonisolated(unsafe) private static var uses = 0
     nonisolated(unsafe) private static var pool = BufferPool()
 
     private static func run(_ key: Key, _ pointers: [Int32: UnsafeMutableRawPointer?]) {
         lock.withLock {
             DNNLRuntime.applyThreadCount()
+            uses += 1
             let plan: Plan
             if let cached = plans[key] {
-                plan = cached
+                plan = cached.plan
             } else {
                 do { plan = try Plan(key) } catch { fatalError("\(error) (convolution \(key))") }
-                plans[key] = plan
+                if plans.count >= planCapacity, let oldest = plans.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+                    plans[oldest.key] = nil
+                }
             }
+            plans[key] = (plan, uses)
             plan.execute(pointers, pool: &pool)
         }
     }

@@ -17,6 +17,8 @@ extension DNNLConvolution {
             let innerBytes: Int
             /// Inputs: ours → inner. Outputs: inner → ours (with a sum post-op when accumulating).
             let reorder: dnnl_primitive_t?
+            /// Emulated bf16: the inner copy is rounded to bfloat16 values before the primitive reads it.
+            let roundsToBFloat16: Bool
         }
 
         let primitive: dnnl_primitive_t
@@ -31,7 +33,10 @@ extension DNNLConvolution {
             let weightDims = [Int64(g.outputChannels), Int64(g.inputChannels), Int64(g.kernel), Int64(g.kernel)]
             let outputDims = [n, Int64(g.outputChannels), Int64(outH), Int64(outW)]
             let biasDims = [Int64(g.outputChannels)]
-            let low = key.precision == .bf16 ? dnnl_bf16 : dnnl_f32
+            // Without oneDNN's bf16 kernels (AVX2 machines), bf16 is emulated: float32
+            // kernels on operands rounded to bfloat16, the same numbers AMX multiplies.
+            let emulated = key.precision == .bf16 && !DNNLRuntime.hasNativeBFloat16
+            let low = key.precision == .bf16 && !emulated ? dnnl_bf16 : dnnl_f32
             let span = g.dilation * (g.kernel - 1) + 1
             // oneDNN wants the right/bottom padding that makes its output size ours
             // (negative when a strided window leaves input columns unread).
@@ -89,8 +94,10 @@ extension DNNLConvolution {
             func add(_ argument: Int32, _ query: dnnl_query_t, index: Int32 = 0, _ dims: [Int64], tag: dnnl_format_tag_t,
                      output: Bool) throws {
                 let inner = dnnl_primitive_desc_query_md(pd, query, index)!
+                // Bias and outputs are float32 in every precision.
+                let rounds = emulated && !output && argument != DNNL_ARG_BIAS
                 operands.append(try Self.operand(argument, user: plainDesc(dims, tag), inner: inner, isOutput: output,
-                                                 accumulate: output && key.accumulate))
+                                                 accumulate: output && key.accumulate, roundsToBFloat16: rounds))
             }
             switch key.kind {
             case .forward:
@@ -134,7 +141,14 @@ extension DNNLConvolution {
                 }
                 DNNLRuntime.require(dnnl_memory_set_data_handle(inner, pool.buffer(slot: index, bytes: operand.innerBytes)),
                                     "memory_set_data_handle")
-                if !operand.isOutput { Self.reorder(operand.reorder!, from: operand.user, to: inner) }
+                if !operand.isOutput {
+                    Self.reorder(operand.reorder!, from: operand.user, to: inner)
+                    if operand.roundsToBFloat16 {
+                        var handle: UnsafeMutableRawPointer?
+                        dnnl_memory_get_data_handle(inner, &handle)
+                        BFloat16.round(handle!.assumingMemoryBound(to: Float.self), count: operand.innerBytes / 4)
+                    }
+                }
                 arguments.append(dnnl_exec_arg_t(arg: operand.argument, memory: inner))
             }
             PhaseProfiler.measure(.oneDNNConvolution) {

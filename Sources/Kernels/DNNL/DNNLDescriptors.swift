@@ -60,13 +60,14 @@ extension DNNLConvolution.Plan {
     /// Our tensor, and, when the primitive's layout or type differs (or an
     /// output is to be added to ours), its inner copy and the reorder between them.
     static func operand(_ argument: Int32, user userDesc: dnnl_memory_desc_t, inner innerDesc: UnsafePointer<dnnl_memory_desc_t>,
-                        isOutput: Bool, accumulate: Bool) throws -> Operand {
+                        isOutput: Bool, accumulate: Bool, roundsToBFloat16: Bool) throws -> Operand {
         var userDesc = userDesc
         var user: dnnl_memory_t?
         try DNNLRuntime.check(dnnl_memory_create(&user, &userDesc, DNNLRuntime.engine, nil), "memory_create")
         let same = dnnl_memory_desc_equal(&userDesc, innerDesc) != 0
-        guard !same || accumulate else {
-            return Operand(argument: argument, isOutput: isOutput, user: user!, inner: nil, innerBytes: 0, reorder: nil)
+        guard !same || accumulate || roundsToBFloat16 else {
+            return Operand(argument: argument, isOutput: isOutput, user: user!, inner: nil, innerBytes: 0, reorder: nil,
+                           roundsToBFloat16: false)
         }
         var inner: dnnl_memory_t?
         try DNNLRuntime.check(dnnl_memory_create(&inner, innerDesc, DNNLRuntime.engine, nil), "memory_create")
@@ -92,6 +93,6 @@ extension DNNLConvolution.Plan {
         var reorder: dnnl_primitive_t?
         try DNNLRuntime.check(dnnl_primitive_create(&reorder, reorderDesc), "reorder primitive_create")
         return Operand(argument: argument, isOutput: isOutput, user: user!, inner: inner!,
-                       innerBytes: dnnl_memory_desc_get_size(innerDesc), reorder: reorder!)
+                       innerBytes: dnnl_memory_desc_get_size(innerDesc), reorder: reorder!, roundsToBFloat16: roundsToBFloat16)
     }
 }

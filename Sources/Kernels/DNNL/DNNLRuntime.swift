@@ -11,9 +11,18 @@ public enum ConvolutionPath: Equatable, Sendable, CustomStringConvertible {
     /// What networks use unless told otherwise: set once from `--precision`.
     nonisolated(unsafe) public static var standard: ConvolutionPath = .oneDNN(.fp32)
 
+    /// "im2col", "oneDNN fp32", "oneDNN bf16".
+    public var shortName: String {
+        switch self {
+        case .im2col: return "im2col"
+        case .oneDNN(let precision): return "oneDNN \(precision.rawValue)"
+        }
+    }
+
     public var description: String {
         switch self {
         case .im2col: return "im2col + sgemm (fp32)"
+        case .oneDNN(.bf16) where !DNNLRuntime.hasNativeBFloat16: return "oneDNN bf16, emulated"
         case .oneDNN(let precision): return "oneDNN \(precision.rawValue)"
         }
     }
@@ -108,36 +117,32 @@ public enum DNNLRuntime {
         if Int(omp_get_max_threads()) != configuredThreads { omp_set_num_threads(Int32(configuredThreads)) }
     }
 
-    /// Whether oneDNN has bfloat16 convolutions on this CPU (oneDNN 2.6 needs
-    /// AVX-512: native on AVX512-BF16 and AMX processors, emulated on plain AVX-512).
-    public static let supportsBF16: Bool = {
-        let geometry = ConvolutionGeometry(inputChannels: 16, outputChannels: 16, kernel: 3, padding: 1)
-        let key = DNNLConvolution.Key(kind: .forward, geometry: geometry, batch: 1, height: 8, width: 8,
-                                      precision: .bf16, hasBias: false, accumulate: false)
-        return (try? DNNLConvolution.Plan(key)) != nil
+    /// Whether oneDNN has bfloat16 convolution kernels on this CPU. oneDNN 2.6
+    /// needs AVX-512: native on AVX512-BF16 and AMX processors, emulated by
+    /// oneDNN itself on plain AVX-512. Elsewhere (AVX2) `--precision bf16` is
+    /// emulated here: float32 kernels on operands rounded to bfloat16, which
+    /// gives bf16's numbers (not its speed) so that results agree across a
+    /// cluster's machines.
+    public static let hasNativeBFloat16: Bool = {
+        var op = dnnl_convolution_desc_t()
+        var source = anyDesc([1, 16, 8, 8], dnnl_bf16), weights = anyDesc([16, 16, 3, 3], dnnl_bf16)
+        var output = anyDesc([1, 16, 8, 8], dnnl_f32)
+        let strides: [Int64] = [1, 1], padding: [Int64] = [1, 1]
+        guard dnnl_convolution_forward_desc_init(&op, dnnl_forward_training, dnnl_convolution_direct, &source, &weights, nil,
+                                                 &output, strides, padding, padding) == dnnl_success else { return false }
+        var descriptor: dnnl_primitive_desc_t?
+        guard dnnl_primitive_desc_create(&descriptor, &op, nil, engine, nil) == dnnl_success else { return false }
+        dnnl_primitive_desc_destroy(descriptor)
+        return true
     }()
 
-    /// Refuses bf16 where this CPU cannot run it, naming the fix.
-    public static func validate(_ path: ConvolutionPath) throws {
-        if path == .oneDNN(.bf16) && !supportsBF16 {
-            throw DNNLError.unsupportedPrecision(isa: instructionSet)
-        }
+    /// How bf16 runs here, in a few words.
+    public static var bfloat16Mode: String {
+        hasNativeBFloat16 ? "native (\(instructionSet))" : "emulated (float32 \(instructionSet) kernels on bf16-rounded operands; no speed-up)"
     }
 
     public static func report(path: ConvolutionPath) -> String {
         "oneDNN \(version), dispatching to \(instructionSet), \(threadCount) OpenMP thread(s); "
-            + "bf16 convolutions \(supportsBF16 ? "available" : "not available on this CPU"); networks use \(path)"
-    }
-}
-
-extension DNNLError {
-    static func unsupportedPrecision(isa: String) -> UnsupportedPrecision { UnsupportedPrecision(isa: isa) }
-
-    public struct UnsupportedPrecision: Error, CustomStringConvertible {
-        public let isa: String
-        public var description: String {
-            "--precision bf16 needs a CPU with AVX-512 (oneDNN \(DNNLRuntime.version) has no bfloat16 convolutions "
-                + "for \(isa)); use --precision fp32 on this machine"
-        }
+            + "bf16 convolutions \(bfloat16Mode); networks use \(path)"
     }
 }

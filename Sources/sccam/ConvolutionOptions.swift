@@ -1,0 +1,43 @@
+import ArgumentParser
+import Kernels
+
+/// How every network of a command computes its convolutions.
+struct ConvolutionOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Convolution precision: fp32 or bf16.",
+        discussion: """
+            bf16 runs the convolutions in bfloat16 with float32 accumulation (AMX tiles or AVX512-BF16 where \
+            the CPU has them) and keeps float32 master weights, gradients, optimiser state, losses, BatchNorm \
+            folding and everything outside the convolutions. On CPUs without AVX-512 (oneDNN has no bf16 \
+            kernels there) bf16 is emulated: float32 kernels on operands rounded to bfloat16, the same numbers \
+            without the speed-up. `sccam env` says which this machine does.
+            """))
+    var precision: ConvolutionPrecision = .fp32
+
+    @Option(help: ArgumentHelp(
+        "Convolution implementation: onednn, or im2col (im2col + OpenBLAS sgemm, the plain reference; fp32 only).",
+        valueName: "onednn|im2col"))
+    var convolutions: ConvolutionImplementation = .onednn
+
+    var path: ConvolutionPath {
+        switch convolutions {
+        case .onednn: return .oneDNN(precision)
+        case .im2col: return .im2col
+        }
+    }
+
+    func validate() throws {
+        if convolutions == .im2col && precision == .bf16 {
+            throw ValidationError("--convolutions im2col computes in fp32 only; drop --precision bf16 or use --convolutions onednn")
+        }
+    }
+
+    /// Makes this the path of every network the command builds.
+    func apply() { ConvolutionPath.standard = path }
+}
+
+enum ConvolutionImplementation: String, ExpressibleByArgument, CaseIterable {
+    case onednn, im2col
+}
+
+extension ConvolutionPrecision: ExpressibleByArgument {}

@@ -2,6 +2,7 @@ import Data
 import Distributed
 import Formats
 import Foundation
+import Kernels
 import Network
 
 /// The whole method (spec 3.1): the baseline classifier's features, then for
@@ -68,6 +69,9 @@ public enum SCCAMPipeline {
         public var refine: RefineSettings? = RefineSettings()
         /// DeepLab-v2 on the pseudo-labels, scored on the validation list; nil = stop at the pseudo-labels.
         public var segmentation: SegmentationSettings? = SegmentationSettings()
+        /// The convolutions' precision when not fp32 (bf16 changes the numbers;
+        /// nil keeps run.json files written before the option comparable).
+        public var convolutionPrecision: ConvolutionPrecision?
 
         public init(vocRoot: String) { self.vocRoot = vocRoot }
     }
@@ -117,6 +121,7 @@ public enum SCCAMPipeline {
                            log: @escaping (String) -> Void, warn: @escaping (String) -> Void) throws -> Summary {
         let start = DispatchTime.now().uptimeNanoseconds
         try settings.validate()
+        if settings.convolutionPrecision == .bf16 { ConvolutionPath.standard = .oneDNN(.bf16) }
         let recordPath = "\(work)/run.json"
         var record = RunRecord(settings: settings)
         if communicator.isRoot {

@@ -32,6 +32,9 @@ struct ConvolutionOptions: ParsableArguments {
         }
     }
 
+    /// What a pipeline's run.json records: nil for fp32.
+    var recordedPrecision: ConvolutionPrecision? { precision == .fp32 ? nil : precision }
+
     /// Makes this the path of every network the command builds.
     func apply() { ConvolutionPath.standard = path }
 }

@@ -109,6 +109,7 @@ struct Demo: ParsableCommand {
         settings.evaluateAllRounds = true
         settings.checkpointEvery = 1000
         try method.apply(to: &settings)
+        settings.convolutionPrecision = convolution.recordedPrecision
         if method.usedEpochs == nil { settings.usedEpochs = Array(repeating: settings.epochs - 1, count: settings.rounds) }
         return settings
     }

@@ -67,6 +67,7 @@ struct PipelineRun: ParsableCommand {
             settings.inferList = inferList
             settings.groundTruth = groundTruth
             try method.apply(to: &settings)
+            settings.convolutionPrecision = convolution.recordedPrecision
             try PipelineReport.run(settings: settings, work: work, runtime: method.runtime(), job: job)
         }
     }

@@ -42,7 +42,7 @@ final class AffinityNetGoldenTests: XCTestCase, GoldenComparing {
         let loss = network.backward(labels: labels)
         for (value, name) in [(loss.total, "loss"), (loss.background, "loss_bg"), (loss.foreground, "loss_fg"), (loss.negative, "loss_neg")] {
             let expected = Double(try values(golden, name)[0])
-            XCTAssertEqual(value, expected, accuracy: 1e-5 * max(1, abs(expected)), name)
+            XCTAssertEqual(value, expected, accuracy: Self.lossTolerance * max(1, abs(expected)), name)
         }
         for name in ["f9", "f8_3", "f8_4", "f8_5", "b7.conv_branch2b2", "b6.conv_branch2a", "b5.conv_branch2a",
                      "b5.conv_branch1", "b4_5.conv_branch2a", "b3.conv_branch2a"] {

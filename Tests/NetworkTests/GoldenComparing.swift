@@ -1,5 +1,6 @@
 import Formats
 import Foundation
+import Kernels
 import XCTest
 
 /// What the golden-file tests share: the folder, tolerances, and comparisons
@@ -10,10 +11,30 @@ extension GoldenComparing {
     static var directory: String { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden").path }
 
     /// Forward tensors: the README measured 1.1e-6 for plain float32 and says
-    /// a plain implementation reaches 1e-5; we hold ourselves to that.
-    static var forwardTolerance: Float { 1e-5 }
+    /// a plain implementation reaches 1e-5; we hold ourselves to that, on
+    /// oneDNN's path and on the im2col reference alike. bf16 keeps 8 significant
+    /// bits of every convolution operand; its errors (relative L2 norm, see
+    /// `relativeNormError`) measured on these cases: forward 0.2-1.1%, 2.3% for
+    /// AffinityNet's affinities; so the bound is 3%.
+    static var forwardTolerance: Float { isBFloat16 ? 3e-2 : 1e-5 }
     /// Gradients: measured 5.5e-7 in float32; recommended 1e-3. We check 1e-4.
-    static var gradientTolerance: Float { 1e-4 }
+    /// bf16: 0.2-6% for the classifier's and DeepLab's weights, up to 15% deep
+    /// in AffinityNet (its L1 feature distances flip sign with small changes)
+    /// and 23% for grad.x; the bound is 30%. The kernels themselves are held
+    /// to 1e-5 of float32 on bf16-rounded operands (DNNLConvolutionTests).
+    static var gradientTolerance: Float { isBFloat16 ? 0.3 : 1e-4 }
+    /// Losses, relative to max(1, |loss|).
+    static var lossTolerance: Double { isBFloat16 ? 1e-2 : 1e-5 }
+
+    static var isBFloat16: Bool { ConvolutionPath.standard == .oneDNN(.bf16) }
+
+    /// Runs `body` with every network it builds on `path`.
+    func on(_ path: ConvolutionPath, _ body: () throws -> Void) rethrows {
+        let saved = ConvolutionPath.standard
+        ConvolutionPath.standard = path
+        defer { ConvolutionPath.standard = saved }
+        try body()
+    }
 
     func tensors(_ file: String) throws -> [String: SafetensorsTensor] {
         let (list, _) = try Safetensors.read("\(Self.directory)/\(file)")
@@ -32,9 +53,18 @@ extension GoldenComparing {
         return scale > 0 ? worst / scale : worst
     }
 
+    /// ‖actual - expected‖₂ / ‖expected‖₂: bf16's measure. Its rounding is
+    /// noise on every element, and a few elements far below the largest
+    /// magnitude (sums that nearly cancel) say little about the tensor.
+    func relativeNormError(_ actual: [Float], _ expected: [Float]) -> Float {
+        let difference = zip(actual, expected).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+        let norm = expected.reduce(0.0) { $0 + Double($1) * Double($1) }
+        return Float((difference / max(norm, 1e-300)).squareRoot())
+    }
+
     func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float, _ what: String,
                      file: StaticString = #filePath, line: UInt = #line) {
-        let error = relativeError(actual, expected, file: file, line: line)
+        let error = Self.isBFloat16 ? relativeNormError(actual, expected) : relativeError(actual, expected, file: file, line: line)
         if ProcessInfo.processInfo.environment["SCCAM_PRINT_GOLDEN_ERRORS"] != nil {
             print("golden \(what): relative error \(error)")
         }

@@ -79,9 +79,9 @@ final class GoldenTests: XCTestCase, GoldenComparing {
                                 mode: .training(dropout: nil, inputGradient: true))
         }
         let losses = network.backward(targets: [try values(golden, "labels20"), try values(golden, "labels200")])
-        XCTAssertEqual(losses.total, Double(try values(golden, "loss")[0]), accuracy: 1e-5)
-        XCTAssertEqual(losses.parent, Double(try values(golden, "loss20")[0]), accuracy: 1e-5)
-        XCTAssertEqual(try XCTUnwrap(losses.subcategory), Double(try values(golden, "loss200")[0]), accuracy: 1e-5)
+        XCTAssertEqual(losses.total, Double(try values(golden, "loss")[0]), accuracy: Self.lossTolerance)
+        XCTAssertEqual(losses.parent, Double(try values(golden, "loss20")[0]), accuracy: Self.lossTolerance)
+        XCTAssertEqual(try XCTUnwrap(losses.subcategory), Double(try values(golden, "loss200")[0]), accuracy: Self.lossTolerance)
         for name in ["fc8_20.weight", "fc8_200.weight", "b7.conv_branch2b2.weight", "b4_5.conv_branch2a.weight",
                      "b3.conv_branch2a.weight"] {
             let gradient = Array(try XCTUnwrap(network.store.gradientView(name), "\(name) must be trainable"))
@@ -139,7 +139,7 @@ final class GoldenTests: XCTestCase, GoldenComparing {
                                 mode: .training(dropout: nil, inputGradient: true))
         }
         let losses = network.backward(targets: [try values(golden, "labels20")])
-        XCTAssertEqual(losses.total, Double(try values(golden, "loss")[0]), accuracy: 1e-5)
+        XCTAssertEqual(losses.total, Double(try values(golden, "loss")[0]), accuracy: Self.lossTolerance)
         XCTAssertNil(losses.subcategory)
         for name in ["fc8.weight", "b7.conv_branch2b2.weight", "b4_5.conv_branch2a.weight", "b3.conv_branch2a.weight"] {
             assertClose(Array(network.store.gradientView(name)!), try values(golden, "grad.\(name)"),

@@ -31,7 +31,7 @@ public enum ConvolutionPath: Equatable, Sendable, CustomStringConvertible {
 /// The number format of a convolution's inputs. bf16 rounds the activations
 /// and weights to bfloat16 and accumulates in float32; outputs, gradients,
 /// master weights and everything outside the convolutions stay float32.
-public enum ConvolutionPrecision: String, CaseIterable, Sendable {
+public enum ConvolutionPrecision: String, CaseIterable, Codable, Sendable {
     case fp32, bf16
 }
 

@@ -1,0 +1,148 @@
+import Kernels
+import TestSupport
+import XCTest
+
+/// oneDNN's convolutions against the im2col + sgemm reference, on every kind
+/// of layer the networks have: 3x3, strided (odd sizes, so oneDNN's right
+/// padding is negative), 1x1 direct and strided, dilated 2 and 4 (oneDNN's
+/// jit kernels on some CPUs, its gemm fallback on others), the 7x7 stem, a
+/// 3-channel input, channel counts off the vector width, bias, batch > 1, and
+/// outputs that add to what they hold.
+final class DNNLConvolutionTests: XCTestCase {
+    private var generator = SeededGenerator(seed: 2024)
+
+    private func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1, using: &generator) } }
+
+    struct Case {
+        let geometry: ConvolutionGeometry
+        let batch, height, width: Int
+        let bias: Bool
+    }
+
+    static let cases: [Case] = [
+        Case(geometry: ConvolutionGeometry(inputChannels: 16, outputChannels: 32, kernel: 3, padding: 1), batch: 2, height: 9, width: 11, bias: false),
+        Case(geometry: ConvolutionGeometry(inputChannels: 24, outputChannels: 16, kernel: 3, stride: 2, padding: 1), batch: 1, height: 13, width: 10, bias: false),
+        Case(geometry: ConvolutionGeometry(inputChannels: 32, outputChannels: 64, kernel: 1), batch: 3, height: 7, width: 6, bias: false),
+        Case(geometry: ConvolutionGeometry(inputChannels: 16, outputChannels: 32, kernel: 1, stride: 2), batch: 2, height: 10, width: 9, bias: false),
+        Case(geometry: ConvolutionGeometry(inputChannels: 32, outputChannels: 16, kernel: 3, padding: 2, dilation: 2), batch: 2, height: 12, width: 9, bias: false),
+        Case(geometry: ConvolutionGeometry(inputChannels: 16, outputChannels: 24, kernel: 3, padding: 4, dilation: 4), batch: 1, height: 14, width: 15, bias: false),
+        Case(geometry: ConvolutionGeometry(inputChannels: 3, outputChannels: 16, kernel: 7, stride: 2, padding: 3), batch: 2, height: 19, width: 17, bias: false),
+        Case(geometry: ConvolutionGeometry(inputChannels: 3, outputChannels: 8, kernel: 3, padding: 1), batch: 1, height: 8, width: 8, bias: false),
+        // ASPP: dilated with bias into 21 classes; AffinityNet's f9: 1x1 into an odd width.
+        Case(geometry: ConvolutionGeometry(inputChannels: 64, outputChannels: 21, kernel: 3, padding: 6, dilation: 6), batch: 2, height: 9, width: 9, bias: true),
+        Case(geometry: ConvolutionGeometry(inputChannels: 20, outputChannels: 13, kernel: 1), batch: 2, height: 5, width: 7, bias: true),
+    ]
+
+    /// Largest difference relative to the reference's largest magnitude.
+    private func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+        let scale = max(1e-12, b.map { Double(abs($0)) }.max() ?? 0)
+        return zip(a, b).map { Double(abs($0 - $1)) }.max()! / scale
+    }
+
+    private struct Results { var y, dx, dw, db: [Float] }
+
+    /// Forward, backward-data and backward-weights of one case on one path, each
+    /// starting from `start` (all zeros, or values that accumulating outputs keep).
+    private func run(_ c: Case, path: ConvolutionPath, x: [Float], w: [Float], b: [Float], r: [Float],
+                     accumulate: Bool, start: Results) -> Results {
+        let g = c.geometry
+        var out = start
+        var scratch = [Float](repeating: 0, count: max(1, g.scratchCount(height: c.height, width: c.width)))
+        x.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { w in b.withUnsafeBufferPointer { b in r.withUnsafeBufferPointer { r in
+            scratch.withUnsafeMutableBufferPointer { s in
+                let bias = c.bias ? b.baseAddress! : nil
+                switch path {
+                case .im2col:
+                    Convolution.forward(g, weight: w.baseAddress!, bias: bias, input: x.baseAddress!, batch: c.batch, height: c.height,
+                                        width: c.width, output: &out.y, accumulate: accumulate, scratch: s.baseAddress!)
+                    Convolution.backwardInput(g, weight: w.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch, height: c.height,
+                                              width: c.width, inputGradient: &out.dx, accumulate: accumulate, scratch: s.baseAddress!)
+                    out.db.withUnsafeMutableBufferPointer { db in
+                        Convolution.backwardWeight(g, input: x.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch,
+                                                   height: c.height, width: c.width, weightGradient: &out.dw,
+                                                   biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate,
+                                                   scratch: s.baseAddress!)
+                    }
+                case .oneDNN(let precision):
+                    DNNLConvolution.forward(g, precision: precision, weight: w.baseAddress!, bias: bias, input: x.baseAddress!,
+                                            batch: c.batch, height: c.height, width: c.width, output: &out.y, accumulate: accumulate)
+                    DNNLConvolution.backwardInput(g, precision: precision, weight: w.baseAddress!, outputGradient: r.baseAddress!,
+                                                  batch: c.batch, height: c.height, width: c.width, inputGradient: &out.dx,
+                                                  accumulate: accumulate)
+                    out.db.withUnsafeMutableBufferPointer { db in
+                        DNNLConvolution.backwardWeight(g, precision: precision, input: x.baseAddress!, outputGradient: r.baseAddress!,
+                                                       batch: c.batch, height: c.height, width: c.width, weightGradient: &out.dw,
+                                                       biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate)
+                    }
+                }
+            }
+        } } } }
+        return out
+    }
+
+    private func compare(precision: ConvolutionPrecision, tolerance: Double) {
+        for (index, c) in Self.cases.enumerated() {
+            let g = c.geometry
+            let (outH, outW) = g.outputSize(height: c.height, width: c.width)
+            let x = random(c.batch * g.inputChannels * c.height * c.width), w = random(g.weightCount)
+            let b = random(g.outputChannels), r = random(c.batch * g.outputChannels * outH * outW)
+            // bf16's reference is the float32 convolution of the operands bf16 rounds to.
+            let rounding: ([Float]) -> [Float] = precision == .bf16 ? { $0.map(BFloat16.rounded) } : { $0 }
+            for accumulate in [false, true] {
+                let start = accumulate
+                    ? Results(y: random(r.count), dx: random(x.count), dw: random(w.count), db: random(g.outputChannels))
+                    : Results(y: [Float](repeating: 9, count: r.count), dx: [Float](repeating: 9, count: x.count),
+                              dw: [Float](repeating: 9, count: w.count), db: [Float](repeating: 9, count: g.outputChannels))
+                let reference = run(c, path: .im2col, x: rounding(x), w: rounding(w), b: b, r: rounding(r),
+                                    accumulate: accumulate, start: start)
+                let ours = run(c, path: .oneDNN(precision), x: x, w: w, b: b, r: r, accumulate: accumulate, start: start)
+                let label = "case \(index) \(g) batch \(c.batch) \(c.height)x\(c.width) bias \(c.bias) accumulate \(accumulate) \(precision)"
+                XCTAssertLessThan(relativeError(ours.y, reference.y), tolerance, "forward, \(label)")
+                XCTAssertLessThan(relativeError(ours.dx, reference.dx), tolerance, "backward-data, \(label)")
+                XCTAssertLessThan(relativeError(ours.dw, reference.dw), tolerance, "backward-weights, \(label)")
+                if c.bias { XCTAssertLessThan(relativeError(ours.db, reference.db), tolerance, "bias gradient, \(label)") }
+            }
+        }
+    }
+
+    func testFloat32MatchesTheIm2colReferenceOnEveryLayerKind() {
+        compare(precision: .fp32, tolerance: 1e-5)
+    }
+
+    /// Native (AMX, AVX512-BF16) or emulated, bf16 multiplies the operands
+    /// rounded to bfloat16 and accumulates in float32: the float32 reference on
+    /// rounded operands is the same up to summation order.
+    func testBFloat16IsTheFloat32ConvolutionOfRoundedOperands() {
+        compare(precision: .bf16, tolerance: 1e-5)
+    }
+
+    func testBFloat16RoundsToNearestEven() {
+        XCTAssertEqual(BFloat16.rounded(1), 1)
+        XCTAssertEqual(BFloat16.rounded(1 + 0x1p-8), 1, "a tie goes to the even neighbour, 1")
+        XCTAssertEqual(BFloat16.rounded(1 + 3 * 0x1p-8), 1 + 0x1p-6, "a tie goes to the even neighbour, 1 + 2^-6")
+        XCTAssertEqual(BFloat16.rounded(1 + 0x1p-8 + 0x1p-20), 1 + 0x1p-7, "above the tie rounds up")
+        XCTAssertEqual(BFloat16.rounded(-3.14159265), -3.140625)
+        XCTAssertEqual(BFloat16.rounded(.infinity), .infinity)
+        var values: [Float] = (0..<200_000).map { Float($0) * 1.0001 - 7 }
+        let expected = values.map(BFloat16.rounded)
+        values.withUnsafeMutableBufferPointer { BFloat16.round($0.baseAddress!, count: $0.count) }
+        XCTAssertEqual(values, expected, "the parallel in-place rounding is the scalar one")
+    }
+
+    func testPlansAreCreatedOncePerShape() {
+        let c = Self.cases[0]
+        let g = c.geometry
+        let (outH, outW) = g.outputSize(height: c.height, width: c.width)
+        let x = random(c.batch * g.inputChannels * c.height * c.width), w = random(g.weightCount)
+        var y = [Float](repeating: 0, count: c.batch * g.outputChannels * outH * outW)
+        func forward(height: Int) {
+            DNNLConvolution.forward(g, precision: .fp32, weight: w, bias: nil, input: x, batch: 1, height: height, width: c.width, output: &y)
+        }
+        forward(height: c.height)
+        let before = DNNLConvolution.cachedPlanCount
+        for _ in 0..<3 { forward(height: c.height) }
+        XCTAssertEqual(DNNLConvolution.cachedPlanCount, before, "the same shape reuses its plan")
+        forward(height: c.height - 1)
+        XCTAssertEqual(DNNLConvolution.cachedPlanCount, min(before + 1, DNNLConvolution.planCapacity), "a new size is a new plan")
+    }
+}

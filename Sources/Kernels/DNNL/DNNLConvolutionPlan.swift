@@ -22,7 +22,9 @@ extension DNNLConvolution {
         }
 
         let primitive: dnnl_primitive_t
+        /// oneDNN's name for the kernel it chose, e.g. "jit:avx2", "jit_1x1:avx512_core", "x64:gemm:jit".
         let implementation: String
+        var isGEMMBased: Bool { implementation.contains("gemm") }
         private(set) var operands: [Operand] = []
 
         init(_ key: Key) throws {

@@ -55,6 +55,14 @@ final class PipelineCommandTests: XCTestCase {
         let other = try TestProcess.sccam(["demo", "--work", work] + Self.tinyDemo + ["--k", "3"], timeout: 300)
         XCTAssertEqual(other.status, 1, "\(other)")
         XCTAssertTrue(other.standardError.contains("k: 3 here, 2 in run.json"), other.standardError)
+        // bf16 changes the numbers, so it is a setting too (fp32, the default, is recorded as none).
+        let bf16 = try TestProcess.sccam(["demo", "--work", work] + Self.tinyDemo + ["--precision", "bf16"], timeout: 300)
+        XCTAssertEqual(bf16.status, 1, "\(bf16)")
+        XCTAssertTrue(bf16.standardError.contains("convolutionPrecision: bf16 here, none in run.json"), bf16.standardError)
+        // The implementation is not: the im2col reference resumes the same run.
+        let reference = try TestProcess.sccam(["demo", "--work", work] + Self.tinyDemo + ["--convolutions", "im2col"], timeout: 300)
+        XCTAssertEqual(reference.status, 0, "\(reference)")
+        XCTAssertTrue(reference.standardOutput.contains("26 already done"), reference.standardOutput)
     }
 
     func testDemoRunsUnderMpirunOnTwoRanks() throws {

@@ -19,6 +19,10 @@ struct EnvJSON: Decodable {
         }
         let rank: Int
         let pid: Int
+        let threads: Int
+        let oneDNNVersion: String
+        let oneDNNInstructionSet: String
+        let oneDNNThreads: Int
         let collectives: Collectives?
     }
     let size: Int
@@ -40,6 +44,12 @@ final class LaunchTests: XCTestCase {
         XCTAssertTrue(env.transport.hasPrefix("MPI"), env.transport)
         XCTAssertEqual(env.ranks.map(\.rank), [0, 1])
         XCTAssertNotEqual(env.ranks[0].pid, env.ranks[1].pid, "two ranks must be two processes")
+        for rank in env.ranks {
+            // oneDNN's OpenMP threads follow the rank's share of the cores, as OpenBLAS's do.
+            XCTAssertEqual(rank.oneDNNThreads, rank.threads)
+            XCTAssertTrue(rank.oneDNNVersion.hasPrefix("2."), rank.oneDNNVersion)
+            XCTAssertFalse(rank.oneDNNInstructionSet.isEmpty)
+        }
         for rank in env.ranks {
             let check = try XCTUnwrap(rank.collectives)
             // Rank r contributed [r + 1, 10 (r + 1), 0.25], [r + 0.5] and [r, -r].

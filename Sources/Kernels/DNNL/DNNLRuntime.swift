@@ -102,8 +102,12 @@ public enum DNNLRuntime {
 
     nonisolated(unsafe) private static var configuredThreads = 1
 
-    /// The OpenMP thread count oneDNN's primitives run with.
-    public static var threadCount: Int { configuredThreads }
+    /// The OpenMP thread count oneDNN's primitives run with on this thread,
+    /// as GNU OpenMP itself reports it.
+    public static var threadCount: Int {
+        applyThreadCount()
+        return Int(omp_get_max_threads())
+    }
 
     /// GNU OpenMP keeps the count per calling thread, so it is set again on
     /// whichever thread executes a primitive (`applyThreadCount`).

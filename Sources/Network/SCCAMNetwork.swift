@@ -134,7 +134,7 @@ public final class SCCAMNetwork {
         }
         let ws = prepareWorkspace(batch: batch, height: height, width: width, purpose: purpose)
         for norm in allBatchNorms { norm.fold(store: store, into: folded) }
-        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch, dropout: dropout,
+        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(for: convolutionPath), dropout: dropout,
                         accumulateGradients: false, convolutions: convolutionPath)
 
         let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, observe: observe)
@@ -210,7 +210,7 @@ public final class SCCAMNetwork {
         precondition(targets.count == heads.count, "one target array per head (\(heads.count))")
         let batch = ws.key.batch, channels = configuration.featureChannels
         let plane = mapSize.height * mapSize.width
-        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch, dropout: dropoutOfLastPass,
+        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(for: convolutionPath), dropout: dropoutOfLastPass,
                         accumulateGradients: accumulateGradients, convolutions: convolutionPath)
 
         // Heads: loss, logit gradients, weight gradients, pooled-feature gradient.

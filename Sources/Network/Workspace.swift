@@ -28,7 +28,10 @@ final class Workspace {
     /// Ping-pong block outputs (largest activation of the network).
     var activationA: UnsafeMutablePointer<Float>!
     var activationB: UnsafeMutablePointer<Float>!
-    var scratch: UnsafeMutablePointer<Float>!
+    /// Floats of im2col scratch the largest convolution needs; allocated only
+    /// when the im2col path runs (`scratch(for:)`): oneDNN needs none.
+    var scratchCount = 0
+    private var im2colScratch: UnsafeMutablePointer<Float>?
     /// relu(bn7(b7 output)), after dropout7 in training [N, C, h, w].
     var conv6: UnsafeMutablePointer<Float>!
     var conv6Mask: UnsafeMutablePointer<Float>?
@@ -74,4 +77,16 @@ final class Workspace {
     }
 
     var byteCount: Int { floatCount * MemoryLayout<Float>.stride }
+
+    /// The im2col scratch when `path` is the im2col reference (allocated the
+    /// first time it is asked for), else a placeholder no convolution touches.
+    func scratch(for path: ConvolutionPath) -> UnsafeMutablePointer<Float> {
+        guard path == .im2col else { return Workspace.noScratch }
+        if let im2colScratch { return im2colScratch }
+        let pointer = allocate(scratchCount)
+        im2colScratch = pointer
+        return pointer
+    }
+
+    nonisolated(unsafe) static let noScratch = UnsafeMutablePointer<Float>.allocate(capacity: 1)
 }

@@ -128,7 +128,7 @@ public final class AffinityNetwork {
         }
         let (ws, heads) = prepare(batch: batch, height: height, width: width, purpose: purpose)
         for norm in backbone.allBatchNorms { norm.fold(store: store, into: folded) }
-        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch, dropout: dropout, accumulateGradients: false, convolutions: convolutionPath)
+        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(for: convolutionPath), dropout: dropout, accumulateGradients: false, convolutions: convolutionPath)
         let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, observe: nil)
         let plane = h * w
         let sources = [backbone.tapValues(.conv4, workspace: ws), backbone.tapValues(.conv5, workspace: ws), ws.conv6!]
@@ -180,7 +180,7 @@ public final class AffinityNetwork {
         let batch = ws.key.batch, plane = pairs.height * pairs.width
         precondition(labels.batch == batch && labels.pairsPerImage == pairs.pairCount, "pair labels must be [\(batch), 34, \(pairs.pairsPerDisplacement)]")
         let dropout: DropoutContext? = { if case .training(let d, _) = lastMode { return d } else { return nil } }()
-        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch, dropout: dropout,
+        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(for: convolutionPath), dropout: dropout,
                         accumulateGradients: accumulateGradients, convolutions: convolutionPath)
         let counts = counts ?? labels.counts
         let value = AffinityLoss.evaluate(affinities: heads.affinities, labels: labels, counts: counts)
@@ -229,6 +229,7 @@ public final class AffinityNetwork {
         let ws = Workspace(key: Workspace.Key(batch: batch, height: height, width: width, purpose: .training(inputGradient: false)),
                            countsOnly: true)
         _ = plan(ws)
+        _ = ws.scratch(for: convolutionPath)
         return ws.byteCount
     }
 

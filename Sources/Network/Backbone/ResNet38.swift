@@ -249,7 +249,7 @@ struct ResNet38 {
         }
         ws.activationA = ws.allocate(batch * largestActivation)
         ws.activationB = ws.allocate(batch * largestActivation)
-        ws.scratch = ws.allocate(largestScratch)
+        ws.scratchCount = largestScratch
         let shared = sharedSizes.p > 0
             ? BlockBuffers(preactivation: ws.allocate(batch * sharedSizes.p), middle: ws.allocate(batch * sharedSizes.middle),
                            inner: sharedSizes.inner > 0 ? ws.allocate(batch * sharedSizes.inner) : nil,

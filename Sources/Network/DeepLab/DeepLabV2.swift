@@ -150,7 +150,8 @@ public final class DeepLabV2 {
     }
 
     func makePass(batch: Int, height: Int, width: Int, accumulate: Bool) -> Pass {
-        Pass(store: store, folded: folded, batch: batch, scratch: scratchPointer(height: height, width: width),
+        Pass(store: store, folded: folded, batch: batch,
+             scratch: convolutionPath == .im2col ? scratchPointer(height: height, width: width) : Workspace.noScratch,
              dropout: nil, accumulateGradients: accumulate, convolutions: convolutionPath)
     }
 

@@ -78,7 +78,8 @@ public enum NetworkBenchmark {
             for n in 0..<batch { targets20[n * 20 + n % 20] = 1; targets200[n * 200 + (n % 20) * 10] = 1 }
             for pass in ["forward", "train step"] {
                 var times = [[Double]](repeating: [], count: paths.count)
-                var phases = [[(PhaseProfiler.Phase, Double)]](repeating: [], count: paths.count)
+                // Per path, seconds per profiler phase summed over the timed passes.
+                var phases = [[Double]](repeating: [Double](repeating: 0, count: PhaseProfiler.Phase.allCases.count), count: paths.count)
                 // One untimed warm-up pass per path plans and first-touches the workspace and the primitives.
                 for iteration in 0...iterations {
                     for (index, path) in paths.enumerated() {
@@ -98,8 +99,7 @@ public enum NetworkBenchmark {
                         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                         if iteration > 0 {
                             times[index].append(seconds)
-                            phases[index] = zip(PhaseProfiler.seconds, phases[index].isEmpty ? PhaseProfiler.seconds.map { ($0.0, 0) } : phases[index])
-                                .map { ($0.0.0, $0.0.1 + $0.1.1) }
+                            for (phase, seconds) in PhaseProfiler.seconds { phases[index][phase.rawValue] += seconds }
                         }
                     }
                 }
@@ -116,8 +116,8 @@ public enum NetworkBenchmark {
                         .relative(to: sgemm, peak: peak.gflops)
                     cases.append(result)
                     if PhaseProfiler.isEnabled {
-                        let perPass = phases[index].filter { $0.1 > 0 }
-                            .map { String(format: "%@ %.2f s", $0.0.name, $0.1 / Double(iterations)) }
+                        let perPass = PhaseProfiler.Phase.allCases.filter { phases[index][$0.rawValue] > 0 }
+                            .map { String(format: "%@ %.2f s", $0.name, phases[index][$0.rawValue] / Double(iterations)) }
                         progress("  \(path.shortName) per pass: " + perPass.joined(separator: ", ")
                                  + String(format: " (of %.2f s)", times[index].reduce(0, +) / Double(iterations)))
                     }

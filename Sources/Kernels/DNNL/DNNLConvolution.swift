@@ -27,10 +27,8 @@ public enum DNNLConvolution {
                                output: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       hasBias: bias != nil, accumulate: accumulate)
-        run(key, [DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
-                  DNNL_ARG_WEIGHTS: UnsafeMutableRawPointer(mutating: weight),
-                  DNNL_ARG_BIAS: bias.map { UnsafeMutableRawPointer(mutating: $0) },
-                  DNNL_ARG_DST: UnsafeMutableRawPointer(output)])
+        run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input), weights: UnsafeMutableRawPointer(mutating: weight),
+                         bias: bias.map { UnsafeMutableRawPointer(mutating: $0) }, destination: UnsafeMutableRawPointer(output)))
     }
 
     /// inputGradient (+)= convᵀ(outputGradient).
@@ -39,9 +37,8 @@ public enum DNNLConvolution {
                                      inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let key = Key(kind: .backwardData, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       hasBias: false, accumulate: accumulate)
-        run(key, [DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: outputGradient),
-                  DNNL_ARG_WEIGHTS: UnsafeMutableRawPointer(mutating: weight),
-                  DNNL_ARG_DIFF_SRC: UnsafeMutableRawPointer(inputGradient)])
+        run(key, Tensors(weights: UnsafeMutableRawPointer(mutating: weight), diffSource: UnsafeMutableRawPointer(inputGradient),
+                         diffDestination: UnsafeMutableRawPointer(mutating: outputGradient)))
     }
 
     /// weightGradient (+)= Σₙ outputGradient[n] ⋆ input[n], and the bias gradient (+)= Σ over images and positions.
@@ -51,10 +48,9 @@ public enum DNNLConvolution {
                                       accumulate: Bool) {
         let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       hasBias: biasGradient != nil, accumulate: accumulate)
-        run(key, [DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
-                  DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: outputGradient),
-                  DNNL_ARG_DIFF_WEIGHTS: UnsafeMutableRawPointer(weightGradient),
-                  DNNL_ARG_DIFF_BIAS: biasGradient.map { UnsafeMutableRawPointer($0) }])
+        run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input),
+                         diffDestination: UnsafeMutableRawPointer(mutating: outputGradient),
+                         diffWeights: UnsafeMutableRawPointer(weightGradient), diffBias: biasGradient.map { UnsafeMutableRawPointer($0) }))
     }
 
     /// How many primitives (with their reorders) are cached.
@@ -70,7 +66,7 @@ public enum DNNLConvolution {
     nonisolated(unsafe) private static var uses = 0
     nonisolated(unsafe) private static var pool = BufferPool()
 
-    private static func run(_ key: Key, _ pointers: [Int32: UnsafeMutableRawPointer?]) {
+    private static func run(_ key: Key, _ tensors: Tensors) {
         lock.withLock {
             DNNLRuntime.applyThreadCount()
             uses += 1
@@ -84,7 +80,36 @@ public enum DNNLConvolution {
                 }
             }
             plans[key] = (plan, uses)
-            plan.execute(pointers, pool: &pool)
+            plan.execute(tensors, pool: &pool)
+        }
+    }
+}
+
+/// The tensors of one call, by their oneDNN argument: a value on the stack,
+/// so that a call allocates nothing.
+struct Tensors {
+    var source, weights, bias, destination: UnsafeMutableRawPointer?
+    var diffSource, diffDestination, diffWeights, diffBias: UnsafeMutableRawPointer?
+
+    init(source: UnsafeMutableRawPointer? = nil, weights: UnsafeMutableRawPointer? = nil, bias: UnsafeMutableRawPointer? = nil,
+         destination: UnsafeMutableRawPointer? = nil, diffSource: UnsafeMutableRawPointer? = nil,
+         diffDestination: UnsafeMutableRawPointer? = nil, diffWeights: UnsafeMutableRawPointer? = nil,
+         diffBias: UnsafeMutableRawPointer? = nil) {
+        (self.source, self.weights, self.bias, self.destination) = (source, weights, bias, destination)
+        (self.diffSource, self.diffDestination, self.diffWeights, self.diffBias) = (diffSource, diffDestination, diffWeights, diffBias)
+    }
+
+    func pointer(for argument: Int32) -> UnsafeMutableRawPointer? {
+        switch argument {
+        case DNNL_ARG_SRC: return source
+        case DNNL_ARG_WEIGHTS: return weights
+        case DNNL_ARG_BIAS: return bias
+        case DNNL_ARG_DST: return destination
+        case DNNL_ARG_DIFF_SRC: return diffSource
+        case DNNL_ARG_DIFF_DST: return diffDestination
+        case DNNL_ARG_DIFF_WEIGHTS: return diffWeights
+        case DNNL_ARG_DIFF_BIAS: return diffBias
+        default: return nil
         }
     }
 }

@@ -131,14 +131,27 @@ extension DNNLConvolution {
         }
 
         /// Runs the primitive on these tensors (by DNNL_ARG_*), converting operands on the way.
-        func execute(_ pointers: [Int32: UnsafeMutableRawPointer?], pool: inout BufferPool) {
-            var arguments: [dnnl_exec_arg_t] = []
-            arguments.reserveCapacity(operands.count)
+        func execute(_ tensors: Tensors, pool: inout BufferPool) {
+            withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: operands.count) { arguments in
+                bind(tensors, into: arguments, pool: &pool)
+                PhaseProfiler.measure(.oneDNNConvolution) {
+                    DNNLRuntime.require(dnnl_primitive_execute(primitive, DNNLRuntime.stream, Int32(arguments.count),
+                                                               arguments.baseAddress), "primitive_execute")
+                    DNNLRuntime.require(dnnl_stream_wait(DNNLRuntime.stream), "stream_wait")
+                }
+            }
+            for operand in operands where operand.isOutput {
+                if let inner = operand.inner { Self.reorder(operand.reorder!, from: inner, to: operand.user) }
+            }
+        }
+
+        /// Points every operand at its tensor, converting the inputs into the primitive's layouts.
+        private func bind(_ tensors: Tensors, into arguments: UnsafeMutableBufferPointer<dnnl_exec_arg_t>, pool: inout BufferPool) {
             for (index, operand) in operands.enumerated() {
-                guard let pointer = pointers[operand.argument] ?? nil else { fatalError("oneDNN operand \(operand.argument) missing") }
+                guard let pointer = tensors.pointer(for: operand.argument) else { fatalError("oneDNN operand \(operand.argument) missing") }
                 DNNLRuntime.require(dnnl_memory_set_data_handle(operand.user, pointer), "memory_set_data_handle")
                 guard let inner = operand.inner else {
-                    arguments.append(dnnl_exec_arg_t(arg: operand.argument, memory: operand.user))
+                    arguments.initializeElement(at: index, to: dnnl_exec_arg_t(arg: operand.argument, memory: operand.user))
                     continue
                 }
                 DNNLRuntime.require(dnnl_memory_set_data_handle(inner, pool.buffer(slot: index, bytes: operand.innerBytes)),
@@ -151,22 +164,17 @@ extension DNNLConvolution {
                         BFloat16.round(handle!.assumingMemoryBound(to: Float.self), count: operand.innerBytes / 4)
                     }
                 }
-                arguments.append(dnnl_exec_arg_t(arg: operand.argument, memory: inner))
-            }
-            PhaseProfiler.measure(.oneDNNConvolution) {
-                DNNLRuntime.require(dnnl_primitive_execute(primitive, DNNLRuntime.stream, Int32(arguments.count), arguments),
-                                    "primitive_execute")
-                DNNLRuntime.require(dnnl_stream_wait(DNNLRuntime.stream), "stream_wait")
-            }
-            for operand in operands where operand.isOutput {
-                if let inner = operand.inner { Self.reorder(operand.reorder!, from: inner, to: operand.user) }
+                arguments.initializeElement(at: index, to: dnnl_exec_arg_t(arg: operand.argument, memory: inner))
             }
         }
 
         private static func reorder(_ reorder: dnnl_primitive_t, from source: dnnl_memory_t, to target: dnnl_memory_t) {
             PhaseProfiler.measure(.oneDNNReorder) {
-                let arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target)]
-                DNNLRuntime.require(dnnl_primitive_execute(reorder, DNNLRuntime.stream, 2, arguments), "reorder execute")
+                withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: 2) { arguments in
+                    arguments.initializeElement(at: 0, to: dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source))
+                    arguments.initializeElement(at: 1, to: dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target))
+                    DNNLRuntime.require(dnnl_primitive_execute(reorder, DNNLRuntime.stream, 2, arguments.baseAddress), "reorder execute")
+                }
                 DNNLRuntime.require(dnnl_stream_wait(DNNLRuntime.stream), "stream_wait")
             }
         }

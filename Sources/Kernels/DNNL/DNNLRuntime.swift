@@ -128,14 +128,9 @@ public enum DNNLRuntime {
     /// gives bf16's numbers (not its speed) so that results agree across a
     /// cluster's machines.
     public static let hasNativeBFloat16: Bool = {
-        var op = dnnl_convolution_desc_t()
-        var source = anyDesc([1, 16, 8, 8], dnnl_bf16), weights = anyDesc([16, 16, 3, 3], dnnl_bf16)
-        var output = anyDesc([1, 16, 8, 8], dnnl_f32)
-        let strides: [Int64] = [1, 1], padding: [Int64] = [1, 1]
-        guard dnnl_convolution_forward_desc_init(&op, dnnl_forward_training, dnnl_convolution_direct, &source, &weights, nil,
-                                                 &output, strides, padding, padding) == dnnl_success else { return false }
-        var descriptor: dnnl_primitive_desc_t?
-        guard dnnl_primitive_desc_create(&descriptor, &op, nil, engine, nil) == dnnl_success else { return false }
+        let geometry = DNNLConvolution.Plan.Geometry(strides: [1, 1], dilates: [0, 0], paddingLeft: [1, 1], paddingRight: [1, 1])
+        guard let descriptor = try? DNNLConvolution.Plan.forwardDescriptor(
+            geometry, source: [1, 16, 8, 8], weights: [16, 16, 3, 3], output: [1, 16, 8, 8], bias: nil, low: dnnl_bf16) else { return false }
         dnnl_primitive_desc_destroy(descriptor)
         return true
     }()

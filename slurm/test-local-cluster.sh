@@ -135,11 +135,20 @@ if [ "${SKIP_REQUEUE:-0}" != 1 ]; then
         sleep 0.1
     done
     [ "$signalled" = 1 ] || fail "round 0's training never reached step 5 in the requeue job"
+    held=0
     for _ in $(seq 900); do
         state=$(squeue -h -j "$job" -o %T:%r 2>/dev/null || true)
         [ -z "$state" ] && break
-        # Slurm holds a requeued job back (reason BeginTime, about two minutes); a test need not wait.
-        case "$state" in PENDING:BeginTime) scontrol update JobId="$job" StartTime=now >/dev/null 2>&1 || true ;; esac
+        # Slurm holds a requeued job back (reason BeginTime, about two minutes); a test need not
+        # wait that long. But starting it at once can race the old instance's teardown on the
+        # node ("Job N already killed, do not launch batch job": the job is then lost), so the
+        # hold is cut short only after a few seconds of it.
+        case "$state" in
+            PENDING:BeginTime)
+                held=$((held + 1))
+                [ "$held" -ge 5 ] && { scontrol update JobId="$job" StartTime=now >/dev/null 2>&1 || true; } ;;
+            *) held=0 ;;
+        esac
         sleep 1
     done
     [ -z "$state" ] || fail "the requeued job did not finish (state $state)"

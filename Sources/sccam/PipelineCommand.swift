@@ -192,6 +192,9 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Random walk: 2^logt steps (psa: 8).")
     var walkLogt: Int?
 
+    @Option(help: "Random walk: the pairs whose affinities make T, psa or whole-grid (see `sccam refine --help`; psa's by default).")
+    var walkPairs: PairGeometry.Coverage?
+
     @Flag(help: "Stop at the pseudo-labels: no segmentation network (train-seg, segment on the validation list).")
     var noSegmentation = false
 
@@ -310,6 +313,7 @@ struct MethodOptions: ParsableArguments {
             if let walkAlpha { refine.walk.alpha = walkAlpha }
             if let walkBeta { refine.walk.beta = walkBeta }
             if let walkLogt { refine.walk.logT = walkLogt }
+            if let walkPairs { refine.walk.pairs = walkPairs }
             settings.refine = refine
         }
         if noSegmentation || settings.refine == nil {

@@ -48,6 +48,17 @@ struct RefineCommand: ParsableCommand {
     @Option(help: "The walk takes 2^logt steps (psa: 8, i.e. 256).")
     var logt: Int = 8
 
+    @Option(help: ArgumentHelp(
+        "The pairs whose affinities make T: psa (default) or whole-grid.",
+        discussion: """
+            psa pairs only the cells whose 34 radius-5 targets all lie inside the grid (rows 0..h-5, \
+            columns 4..w-5), as in training, so the four border columns on each side and the four \
+            bottom rows reach each other only through the inner cells. whole-grid pairs every two \
+            cells closer than the radius: the same affinities, also along the borders. It matters \
+            on small grids (a 96-pixel image has 32 psa from-cells of 144).
+            """))
+    var pairs: PairGeometry.Coverage = .psa
+
     @Flag(help: "Do not write the overlay pictures.")
     var noOverlays = false
 
@@ -68,10 +79,10 @@ struct RefineCommand: ParsableCommand {
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
             let network = try AffinityNetwork.fromWeights(affWeights, note: job.warn)
-            job.log("refine: \(imageList.ids.count) images of \(imageList.source), AffinityNet from \(affWeights) (width 1/\(network.widthDivisor)), alpha \(alpha), beta \(beta), \(1 << logt) steps, on \(job.communicator.size) rank(s)")
+            job.log("refine: \(imageList.ids.count) images of \(imageList.source), AffinityNet from \(affWeights) (width 1/\(network.widthDivisor)), alpha \(alpha), beta \(beta), \(1 << logt) steps, \(pairs.rawValue) pairs, on \(job.communicator.size) rank(s)")
             let summary = try RefineStage.run(
                 dataset: dataset, list: imageList, network: network,
-                options: RefineStage.Options(cams: cams, work: work, walk: RandomWalk.Parameters(alpha: alpha, beta: beta, logT: logt),
+                options: RefineStage.Options(cams: cams, work: work, walk: RandomWalk.Parameters(alpha: alpha, beta: beta, logT: logt, pairs: pairs),
                                              overlays: !noOverlays, skipUnreadable: skipUnreadable),
                 communicator: job.communicator, log: job.log)
             job.log(String(format: "refined %d image(s), %d already done, in %.1f s; labels in %@/refine",
@@ -82,3 +93,5 @@ struct RefineCommand: ParsableCommand {
         }
     }
 }
+
+extension PairGeometry.Coverage: ExpressibleByArgument {}

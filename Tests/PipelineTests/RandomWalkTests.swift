@@ -35,7 +35,7 @@ final class RandomWalkTests: XCTestCase {
         let pooled = RandomWalk.pooledScores(cams: cams, classes: classes, geometry: g, alpha: 16)
         XCTAssertLessThan(maxRelative(pooled, try load("cam_pooled").values()), 1e-6)
 
-        let transition = RandomWalk.transition(affinities: try affinities(), geometry: g, beta: 8)
+        let transition = RandomWalk.transition(affinities: try affinities(), pairs: g.pairs(), beta: 8)
         var dense = [Double](repeating: 0, count: g.cells * g.cells)
         for j in 0..<g.cells {
             for e in transition.columnStart[j]..<transition.columnStart[j + 1] { dense[Int(transition.rows[e]) * g.cells + j] = transition.values[e] }
@@ -57,7 +57,7 @@ final class RandomWalkTests: XCTestCase {
         let cams: [Float] = try load("cams").values()
         let classes = try load("cams.classes").values(as: Int32.self).map(Int.init)
         let pooled = RandomWalk.pooledScores(cams: cams, classes: classes, geometry: g, alpha: 16)
-        let transition = RandomWalk.transition(affinities: try affinities(), geometry: g, beta: 8)
+        let transition = RandomWalk.transition(affinities: try affinities(), pairs: g.pairs(), beta: 8)
         let dense = RandomWalk.walkDense(pooled, channels: 21, transition: transition, logT: 8)
         XCTAssertLessThan(maxRelative(RandomWalk.walk(pooled, channels: 21, transition: transition, logT: 8), dense), 1e-4)
         XCTAssertLessThan(maxRelative(dense.map(Double.init), try load("cam_rw").values()), 1e-4)

@@ -21,9 +21,9 @@ final class RefineStageTests: XCTestCase {
 
     private var trainIDs: [String] { voc.images.filter { !$0.inVal }.map(\.id) }
 
-    private func refine(_ work: String, cams: String, ranks: Int = 1) throws -> ProcessResult {
+    private func refine(_ work: String, cams: String, ranks: Int = 1, extra: [String] = []) throws -> ProcessResult {
         let arguments = ["refine", "--voc-root", voc.root, "--list", "train", "--aff-weights", Self.weights, "--cams", cams,
-                         "--work", work, "--threads", "1"]
+                         "--work", work, "--threads", "1"] + extra
         return ranks == 1 ? try TestProcess.sccam(arguments) : try TestProcess.mpirun(ranks: ranks, arguments)
     }
 
@@ -51,6 +51,21 @@ final class RefineStageTests: XCTestCase {
         XCTAssertNil(stored.palette)
         XCTAssertEqual(stored.indices, RefineStage.labels(network: network, image: image, cams: cams, walk: .init()))
         XCTAssertTrue(Set(stored.indices).isSubset(of: Set([0] + cams.classes.map { UInt8($0 + 1) })))
+
+        // --pairs whole-grid walks over every pair of the grid, on 1 and 2 ranks alike.
+        let wholeOne = try refine(temporary.path + "/whole1", cams: camWork + "/cams", extra: ["--pairs", "whole-grid"])
+        XCTAssertEqual(wholeOne.status, 0, "\(wholeOne)")
+        XCTAssertTrue(wholeOne.standardOutput.contains("whole-grid pairs"), wholeOne.standardOutput)
+        let wholeTwo = try refine(temporary.path + "/whole2", cams: camWork + "/cams", ranks: 2, extra: ["--pairs", "whole-grid"])
+        XCTAssertEqual(wholeTwo.status, 0, "\(wholeTwo)")
+        for id in trainIDs {
+            XCTAssertEqual(try AtomicFile.read("\(temporary.path)/whole1/refine/\(id).png"),
+                           try AtomicFile.read("\(temporary.path)/whole2/refine/\(id).png"), id)
+        }
+        XCTAssertEqual(try PNG.readIndexed("\(temporary.path)/whole1/refine/\(id).png").indices,
+                       RefineStage.labels(network: network, image: image, cams: cams, walk: .init(pairs: .wholeGrid)))
+        let bad = try refine(temporary.path + "/bad", cams: camWork + "/cams", extra: ["--pairs", "all"])
+        XCTAssertEqual(bad.status, 64, "\(bad)")
 
         // A killed run resumes: only the missing image is computed.
         let work = temporary.path + "/one"

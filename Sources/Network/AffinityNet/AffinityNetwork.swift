@@ -22,6 +22,14 @@ public final class AffinityNetwork {
     private var lastMode: Mode = .inference
     /// The feature grid of the last forward pass, and its pairs.
     public private(set) var pairs = PairGeometry(height: 0, width: 0)
+    /// The pairs an inference pass scores (training always uses psa's).
+    public var inferencePairCoverage = PairGeometry.Coverage.psa {
+        didSet {
+            guard inferencePairCoverage != oldValue else { return }
+            workspace = nil
+            buffers = nil
+        }
+    }
 
     /// The layers trained from scratch (10x learning rate in psa).
     public static let headNames = ["f8_3", "f8_4", "f8_5", "f9"]
@@ -249,7 +257,7 @@ public final class AffinityNetwork {
         let batch = ws.key.batch, height = ws.key.height, width = ws.key.width, purpose = ws.key.purpose
         backbone.plan(ws, keepTaps: true)
         let (h, w) = backbone.outputSize(height: height, width: width)
-        let geometry = PairGeometry(height: h, width: w)
+        let geometry = PairGeometry(height: h, width: w, coverage: purpose == .inference ? inferencePairCoverage : .psa)
         if !ws.countsOnly { pairs = geometry }
         let plane = h * w, training = purpose != .inference
         let tapSizes = [backbone.channels(of: .conv4), backbone.channels(of: .conv5)].map { batch * $0 * plane }

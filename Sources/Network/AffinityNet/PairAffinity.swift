@@ -4,7 +4,8 @@ import Kernels
 /// The affinity of a pair of cells, a = exp(-mean over channels |e_to - e_from|)
 /// (spec 9.1), for every pair of a `PairGeometry`, and its backward.
 enum PairAffinity {
-    /// embedding [N, C, h, w] -> affinities [N, 34, P], displacement-major.
+    /// embedding [N, C, h, w] -> affinities [N, 34, P], displacement-major;
+    /// 0 where a pair has no target (whole-grid coverage at the grid's edge).
     static func forward(embedding: UnsafePointer<Float>, channels: Int, batch: Int, pairs: PairGeometry,
                         affinities: UnsafeMutablePointer<Float>) {
         let plane = pairs.height * pairs.width, perImage = pairs.pairCount, p = pairs.pairsPerDisplacement
@@ -18,6 +19,7 @@ enum PairAffinity {
             let row = out.value + n * perImage + d * p
             for k in 0..<p {
                 let from = fromCells.value[k], to = toCells.value[d * p + k]
+                guard to >= 0 else { row[k] = 0; continue }
                 var sum: Float = 0
                 for c in 0..<channels { sum += abs(e[c * plane + to] - e[c * plane + from]) }
                 row[k] = expf(-(sum / Float(channels)))
@@ -32,6 +34,7 @@ enum PairAffinity {
     /// derivative is sign(e_to - e_from) / C (0 where they are equal, as PyTorch's abs).
     static func backward(embedding: UnsafePointer<Float>, channels: Int, batch: Int, pairs: PairGeometry,
                          distanceGradient: UnsafePointer<Float>, embeddingGradient: UnsafeMutablePointer<Float>) {
+        precondition(pairs.coverage == .psa, "AffinityNet trains on psa's pairs only")
         let plane = pairs.height * pairs.width, perImage = pairs.pairCount, p = pairs.pairsPerDisplacement
         let gradient = UncheckedSendable(embeddingGradient), displacements = PairGeometry.displacements.count
         // Per image and channel: every pair writes both of its cells, so the

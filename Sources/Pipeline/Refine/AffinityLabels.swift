@@ -56,16 +56,11 @@ public enum AffinityLabels {
     /// psa's `ExtractAffinityLabelInRadius` on a `height` x `width` label map.
     public static func pairs(labels: [UInt8], height: Int, width: Int) -> Pairs {
         precondition(labels.count == height * width)
-        let margin = radius - 1
-        var from: [Int] = []
-        if height > margin && width > 2 * margin {
-            for y in 0..<(height - margin) {
-                for x in margin..<(width - margin) { from.append(y * width + x) }
-            }
-        }
+        let geometry = PairGeometry(height: height, width: width)
+        let from = geometry.from, count = from.count
         var to: [[Int]] = [], background: [[Float]] = [], foreground: [[Float]] = [], negative: [[Float]] = []
-        for (dy, dx) in displacements {
-            let targets = from.map { $0 + dy * width + dx }
+        for d in displacements.indices {
+            let targets = Array(geometry.targets[(d * count)..<((d + 1) * count)])
             to.append(targets)
             var bg = [Float](repeating: 0, count: from.count), fg = bg, neg = bg
             for (k, (a, b)) in zip(from, targets).enumerated() {

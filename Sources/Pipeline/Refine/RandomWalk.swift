@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Network
 
 /// psa's random walk (`infer_aff.py`, spec 9.4): CAM scores on the stride-8
 /// grid of an image, propagated by T^(2^logt), where T is the column-normalised
@@ -19,10 +20,22 @@ public enum RandomWalk {
         public var beta: Double = 8
         /// The walk length is 2^logT.
         public var logT: Int = 8
-        public init(alpha: Double = 16, beta: Double = 8, logT: Int = 8) {
+        /// The pairs whose affinities make T: psa's, or every pair of the grid.
+        public var pairs: PairGeometry.Coverage = .psa
+        public init(alpha: Double = 16, beta: Double = 8, logT: Int = 8, pairs: PairGeometry.Coverage = .psa) {
             self.alpha = alpha
             self.beta = beta
             self.logT = logT
+            self.pairs = pairs
+        }
+
+        // A run.json written before `pairs` existed means psa's pairs.
+        public init(from decoder: Decoder) throws {
+            let values = try decoder.container(keyedBy: CodingKeys.self)
+            alpha = try values.decode(Double.self, forKey: .alpha)
+            beta = try values.decode(Double.self, forKey: .beta)
+            logT = try values.decode(Int.self, forKey: .logT)
+            pairs = try values.decodeIfPresent(PairGeometry.Coverage.self, forKey: .pairs) ?? .psa
         }
     }
 
@@ -34,6 +47,10 @@ public enum RandomWalk {
         public var paddedHeight: Int { gridHeight * 8 }
         public var paddedWidth: Int { gridWidth * 8 }
         public var cells: Int { gridHeight * gridWidth }
+        /// The pairs of the grid.
+        public func pairs(_ coverage: PairGeometry.Coverage = .psa) -> PairGeometry {
+            PairGeometry(height: gridHeight, width: gridWidth, coverage: coverage)
+        }
         public init(height: Int, width: Int) {
             self.height = height
             self.width = width
@@ -78,19 +95,20 @@ public enum RandomWalk {
 
     /// T = A^beta element-wise, each column divided by its sum, where
     /// A[from][to] = A[to][from] = the affinity of a pair and A[i][i] = 1.
-    /// `affinities` is AffinityNet's [34][pairs] for the grid of `geometry`
-    /// (pairs as `AffinityLabels.pairs` numbers them).
-    public static func transition(affinities: [Float], geometry g: Geometry, beta: Double) -> Transition {
-        let pairs = pairIndices(gridHeight: g.gridHeight, gridWidth: g.gridWidth)
-        precondition(affinities.count == AffinityLabels.displacements.count * pairs.from.count,
-                     "affinities must be [34, \(pairs.from.count)] for a \(g.gridHeight)x\(g.gridWidth) grid")
-        let n = g.cells
+    /// `affinities` is AffinityNet's [34][pairs] for the pairs of `pairs`
+    /// (pairs without a target are left out).
+    public static func transition(affinities: [Float], pairs: PairGeometry, beta: Double) -> Transition {
+        precondition(affinities.count == pairs.pairCount,
+                     "affinities must be [34, \(pairs.pairsPerDisplacement)] for a \(pairs.height)x\(pairs.width) grid")
+        let n = pairs.height * pairs.width, p = pairs.pairsPerDisplacement
         // Per column, (row, value): the diagonal, then both directions of every pair.
         var entries = [[(Int32, Double)]](repeating: [], count: n)
         for j in 0..<n { entries[j].append((Int32(j), 1)) }
-        for (d, targets) in pairs.to.enumerated() {
+        for d in PairGeometry.displacements.indices {
             for (k, from) in pairs.from.enumerated() {
-                let to = targets[k], a = pow(Double(affinities[d * pairs.from.count + k]), beta)
+                let to = pairs.to(d, k)
+                guard to >= 0 else { continue }
+                let a = pow(Double(affinities[d * p + k]), beta)
                 entries[to].append((Int32(from), a))
                 entries[from].append((Int32(to), a))
             }
@@ -106,12 +124,6 @@ public enum RandomWalk {
             columnStart.append(rows.count)
         }
         return Transition(cells: n, columnStart: columnStart, rows: rows, values: values)
-    }
-
-    /// "From" cells and the "to" cell of each displacement, as psa pairs the grid.
-    static func pairIndices(gridHeight: Int, gridWidth: Int) -> (from: [Int], to: [[Int]]) {
-        let pairs = AffinityLabels.pairs(labels: [UInt8](repeating: 0, count: gridHeight * gridWidth), height: gridHeight, width: gridWidth)
-        return (pairs.from, pairs.to)
     }
 
     /// scores [channels][cells] times T, 2^logT times over: column j of the

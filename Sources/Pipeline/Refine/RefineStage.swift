@@ -47,7 +47,7 @@ public enum RefineStage {
         let output = padded.withUnsafeBufferPointer {
             Array(network.forward(input: $0.baseAddress!, batch: 1, height: g.paddedHeight, width: g.paddedWidth))
         }
-        precondition(network.pairs.height == g.gridHeight && network.pairs.width == g.gridWidth)
+        precondition(network.pairs == g.pairs(network.inferencePairCoverage))
         return output
     }
 
@@ -56,7 +56,9 @@ public enum RefineStage {
                               walk parameters: RandomWalk.Parameters) -> [UInt8] {
         let g = RandomWalk.Geometry(height: image.height, width: image.width)
         let pooled = RandomWalk.pooledScores(cams: cams.maps, classes: cams.classes, geometry: g, alpha: parameters.alpha)
-        let transition = RandomWalk.transition(affinities: affinities(network: network, image: image), geometry: g, beta: parameters.beta)
+        network.inferencePairCoverage = parameters.pairs
+        let transition = RandomWalk.transition(affinities: affinities(network: network, image: image), pairs: g.pairs(parameters.pairs),
+                                               beta: parameters.beta)
         let walked = RandomWalk.walk(pooled, channels: VOCClasses.count + 1, transition: transition, logT: parameters.logT)
         return RandomWalk.labels(walked: walked, channels: VOCClasses.count + 1, geometry: g)
     }

@@ -19,7 +19,7 @@ struct Demo: ParsableCommand {
             backbone, 30 epochs on whole 96-pixel images, lr 0.01), the random walk over every pair of the feature grid (alpha 2, beta 16) \
             and the pseudo-labels' mIoU; then DeepLab-v2 (ResNet-101 at the same width, from scratch, 300 \
             iterations of 2 x 5 whole images at lr 0.001) trained on the pseudo-labels and scored on \
-            the validation images, with and without the CRF (on the image itself). About 4 to 8 minutes on 2 cores, depending on the CPU. Each round starts from the baseline's \
+            the validation images, with and without the CRF (on the image itself). About 2.5 to 8 minutes on 2 cores, depending on the CPU. Each round starts from the baseline's \
             backbone (the demo's stand-in for the ImageNet weights the reference starts every round \
             from). Rerunning the command skips what is done; the method flags below override the demo's \
             settings.

@@ -192,7 +192,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Random walk: 2^logt steps (psa: 8).")
     var walkLogt: Int?
 
-    @Option(help: "Random walk: the pairs whose affinities make T, psa or whole-grid (see `sccam refine --help`; psa's by default).")
+    @Option(help: "Random walk: the pairs whose affinities make T, psa or whole-grid (see `sccam refine --help`; pipeline: psa, demo: whole-grid).")
     var walkPairs: PairGeometry.Coverage?
 
     @Flag(help: "Stop at the pseudo-labels: no segmentation network (train-seg, segment on the validation list).")

@@ -51,7 +51,7 @@ public enum RefineBenchmark {
         let pooled = RandomWalk.pooledScores(cams: maps, classes: classes, geometry: g, alpha: 16)
         for _ in 0..<repeats {
             let (affinities, networkTime) = seconds { RefineStage.affinities(network: network, image: image) }
-            let (t, transitionTime) = seconds { RandomWalk.transition(affinities: affinities, pairs: g.pairs(), beta: 8) }
+            let (t, transitionTime) = seconds { RandomWalk.transition(affinities: affinities, pairs: network.pairs, beta: 8) }
             transition = t
             let (s, sparseTime) = seconds { RandomWalk.walk(pooled, channels: 21, transition: t, logT: 8) }
             let (d, denseTime) = seconds { RandomWalk.walkDense(pooled, channels: 21, transition: t, logT: 8) }

@@ -47,7 +47,8 @@ public enum RefineStage {
         let output = padded.withUnsafeBufferPointer {
             Array(network.forward(input: $0.baseAddress!, batch: 1, height: g.paddedHeight, width: g.paddedWidth))
         }
-        precondition(network.pairs == g.pairs(network.inferencePairCoverage))
+        precondition(network.pairs.height == g.gridHeight && network.pairs.width == g.gridWidth
+                     && network.pairs.coverage == network.inferencePairCoverage)
         return output
     }
 
@@ -57,8 +58,9 @@ public enum RefineStage {
         let g = RandomWalk.Geometry(height: image.height, width: image.width)
         let pooled = RandomWalk.pooledScores(cams: cams.maps, classes: cams.classes, geometry: g, alpha: parameters.alpha)
         network.inferencePairCoverage = parameters.pairs
-        let transition = RandomWalk.transition(affinities: affinities(network: network, image: image), pairs: g.pairs(parameters.pairs),
-                                               beta: parameters.beta)
+        let pairAffinities = affinities(network: network, image: image)
+        // The network planned these pairs for this grid; no need to build them again.
+        let transition = RandomWalk.transition(affinities: pairAffinities, pairs: network.pairs, beta: parameters.beta)
         let walked = RandomWalk.walk(pooled, channels: VOCClasses.count + 1, transition: transition, logT: parameters.logT)
         return RandomWalk.labels(walked: walked, channels: VOCClasses.count + 1, geometry: g)
     }

@@ -21,14 +21,17 @@ public enum NetworkBenchmark {
         public let ratioToSGEMM: Double
         /// The same ratio for the median pass.
         public let medianRatioToSGEMM: Double
-        /// Best pass against the FMA loop's peak on the same threads.
-        public let ratioToFMAPeak: Double
+        /// Best pass against its own precision's peak on the same threads:
+        /// the FMA loop for float32, AVX512_BF16's dot product for native bf16.
+        public let ratioToPeak: Double
+        /// Which loop `ratioToPeak` relates to: "FMA" or "bf16 dot product".
+        public let peakInstruction: String
 
-        func relative(to sgemm: Double, peak: Double) -> Case {
+        func relative(to sgemm: Double, peak: FMAPeak.Measurement) -> Case {
             Case(pass: pass, path: path, batch: batch, seconds: seconds, medianSeconds: medianSeconds, bestSeconds: bestSeconds,
                  imagesPerSecond: imagesPerSecond, gflops: gflops, medianGFLOPS: medianGFLOPS,
                  ratioToSGEMM: gflops / sgemm, medianRatioToSGEMM: medianGFLOPS / sgemm,
-                 ratioToFMAPeak: peak > 0 ? gflops / peak : 0)
+                 ratioToPeak: peak.gflops > 0 ? gflops / peak.gflops : 0, peakInstruction: peak.instruction.rawValue)
         }
     }
 
@@ -39,6 +42,8 @@ public enum NetworkBenchmark {
         public let blasCore: String
         public let sgemmGFLOPS: Double
         public let fmaPeakGFLOPS: Double
+        /// AVX512_BF16's dot-product peak; 0 where the CPU lacks it.
+        public let bf16DotPeakGFLOPS: Double
         public let oneDNN: String
         public let forwardGFLOPPerImage: Double
         public let trainGFLOPPerImage: Double
@@ -64,8 +69,17 @@ public enum NetworkBenchmark {
         var sgemm = probe(3)
         progress(String(format: "sgemm 2048: %.1f GFLOP/s on %d thread(s) (%@), best of 3 probes", sgemm,
                         Parallel.threadCount, BLASRuntime.coreName))
-        var peak = FMAPeak.measure()
+        var peak = FMAPeak.measure(.fma)
         progress(String(format: "FMA loop peak: %.1f GFLOP/s on %d thread(s) (%d-float vectors)", peak.gflops, peak.threads, peak.lanes))
+        var bf16Peak = FMAPeak.measure(.bf16DotProduct)
+        if bf16Peak.gflops > 0 {
+            progress(String(format: "bf16 dot-product loop peak: %.1f GFLOP/s on %d thread(s)%@", bf16Peak.gflops, bf16Peak.threads,
+                            DNNLRuntime.hasAMX ? " (oneDNN's bf16 runs on AMX tiles, which this loop does not measure)" : ""))
+        }
+        /// The loop a path's GFLOP/s is related to: bf16 runs on the dot product where the CPU has it.
+        func peakFor(_ path: String) -> FMAPeak.Measurement {
+            path == ConvolutionPath.oneDNN(.bf16).shortName && bf16Peak.gflops > 0 ? bf16Peak : peak
+        }
         progress(DNNLRuntime.report(path: ConvolutionPath.standard))
         let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))
         network.initializeBackbone(seed: 1)
@@ -112,8 +126,9 @@ public enum NetworkBenchmark {
                     let gflops = flop / best / 1e9
                     let result = Case(pass: pass, path: path.shortName, batch: batch, seconds: times[index], medianSeconds: median,
                                       bestSeconds: best, imagesPerSecond: Double(batch) / best, gflops: gflops,
-                                      medianGFLOPS: flop / median / 1e9, ratioToSGEMM: 0, medianRatioToSGEMM: 0, ratioToFMAPeak: 0)
-                        .relative(to: sgemm, peak: peak.gflops)
+                                      medianGFLOPS: flop / median / 1e9, ratioToSGEMM: 0, medianRatioToSGEMM: 0, ratioToPeak: 0,
+                                      peakInstruction: "")
+                        .relative(to: sgemm, peak: peakFor(path.shortName))
                     cases.append(result)
                     if PhaseProfiler.isEnabled {
                         let perPass = PhaseProfiler.Phase.allCases.filter { phases[index][$0.rawValue] > 0 }
@@ -127,22 +142,24 @@ public enum NetworkBenchmark {
             }
         }
         let after = probe(2)
-        let peakAfter = FMAPeak.measure()
+        let peakAfter = FMAPeak.measure(.fma)
         if peakAfter.gflops > peak.gflops { peak = peakAfter }
+        let bf16PeakAfter = FMAPeak.measure(.bf16DotProduct)
+        if bf16PeakAfter.gflops > bf16Peak.gflops { bf16Peak = bf16PeakAfter }
         if after > sgemm {
             progress(String(format: "sgemm 2048 after the runs: %.1f GFLOP/s; ratios below use it", after))
             sgemm = after
         }
-        cases = cases.map { $0.relative(to: sgemm, peak: peak.gflops) }
+        cases = cases.map { $0.relative(to: sgemm, peak: peakFor($0.path)) }
         for result in cases {
             let reference = cases.first { $0.pass == result.pass && $0.batch == result.batch && $0.path == ConvolutionPath.im2col.shortName }
             let speedUp = reference.map { String(format: ", %.2fx im2col", $0.bestSeconds / result.bestSeconds) } ?? ""
-            progress(String(format: "%@ batch %d, %@: %.0f%% of sgemm (median pass: %.0f%%), %.0f%% of FMA peak%@", result.pass,
+            progress(String(format: "%@ batch %d, %@: %.0f%% of sgemm (median pass: %.0f%%), %.0f%% of the %@ peak%@", result.pass,
                             result.batch, result.path, 100 * result.ratioToSGEMM, 100 * result.medianRatioToSGEMM,
-                            100 * result.ratioToFMAPeak, speedUp))
+                            100 * result.ratioToPeak, result.peakInstruction, speedUp))
         }
         return Report(widthDivisor: widthDivisor, size: size, threads: Parallel.threadCount, blasCore: BLASRuntime.coreName,
-                      sgemmGFLOPS: sgemm, fmaPeakGFLOPS: peak.gflops,
+                      sgemmGFLOPS: sgemm, fmaPeakGFLOPS: peak.gflops, bf16DotPeakGFLOPS: bf16Peak.gflops,
                       oneDNN: "\(DNNLRuntime.version) \(DNNLRuntime.instructionSet)",
                       forwardGFLOPPerImage: forwardFLOP / 1e9, trainGFLOPPerImage: trainFLOP / 1e9,
                       cases: cases, peakResidentBytes: peakResidentBytes())

@@ -100,6 +100,10 @@ public enum DNNLRuntime {
         }
     }
 
+    /// Whether oneDNN dispatches to AMX tiles here (its bf16 then outruns
+    /// any vector-register peak loop).
+    public static var hasAMX: Bool { dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx512_core_amx }
+
     nonisolated(unsafe) private static var configuredThreads = 1
 
     /// The OpenMP thread count oneDNN's primitives run with on this thread,

@@ -134,8 +134,8 @@ public final class SegmentationTraining: TrainingModel {
                 let divisors = Array(counts[(part * outputs)..<((part + 1) * outputs)])
                 // The last part's last branch finishes each tail of the gradients: its allreduce can start.
                 let isLast = part == lastPart && start + chunk >= members.count
-                let loss = try withoutActuallyEscaping(gradientsReady) { ready in
-                    try network.trainingStep(input: images, labels: labels, batch: range.count, height: crop, width: crop,
+                let loss = withoutActuallyEscaping(gradientsReady) { ready in
+                    network.trainingStep(input: images, labels: labels, batch: range.count, height: crop, width: crop,
                                              weight: weight, accumulate: !first, normalizers: { _ in divisors },
                                              gradientsReady: isLast ? { ready($0..<self.store.trainableCount) } : nil)
                 }

@@ -135,6 +135,17 @@ public enum NetworkBenchmark {
                             .map { String(format: "%@ %.2f s", $0.name, phases[index][$0.rawValue] / Double(iterations)) }
                         progress("  \(path.shortName) per pass: " + perPass.joined(separator: ", ")
                                  + String(format: " (of %.2f s)", times[index].reduce(0, +) / Double(iterations)))
+                        // The multiply-adds themselves, without the passes around them: how
+                        // close the kernels come to the hardware, whatever the rest costs.
+                        let kernelSeconds = (phases[index][PhaseProfiler.Phase.gemm.rawValue]
+                            + phases[index][PhaseProfiler.Phase.oneDNNConvolution.rawValue]) / Double(iterations)
+                        let kernelPeak = peakFor(path.shortName)
+                        if kernelSeconds > 0, kernelPeak.gflops > 0 {
+                            let perPassFLOP = (pass == "forward" ? forwardFLOP : trainFLOP) * Double(batch)
+                            progress(String(format: "  \(path.shortName) kernels alone: %.1f GFLOP/s, %.0f%% of the %@ peak",
+                                            perPassFLOP / kernelSeconds / 1e9, 100 * perPassFLOP / kernelSeconds / 1e9 / kernelPeak.gflops,
+                                            kernelPeak.instruction.rawValue))
+                        }
                     }
                     progress(String(format: "%@ batch %d, %@: best %.2f s (median %.2f s), %.2f images/s, %.1f GFLOP/s",
                                     pass, batch, path.shortName, best, median, result.imagesPerSecond, gflops))

@@ -19,12 +19,16 @@ struct BenchNetwork: ParsableCommand {
             Builds the network (full width by default) with random weights and times, per batch \
             size, the forward pass and the training step (forward, SC-CAM loss, backward to every \
             trainable parameter, dropout on). Reports images/s, the convolution GFLOP/s achieved \
-            (counting the multiply-accumulates actually executed), its ratio to a large sgemm \
-            measured in the same run with the same threads (best pass against best sgemm probe, \
-            and the median pass), its ratio to the FMA loop's peak, and the peak resident memory. \
-            Each convolution path of --paths runs the same passes, interleaved iteration by iteration, \
-            and oneDNN's speed-up over im2col is printed. SCCAM_PROFILE=1 adds the time spent in \
-            sgemm, im2col, col2im, oneDNN convolutions and reorders, and element-wise passes. \
+            (counting every multiply-accumulate of the convolutions, taps on the zero padding \
+            included, which oneDNN's direct kernels skip), its ratio to a large sgemm measured in \
+            the same run with the same threads (best pass against best sgemm probe, and the median \
+            pass), its ratio to the peak of a register-only loop on the same threads (FMA for \
+            float32; AVX512_BF16's dot product for native bf16; AMX tiles, where oneDNN uses them, \
+            go faster than either), and the peak resident memory. Each convolution path of --paths \
+            runs the same passes, interleaved iteration by iteration, and oneDNN's speed-up over \
+            im2col is printed. SCCAM_PROFILE=1 adds the time spent in sgemm, im2col, col2im, oneDNN \
+            convolutions and reorders, and element-wise passes, and the rate of the convolution \
+            kernels alone against the peak: how much any change outside the kernels could still win. \
             Every rank runs its own copy; rank 0 prints.
             """)
 

@@ -141,10 +141,9 @@ public enum NetworkBenchmark {
                             + phases[index][PhaseProfiler.Phase.oneDNNConvolution.rawValue]) / Double(iterations)
                         let kernelPeak = peakFor(path.shortName)
                         if kernelSeconds > 0, kernelPeak.gflops > 0 {
-                            let perPassFLOP = (pass == "forward" ? forwardFLOP : trainFLOP) * Double(batch)
+                            let kernelGFLOPS = flop / kernelSeconds / 1e9
                             progress(String(format: "  \(path.shortName) kernels alone: %.1f GFLOP/s, %.0f%% of the %@ peak",
-                                            perPassFLOP / kernelSeconds / 1e9, 100 * perPassFLOP / kernelSeconds / 1e9 / kernelPeak.gflops,
-                                            kernelPeak.instruction.rawValue))
+                                            kernelGFLOPS, 100 * kernelGFLOPS / kernelPeak.gflops, kernelPeak.instruction.rawValue))
                         }
                     }
                     progress(String(format: "%@ batch %d, %@: best %.2f s (median %.2f s), %.2f images/s, %.1f GFLOP/s",

@@ -57,7 +57,7 @@ public enum FMAPeak {
         let lanes = instruction.lanes
         guard lanes > 0 else { return Measurement(instruction: instruction, gflops: 0, lanes: 0, threads: threads) }
         let flopPerIteration = Double(Int(SCCAM_PEAK_ACCUMULATORS) * lanes * instruction.operationsPerLane)
-        // Values that converge slowly and are never fixed points, passed at run time so nothing folds.
+        // Passed at run time, so the compiler cannot fold an accumulator away whatever the values.
         let start = (0..<Int(SCCAM_PEAK_ACCUMULATORS)).map { Float($0 + 1) / 10 }
         let (first, second): (Float, Float) = instruction == .fma ? (0.999, 0.001) : (0.5, 1.0 / 128)
         // Calibrate on one thread, then run the whole team for the requested time.

@@ -136,8 +136,8 @@ public final class SegmentationTraining: TrainingModel {
                 let isLast = part == lastPart && start + chunk >= members.count
                 let loss = withoutActuallyEscaping(gradientsReady) { ready in
                     network.trainingStep(input: images, labels: labels, batch: range.count, height: crop, width: crop,
-                                             weight: weight, accumulate: !first, normalizers: { _ in divisors },
-                                             gradientsReady: isLast ? { ready($0..<self.store.trainableCount) } : nil)
+                                         weight: weight, accumulate: !first, normalizers: { _ in divisors },
+                                         gradientsReady: isLast ? { ready($0..<self.store.trainableCount) } : nil)
                 }
                 first = false
                 for (o, term) in loss.terms.enumerated() { terms[o] += term * Double(weight) }

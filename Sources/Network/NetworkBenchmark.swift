@@ -5,9 +5,26 @@ import Kernels
 /// achieved convolution throughput to this machine's own large-sgemm rate,
 /// measured in the same run with the same threads.
 public enum NetworkBenchmark {
+    /// One way of computing the convolutions that the bench times.
+    public struct Variant: Sendable {
+        public let path: ConvolutionPath
+        /// oneDNN's algorithm for float32 (ignored by im2col and bf16).
+        public let algorithm: ConvolutionAlgorithm
+
+        public init(_ path: ConvolutionPath, _ algorithm: ConvolutionAlgorithm = .direct) {
+            self.path = path
+            self.algorithm = algorithm
+        }
+
+        /// "im2col", "oneDNN fp32 direct", "oneDNN fp32 winograd", "oneDNN bf16".
+        public var name: String {
+            path == .oneDNN(.fp32) ? "\(path.shortName) \(algorithm.rawValue)" : path.shortName
+        }
+    }
+
     public struct Case: Codable, Sendable {
         public let pass: String
-        /// The convolution path: "im2col", "oneDNN fp32" or "oneDNN bf16".
+        /// The convolution path: "im2col", "oneDNN fp32 direct", "oneDNN fp32 winograd" or "oneDNN bf16".
         public let path: String
         public let batch: Int
         public let seconds: [Double]
@@ -60,8 +77,10 @@ public enum NetworkBenchmark {
 
     /// Times every pass on every convolution path in `paths`, interleaved
     /// iteration by iteration so that a noisy machine slows all paths alike.
-    public static func run(widthDivisor: Int, size: Int, batches: [Int], iterations: Int, paths: [ConvolutionPath],
+    public static func run(widthDivisor: Int, size: Int, batches: [Int], iterations: Int, paths: [Variant],
                            progress: (String) -> Void) -> Report {
+        let standardAlgorithm = ConvolutionAlgorithm.standard
+        defer { ConvolutionAlgorithm.standard = standardAlgorithm }
         // The reference rate is the best of several short probes, taken before
         // and after the network runs: on a shared VM a single probe can read
         // low, which would flatter every ratio.
@@ -78,7 +97,7 @@ public enum NetworkBenchmark {
         }
         /// The loop a path's GFLOP/s is related to: bf16 runs on the dot product where the CPU has it.
         func peakFor(_ path: String) -> FMAPeak.Measurement {
-            path == ConvolutionPath.oneDNN(.bf16).shortName && bf16Peak.gflops > 0 ? bf16Peak : peak
+            path == Variant(.oneDNN(.bf16)).name && bf16Peak.gflops > 0 ? bf16Peak : peak
         }
         progress(DNNLRuntime.report(path: ConvolutionPath.standard))
         let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))
@@ -96,8 +115,9 @@ public enum NetworkBenchmark {
                 var phases = [[Double]](repeating: [Double](repeating: 0, count: PhaseProfiler.Phase.allCases.count), count: paths.count)
                 // One untimed warm-up pass per path plans and first-touches the workspace and the primitives.
                 for iteration in 0...iterations {
-                    for (index, path) in paths.enumerated() {
-                        network.convolutionPath = path
+                    for (index, variant) in paths.enumerated() {
+                        network.convolutionPath = variant.path
+                        ConvolutionAlgorithm.standard = variant.algorithm
                         PhaseProfiler.reset()
                         let start = DispatchTime.now().uptimeNanoseconds
                         input.withUnsafeBufferPointer { input in
@@ -117,37 +137,38 @@ public enum NetworkBenchmark {
                         }
                     }
                 }
-                for (index, path) in paths.enumerated() {
+                for (index, variant) in paths.enumerated() {
+                    let path = variant.name
                     let sorted = times[index].sorted()
                     let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
                         : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
                     let best = sorted[0]
                     let flop = (pass == "forward" ? forwardFLOP : trainFLOP) * Double(batch)
                     let gflops = flop / best / 1e9
-                    let result = Case(pass: pass, path: path.shortName, batch: batch, seconds: times[index], medianSeconds: median,
+                    let result = Case(pass: pass, path: path, batch: batch, seconds: times[index], medianSeconds: median,
                                       bestSeconds: best, imagesPerSecond: Double(batch) / best, gflops: gflops,
                                       medianGFLOPS: flop / median / 1e9, ratioToSGEMM: 0, medianRatioToSGEMM: 0, ratioToPeak: 0,
                                       peakInstruction: "")
-                        .relative(to: sgemm, peak: peakFor(path.shortName))
+                        .relative(to: sgemm, peak: peakFor(path))
                     cases.append(result)
                     if PhaseProfiler.isEnabled {
                         let perPass = PhaseProfiler.Phase.allCases.filter { phases[index][$0.rawValue] > 0 }
                             .map { String(format: "%@ %.2f s", $0.name, phases[index][$0.rawValue] / Double(iterations)) }
-                        progress("  \(path.shortName) per pass: " + perPass.joined(separator: ", ")
+                        progress("  \(path) per pass: " + perPass.joined(separator: ", ")
                                  + String(format: " (of %.2f s)", times[index].reduce(0, +) / Double(iterations)))
                         // The multiply-adds themselves, without the passes around them: how
                         // close the kernels come to the hardware, whatever the rest costs.
                         let kernelSeconds = (phases[index][PhaseProfiler.Phase.gemm.rawValue]
                             + phases[index][PhaseProfiler.Phase.oneDNNConvolution.rawValue]) / Double(iterations)
-                        let kernelPeak = peakFor(path.shortName)
+                        let kernelPeak = peakFor(path)
                         if kernelSeconds > 0, kernelPeak.gflops > 0 {
                             let kernelGFLOPS = flop / kernelSeconds / 1e9
-                            progress(String(format: "  \(path.shortName) kernels alone: %.1f GFLOP/s, %.0f%% of the %@ peak",
+                            progress(String(format: "  \(path) kernels alone: %.1f GFLOP/s, %.0f%% of the %@ peak",
                                             kernelGFLOPS, 100 * kernelGFLOPS / kernelPeak.gflops, kernelPeak.instruction.rawValue))
                         }
                     }
                     progress(String(format: "%@ batch %d, %@: best %.2f s (median %.2f s), %.2f images/s, %.1f GFLOP/s",
-                                    pass, batch, path.shortName, best, median, result.imagesPerSecond, gflops))
+                                    pass, batch, path, best, median, result.imagesPerSecond, gflops))
                 }
             }
         }
@@ -162,7 +183,7 @@ public enum NetworkBenchmark {
         }
         cases = cases.map { $0.relative(to: sgemm, peak: peakFor($0.path)) }
         for result in cases {
-            let reference = cases.first { $0.pass == result.pass && $0.batch == result.batch && $0.path == ConvolutionPath.im2col.shortName }
+            let reference = cases.first { $0.pass == result.pass && $0.batch == result.batch && $0.path == Variant(.im2col).name }
             let speedUp = reference.map { String(format: ", %.2fx im2col", $0.bestSeconds / result.bestSeconds) } ?? ""
             progress(String(format: "%@ batch %d, %@: %.0f%% of sgemm (median pass: %.0f%%), %.0f%% of the %@ peak%@", result.pass,
                             result.batch, result.path, 100 * result.ratioToSGEMM, 100 * result.medianRatioToSGEMM,

@@ -47,24 +47,30 @@ struct BenchNetwork: ParsableCommand {
     var iterations: Int = 3
 
     @Option(help: ArgumentHelp(
-        "Comma-separated convolution paths to time, interleaved: im2col, fp32 (oneDNN), bf16 (oneDNN).",
-        discussion: "Default: all three, bf16 only where oneDNN has bf16 kernels for this CPU (AVX-512); ask for it to time the emulation."))
+        "Comma-separated convolution paths to time, interleaved: im2col, direct (oneDNN fp32, direct kernels), winograd (oneDNN fp32, Winograd where it has it), fp32 (= winograd), bf16 (oneDNN).",
+        discussion: """
+            Default: im2col, direct, winograd where oneDNN has Winograd kernels for this CPU, and bf16 where it has bf16 \
+            kernels (both AVX-512); ask for bf16 to time the emulation.
+            """))
     var paths: String?
 
     @Option(help: "Also write the report as JSON to this file.")
     var json: String?
 
     /// The paths to time, in order.
-    func pathList() throws -> [ConvolutionPath] {
+    func pathList() throws -> [NetworkBenchmark.Variant] {
         guard let paths else {
-            return [.im2col, .oneDNN(.fp32)] + (DNNLRuntime.hasNativeBFloat16 ? [.oneDNN(.bf16)] : [])
+            return [.init(.im2col), .init(.oneDNN(.fp32), .direct)]
+                + (DNNLRuntime.hasWinograd ? [.init(.oneDNN(.fp32), .winograd)] : [])
+                + (DNNLRuntime.hasNativeBFloat16 ? [.init(.oneDNN(.bf16))] : [])
         }
-        return try paths.split(separator: ",").map { name -> ConvolutionPath in
+        return try paths.split(separator: ",").map { name -> NetworkBenchmark.Variant in
             switch name.trimmingCharacters(in: .whitespaces).lowercased() {
-            case "im2col": return .im2col
-            case "fp32", "onednn": return .oneDNN(.fp32)
-            case "bf16": return .oneDNN(.bf16)
-            default: throw ValidationError("--paths: unknown path '\(name)'; use im2col, fp32 or bf16")
+            case "im2col": return .init(.im2col)
+            case "direct": return .init(.oneDNN(.fp32), .direct)
+            case "winograd", "fp32", "onednn": return .init(.oneDNN(.fp32), .winograd)
+            case "bf16": return .init(.oneDNN(.bf16))
+            default: throw ValidationError("--paths: unknown path '\(name)'; use im2col, direct, winograd, fp32 or bf16")
             }
         }
     }

@@ -19,6 +19,19 @@ struct ConvolutionOptions: ParsableArguments {
         valueName: "onednn|im2col"))
     var convolutions: ConvolutionImplementation = .onednn
 
+    @Option(help: ArgumentHelp(
+        "How oneDNN computes float32 convolutions: winograd (default) or direct.",
+        discussion: """
+            winograd runs oneDNN's Winograd F(4x4, 3x3) kernels on the 3x3 stride-1 undilated layers where \
+            oneDNN has them (float32 on AVX-512 CPUs) and the layer has 64 input and output channels or more \
+            (thinner ones lose to the transforms): 4x fewer multiplies there, the direct kernels on every \
+            other layer. Its float32 errors are about 2-3x the direct kernels' and stay within 1e-5 of the \
+            goldens. direct uses the direct kernels everywhere. bf16 and machines without AVX-512 are always \
+            direct. `sccam env` says what this machine does.
+            """,
+        valueName: "winograd|direct"))
+    var convolutionAlgorithm: ConvolutionAlgorithm?
+
     var path: ConvolutionPath {
         switch convolutions {
         case .onednn: return .oneDNN(precision)
@@ -30,13 +43,19 @@ struct ConvolutionOptions: ParsableArguments {
         if convolutions == .im2col && precision == .bf16 {
             throw ValidationError("--convolutions im2col computes in fp32 only; drop --precision bf16 or use --convolutions onednn")
         }
+        if convolutions == .im2col, let convolutionAlgorithm {
+            throw ValidationError("--convolution-algorithm \(convolutionAlgorithm.rawValue) chooses among oneDNN's kernels; drop it or use --convolutions onednn")
+        }
     }
 
     /// What a pipeline's run.json records: nil for fp32.
     var recordedPrecision: ConvolutionPrecision? { precision == .fp32 ? nil : precision }
 
     /// Makes this the path of every network the command builds.
-    func apply() { ConvolutionPath.standard = path }
+    func apply() {
+        ConvolutionPath.standard = path
+        if let convolutionAlgorithm { ConvolutionAlgorithm.standard = convolutionAlgorithm }
+    }
 }
 
 enum ConvolutionImplementation: String, ExpressibleByArgument, CaseIterable {
@@ -44,3 +63,4 @@ enum ConvolutionImplementation: String, ExpressibleByArgument, CaseIterable {
 }
 
 extension ConvolutionPrecision: ExpressibleByArgument {}
+extension ConvolutionAlgorithm: ExpressibleByArgument {}

@@ -9,7 +9,8 @@ struct Env: ParsableCommand {
         discussion: """
             Shows the version, the MPI library, the ranks, OpenBLAS's build and the kernels ("core") \
             it runs with how that was chosen, the threads per rank, oneDNN's version, the instruction set its \
-            convolutions dispatch to, its OpenMP threads and how bf16 runs, and a short sgemm measurement \
+            convolutions dispatch to, its OpenMP threads, how bf16 runs and whether it has Winograd kernels, \
+            and a short sgemm measurement \
             on each rank. Run it under the same launcher as a real job to check a cluster set-up; \
             add --check-collectives to also verify MPI transfers between the ranks.
             """)
@@ -47,7 +48,7 @@ struct Env: ParsableCommand {
                 threadsReason: job.threads.reason,
                 oneDNNVersion: DNNLRuntime.version, oneDNNInstructionSet: DNNLRuntime.instructionSet,
                 oneDNNThreads: DNNLRuntime.threadCount, oneDNNBFloat16: DNNLRuntime.bfloat16Mode,
-                sgemmSize: nil, sgemmGFLOPS: nil, collectives: nil)
+                oneDNNWinograd: DNNLRuntime.winogradMode, sgemmSize: nil, sgemmGFLOPS: nil, collectives: nil)
             if probeSeconds > 0 {
                 mine.sgemmSize = probeSize
                 mine.sgemmGFLOPS = GEMMProbe.measure(size: probeSize, seconds: probeSeconds).gflops
@@ -93,6 +94,7 @@ struct RankReport: Codable {
     var oneDNNInstructionSet: String
     var oneDNNThreads: Int
     var oneDNNBFloat16: String
+    var oneDNNWinograd: String
     var sgemmSize: Int?
     var sgemmGFLOPS: Double?
     var collectives: CollectiveCheck.RankResult?
@@ -121,7 +123,7 @@ struct EnvReport: Codable {
             lines.append("  CPU         \(rank.cpu) (\(rank.cpuVectorLevel))")
             lines.append("  BLAS core   \(rank.blasCoreSelection)")
             lines.append("  threads     \(rank.threads) (\(rank.threadsReason))")
-            lines.append("  oneDNN      \(rank.oneDNNVersion), dispatching to \(rank.oneDNNInstructionSet), \(rank.oneDNNThreads) OpenMP thread(s); bf16 \(rank.oneDNNBFloat16)")
+            lines.append("  oneDNN      \(rank.oneDNNVersion), dispatching to \(rank.oneDNNInstructionSet), \(rank.oneDNNThreads) OpenMP thread(s); bf16 \(rank.oneDNNBFloat16); \(rank.oneDNNWinograd)")
             if let gflops = rank.sgemmGFLOPS, let size = rank.sgemmSize {
                 lines.append("  sgemm       \(String(format: "%.1f", gflops)) GFLOP/s (\(size)x\(size), \(rank.threads) threads)")
             }

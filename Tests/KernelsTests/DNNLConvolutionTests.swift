@@ -7,7 +7,7 @@ import XCTest
 /// padding is negative), 1x1 direct and strided, dilated 2 and 4 (oneDNN's
 /// jit kernels on some CPUs, its gemm fallback on others), the 7x7 stem, a
 /// 3-channel input, channel counts off the vector width, bias, batch > 1, and
-/// outputs that add to what they hold.
+/// outputs that add to what they hold; float32 on both of oneDNN's algorithms.
 final class DNNLConvolutionTests: XCTestCase {
     private var generator = SeededGenerator(seed: 2024)
 
@@ -31,6 +31,8 @@ final class DNNLConvolutionTests: XCTestCase {
         // ASPP: dilated with bias into 21 classes; AffinityNet's f9: 1x1 into an odd width.
         Case(geometry: ConvolutionGeometry(inputChannels: 64, outputChannels: 21, kernel: 3, padding: 6, dilation: 6), batch: 2, height: 9, width: 9, bias: true),
         Case(geometry: ConvolutionGeometry(inputChannels: 20, outputChannels: 13, kernel: 1), batch: 2, height: 5, width: 7, bias: true),
+        // Winograd's shape (3x3, stride 1) over several 4x4 tiles with ragged edges, with bias.
+        Case(geometry: ConvolutionGeometry(inputChannels: 64, outputChannels: 64, kernel: 3, padding: 1), batch: 2, height: 15, width: 18, bias: true),
     ]
 
     /// Largest difference relative to the reference's largest magnitude.
@@ -43,8 +45,8 @@ final class DNNLConvolutionTests: XCTestCase {
 
     /// Forward, backward-data and backward-weights of one case on one path, each
     /// starting from `start` (all zeros, or values that accumulating outputs keep).
-    private func run(_ c: Case, path: ConvolutionPath, x: [Float], w: [Float], b: [Float], r: [Float],
-                     accumulate: Bool, start: Results) -> Results {
+    private func run(_ c: Case, path: ConvolutionPath, algorithm: ConvolutionAlgorithm = .direct, x: [Float], w: [Float],
+                     b: [Float], r: [Float], accumulate: Bool, start: Results) -> Results {
         let g = c.geometry
         var out = start
         var scratch = [Float](repeating: 0, count: max(1, g.scratchCount(height: c.height, width: c.width)))
@@ -65,14 +67,16 @@ final class DNNLConvolutionTests: XCTestCase {
                     }
                 case .oneDNN(let precision):
                     DNNLConvolution.forward(g, precision: precision, weight: w.baseAddress!, bias: bias, input: x.baseAddress!,
-                                            batch: c.batch, height: c.height, width: c.width, output: &out.y, accumulate: accumulate)
+                                            batch: c.batch, height: c.height, width: c.width, output: &out.y, accumulate: accumulate,
+                                            algorithm: algorithm)
                     DNNLConvolution.backwardInput(g, precision: precision, weight: w.baseAddress!, outputGradient: r.baseAddress!,
                                                   batch: c.batch, height: c.height, width: c.width, inputGradient: &out.dx,
-                                                  accumulate: accumulate)
+                                                  accumulate: accumulate, algorithm: algorithm)
                     out.db.withUnsafeMutableBufferPointer { db in
                         DNNLConvolution.backwardWeight(g, precision: precision, input: x.baseAddress!, outputGradient: r.baseAddress!,
                                                        batch: c.batch, height: c.height, width: c.width, weightGradient: &out.dw,
-                                                       biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate)
+                                                       biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate,
+                                                       algorithm: algorithm)
                     }
                 }
             }
@@ -80,7 +84,7 @@ final class DNNLConvolutionTests: XCTestCase {
         return out
     }
 
-    private func compare(precision: ConvolutionPrecision, tolerance: Double) {
+    private func compare(precision: ConvolutionPrecision, algorithm: ConvolutionAlgorithm = .direct, tolerance: Double) {
         for (index, c) in Self.cases.enumerated() {
             let g = c.geometry
             let (outH, outW) = g.outputSize(height: c.height, width: c.width)
@@ -95,8 +99,10 @@ final class DNNLConvolutionTests: XCTestCase {
                               dw: [Float](repeating: 9, count: w.count), db: [Float](repeating: 9, count: g.outputChannels))
                 let reference = run(c, path: .im2col, x: rounding(x), w: rounding(w), b: b, r: rounding(r),
                                     accumulate: accumulate, start: start)
-                let ours = run(c, path: .oneDNN(precision), x: x, w: w, b: b, r: r, accumulate: accumulate, start: start)
-                let label = "case \(index) \(g) batch \(c.batch) \(c.height)x\(c.width) bias \(c.bias) accumulate \(accumulate) \(precision)"
+                let ours = run(c, path: .oneDNN(precision), algorithm: algorithm, x: x, w: w, b: b, r: r,
+                               accumulate: accumulate, start: start)
+                let label = "case \(index) \(g) batch \(c.batch) \(c.height)x\(c.width) bias \(c.bias) accumulate \(accumulate) "
+                    + "\(precision) \(algorithm)"
                 XCTAssertLessThan(relativeError(ours.y, reference.y), tolerance, "forward, \(label)")
                 XCTAssertLessThan(relativeError(ours.dx, reference.dx), tolerance, "backward-data, \(label)")
                 XCTAssertLessThan(relativeError(ours.dw, reference.dw), tolerance, "backward-weights, \(label)")
@@ -106,7 +112,38 @@ final class DNNLConvolutionTests: XCTestCase {
     }
 
     func testFloat32MatchesTheIm2colReferenceOnEveryLayerKind() {
-        compare(precision: .fp32, tolerance: 1e-5)
+        compare(precision: .fp32, algorithm: .direct, tolerance: 1e-5)
+    }
+
+    /// Winograd's transforms round differently from a direct sum, but on these
+    /// shapes stay within float32's 1e-5 of the reference too.
+    func testWinogradMatchesTheIm2colReferenceOnEveryLayerKind() {
+        let saved = ConvolutionAlgorithm.winogradMinimumChannels
+        ConvolutionAlgorithm.winogradMinimumChannels = 1
+        defer { ConvolutionAlgorithm.winogradMinimumChannels = saved }
+        compare(precision: .fp32, algorithm: .winograd, tolerance: 1e-5)
+    }
+
+    /// Where oneDNN has Winograd kernels (AVX-512), eligible layers use them and
+    /// the others (strided, dilated, 1x1, bf16) fall back to direct ones.
+    func testWinogradRunsWhereOneDNNHasItAndDirectElsewhere() throws {
+        try XCTSkipUnless(DNNLRuntime.hasWinograd, "oneDNN has no Winograd kernels for this CPU (\(DNNLRuntime.instructionSet))")
+        func kernel(_ c: Case, _ precision: ConvolutionPrecision, _ algorithm: ConvolutionAlgorithm) -> String {
+            DNNLConvolution.forwardImplementation(c.geometry, precision: precision, batch: c.batch, height: c.height,
+                                                  width: c.width, hasBias: c.bias, algorithm: algorithm)
+        }
+        let wide = Self.cases[10]
+        XCTAssertTrue(kernel(wide, .fp32, .winograd).contains("wino"), kernel(wide, .fp32, .winograd))
+        XCTAssertFalse(kernel(wide, .fp32, .direct).contains("wino"))
+        XCTAssertFalse(kernel(wide, .bf16, .winograd).contains("wino"), "oneDNN's Winograd is float32 only")
+        XCTAssertFalse(kernel(Self.cases[0], .fp32, .winograd).contains("wino"), "16 to 32 channels: too thin for Winograd to pay")
+        let saved = ConvolutionAlgorithm.winogradMinimumChannels
+        ConvolutionAlgorithm.winogradMinimumChannels = 1
+        defer { ConvolutionAlgorithm.winogradMinimumChannels = saved }
+        XCTAssertTrue(kernel(Self.cases[0], .fp32, .winograd).contains("wino"), "without the threshold, 16 channels run Winograd")
+        for index in [1, 2, 4, 6] {
+            XCTAssertFalse(kernel(Self.cases[index], .fp32, .winograd).contains("wino"), "case \(index) has no Winograd form")
+        }
     }
 
     /// Native (AMX, AVX512-BF16) or emulated, bf16 multiplies the operands

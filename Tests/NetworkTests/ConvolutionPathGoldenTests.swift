@@ -2,8 +2,10 @@ import Kernels
 import XCTest
 
 /// The golden cases of every network (ResNet-38 classifier, AffinityNet,
-/// DeepLab-v2) on the paths the default one (oneDNN fp32) is not: the im2col
-/// reference at float32's tolerances, and bf16 at bf16's.
+/// DeepLab-v2) on the paths the default one (oneDNN fp32, Winograd where it
+/// pays, which on these thin networks is nowhere) is not: Winograd on every
+/// layer that has it, oneDNN's direct kernels and the im2col reference at
+/// float32's tolerances, and bf16 at bf16's.
 final class ConvolutionPathGoldenTests: XCTestCase, GoldenComparing {
     /// Another golden class's instance, to call its test methods from here
     /// (their failures are recorded against the test that runs them).
@@ -19,6 +21,22 @@ final class ConvolutionPathGoldenTests: XCTestCase, GoldenComparing {
         let deepLab = instance(DeepLabGoldenTests.self)
         try deepLab.testEvalLogitsBothResizeRules()
         try deepLab.testTrainingOutputsLossesAndGradients()
+    }
+
+    /// The golden networks are too thin for the default's Winograd threshold
+    /// (64 channels); here every layer oneDNN has a Winograd kernel for uses it.
+    func testEveryGoldenWithWinogradOnEveryEligibleLayer() throws {
+        let saved = (ConvolutionAlgorithm.standard, ConvolutionAlgorithm.winogradMinimumChannels)
+        (ConvolutionAlgorithm.standard, ConvolutionAlgorithm.winogradMinimumChannels) = (.winograd, 1)
+        defer { (ConvolutionAlgorithm.standard, ConvolutionAlgorithm.winogradMinimumChannels) = saved }
+        try on(.oneDNN(.fp32)) { try everyGolden() }
+    }
+
+    func testEveryGoldenOnOneDNNsDirectKernels() throws {
+        let saved = ConvolutionAlgorithm.standard
+        ConvolutionAlgorithm.standard = .direct
+        defer { ConvolutionAlgorithm.standard = saved }
+        try on(.oneDNN(.fp32)) { try everyGolden() }
     }
 
     func testEveryGoldenOnTheIm2colReference() throws {

@@ -16,6 +16,8 @@ public enum DNNLConvolution {
         let geometry: ConvolutionGeometry
         let batch, height, width: Int
         let precision: ConvolutionPrecision
+        /// Already resolved for the layer: Winograd only where it pays.
+        let algorithm: ConvolutionAlgorithm
         let hasBias: Bool
         /// The output is added to (forward, backward-data) or the gradient accumulated.
         let accumulate: Bool
@@ -24,9 +26,10 @@ public enum DNNLConvolution {
     /// output (+)= conv(input) (+ bias) for the whole batch.
     public static func forward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-                               output: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+                               output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+                               algorithm: ConvolutionAlgorithm = .standard) {
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      hasBias: bias != nil, accumulate: accumulate)
+                      algorithm: algorithm.resolved(for: g), hasBias: bias != nil, accumulate: accumulate)
         run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input), weights: UnsafeMutableRawPointer(mutating: weight),
                          bias: bias.map { UnsafeMutableRawPointer(mutating: $0) }, destination: UnsafeMutableRawPointer(output)))
     }
@@ -34,9 +37,10 @@ public enum DNNLConvolution {
     /// inputGradient (+)= convᵀ(outputGradient).
     public static func backwardInput(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
                                      outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-                                     inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                                     inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
+                                     algorithm: ConvolutionAlgorithm = .standard) {
         let key = Key(kind: .backwardData, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      hasBias: false, accumulate: accumulate)
+                      algorithm: algorithm.resolved(for: g), hasBias: false, accumulate: accumulate)
         run(key, Tensors(weights: UnsafeMutableRawPointer(mutating: weight), diffSource: UnsafeMutableRawPointer(inputGradient),
                          diffDestination: UnsafeMutableRawPointer(mutating: outputGradient)))
     }
@@ -45,12 +49,21 @@ public enum DNNLConvolution {
     public static func backwardWeight(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, input: UnsafePointer<Float>,
                                       outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                       weightGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?,
-                                      accumulate: Bool) {
+                                      accumulate: Bool, algorithm: ConvolutionAlgorithm = .standard) {
         let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      hasBias: biasGradient != nil, accumulate: accumulate)
+                      algorithm: algorithm.resolved(for: g), hasBias: biasGradient != nil, accumulate: accumulate)
         run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input),
                          diffDestination: UnsafeMutableRawPointer(mutating: outputGradient),
                          diffWeights: UnsafeMutableRawPointer(weightGradient), diffBias: biasGradient.map { UnsafeMutableRawPointer($0) }))
+    }
+
+    /// oneDNN's name for the kernel a forward convolution of this shape runs
+    /// on, e.g. "jit_wino_4x3:avx512_core" or "jit:avx2" (its plan is cached).
+    public static func forwardImplementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int,
+                                             width: Int, hasBias: Bool, algorithm: ConvolutionAlgorithm = .standard) -> String {
+        let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
+                      algorithm: algorithm.resolved(for: g), hasBias: hasBias, accumulate: false)
+        return lock.withLock { plan(for: key).implementation }
     }
 
     /// How many primitives (with their reorders) are cached.
@@ -69,19 +82,24 @@ public enum DNNLConvolution {
     private static func run(_ key: Key, _ tensors: Tensors) {
         lock.withLock {
             DNNLRuntime.applyThreadCount()
-            uses += 1
-            let plan: Plan
-            if let cached = plans[key] {
-                plan = cached.plan
-            } else {
-                do { plan = try Plan(key) } catch { fatalError("\(error) (convolution \(key))") }
-                if plans.count >= planCapacity, let oldest = plans.min(by: { $0.value.lastUse < $1.value.lastUse }) {
-                    plans[oldest.key] = nil
-                }
-            }
-            plans[key] = (plan, uses)
-            plan.execute(tensors, pool: &pool)
+            plan(for: key).execute(tensors, pool: &pool)
         }
+    }
+
+    /// The cached plan for `key`, created on first use; the caller holds `lock`.
+    private static func plan(for key: Key) -> Plan {
+        uses += 1
+        let plan: Plan
+        if let cached = plans[key] {
+            plan = cached.plan
+        } else {
+            do { plan = try Plan(key) } catch { fatalError("\(error) (convolution \(key))") }
+            if plans.count >= planCapacity, let oldest = plans.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+                plans[oldest.key] = nil
+            }
+        }
+        plans[key] = (plan, uses)
+        return plan
     }
 }
 

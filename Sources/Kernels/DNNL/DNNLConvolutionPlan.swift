@@ -55,7 +55,7 @@ extension DNNLConvolution {
             defer { if let descriptor { dnnl_primitive_desc_destroy(descriptor) } }
 
             forwardHint = try Self.forwardDescriptor(geometry, source: sourceDims, weights: weightDims, output: outputDims,
-                                                     bias: key.hasBias ? biasDims : nil, low: low)
+                                                     bias: key.hasBias ? biasDims : nil, low: low, algorithm: key.algorithm)
             switch key.kind {
             case .forward:
                 descriptor = forwardHint
@@ -69,7 +69,7 @@ extension DNNLConvolution {
                         &op, dnnl_convolution_direct, &diffSource, &weights, &diffOutput, s, d, l, r),
                         "convolution_backward_data_desc_init")
                 }
-                descriptor = try Self.create(&op, hint: forwardHint, "backward-data")
+                descriptor = try Self.create(&op, algorithm: key.algorithm, hint: forwardHint, "backward-data")
             case .backwardWeights:
                 var op = dnnl_convolution_desc_t()
                 var source = anyDesc(sourceDims, low), diffWeights = anyDesc(weightDims, dnnl_f32)
@@ -82,7 +82,7 @@ extension DNNLConvolution {
                             &diffOutput, s, d, l, r), "convolution_backward_weights_desc_init")
                     }
                 }
-                descriptor = try Self.create(&op, hint: forwardHint, "backward-weights")
+                descriptor = try Self.create(&op, algorithm: key.algorithm, hint: forwardHint, "backward-weights")
             }
 
             var created: dnnl_primitive_t?

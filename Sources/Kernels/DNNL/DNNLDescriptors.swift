@@ -35,7 +35,7 @@ extension DNNLConvolution.Plan {
     /// The training-mode forward primitive descriptor: the forward pass itself,
     /// and the hint both backward passes are created from (so that all three agree on layouts).
     static func forwardDescriptor(_ geometry: Geometry, source: [Int64], weights: [Int64], output: [Int64], bias: [Int64]?,
-                                  low: dnnl_data_type_t) throws -> dnnl_primitive_desc_t {
+                                  low: dnnl_data_type_t, algorithm: ConvolutionAlgorithm = .direct) throws -> dnnl_primitive_desc_t {
         var op = dnnl_convolution_desc_t()
         var sourceDesc = anyDesc(source, low), weightDesc = anyDesc(weights, low)
         var outputDesc = anyDesc(output, dnnl_f32)
@@ -47,11 +47,19 @@ extension DNNLConvolution.Plan {
                     bias != nil ? biasPointer : nil, &outputDesc, s, d, l, r), "convolution_forward_desc_init")
             }
         }
-        return try create(&op, hint: nil, "forward")
+        return try create(&op, algorithm: algorithm, hint: nil, "forward")
     }
 
-    static func create(_ op: inout dnnl_convolution_desc_t, hint: dnnl_primitive_desc_t?, _ what: String) throws -> dnnl_primitive_desc_t {
+    /// The primitive descriptor of the first of `algorithm`'s candidates oneDNN
+    /// implements for this shape, precision and CPU (direct always is).
+    static func create(_ op: inout dnnl_convolution_desc_t, algorithm: ConvolutionAlgorithm, hint: dnnl_primitive_desc_t?,
+                       _ what: String) throws -> dnnl_primitive_desc_t {
         var descriptor: dnnl_primitive_desc_t?
+        for kind in algorithm.candidates.dropLast() {
+            op.alg_kind = kind
+            if dnnl_primitive_desc_create(&descriptor, &op, nil, DNNLRuntime.engine, hint) == dnnl_success { return descriptor! }
+        }
+        op.alg_kind = algorithm.candidates.last!
         try DNNLRuntime.check(dnnl_primitive_desc_create(&descriptor, &op, nil, DNNLRuntime.engine, hint),
                               "convolution \(what) primitive_desc_create")
         return descriptor!

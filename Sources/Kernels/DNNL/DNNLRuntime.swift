@@ -139,6 +139,30 @@ public enum DNNLRuntime {
         return true
     }()
 
+    /// Whether oneDNN has Winograd convolution kernels on this CPU (oneDNN
+    /// 2.6: float32 on AVX-512 only).
+    public static let hasWinograd: Bool = {
+        let geometry = DNNLConvolution.Plan.Geometry(strides: [1, 1], dilates: [0, 0], paddingLeft: [1, 1], paddingRight: [1, 1])
+        var op = dnnl_convolution_desc_t()
+        var source = anyDesc([1, 16, 8, 8], dnnl_f32), weights = anyDesc([16, 16, 3, 3], dnnl_f32)
+        var output = anyDesc([1, 16, 8, 8], dnnl_f32)
+        let initialised = geometry.with { s, d, l, r in
+            dnnl_dilated_convolution_forward_desc_init(&op, dnnl_forward_training, dnnl_convolution_winograd, &source, &weights,
+                                                       nil, &output, s, d, l, r)
+        }
+        var descriptor: dnnl_primitive_desc_t?
+        guard initialised == dnnl_success,
+              dnnl_primitive_desc_create(&descriptor, &op, nil, engine, nil) == dnnl_success else { return false }
+        dnnl_primitive_desc_destroy(descriptor)
+        return true
+    }()
+
+    /// What `--convolution-algorithm` does here, in a few words.
+    public static var winogradMode: String {
+        hasWinograd ? "Winograd on 3x3 stride-1 float32 layers (\(instructionSet))"
+            : "no Winograd kernels for \(instructionSet) (AVX-512 only); direct everywhere"
+    }
+
     /// How bf16 runs here, in a few words.
     public static var bfloat16Mode: String {
         hasNativeBFloat16 ? "native (\(instructionSet))" : "emulated (float32 \(instructionSet) kernels on bf16-rounded operands; no speed-up)"
@@ -146,6 +170,7 @@ public enum DNNLRuntime {
 
     public static func report(path: ConvolutionPath) -> String {
         "oneDNN \(version), dispatching to \(instructionSet), \(threadCount) OpenMP thread(s); "
-            + "bf16 convolutions \(bfloat16Mode); networks use \(path)"
+            + "bf16 convolutions \(bfloat16Mode); winograd: \(winogradMode); networks use \(path)"
+            + (path == .oneDNN(.fp32) ? ", \(ConvolutionAlgorithm.standard.rawValue)" : "")
     }
 }

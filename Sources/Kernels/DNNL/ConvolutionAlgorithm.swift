@@ -1,0 +1,39 @@
+import CDNNL
+
+/// How oneDNN computes a float32 convolution where it has a choice.
+public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
+    /// Winograd F(4x4, 3x3) where oneDNN implements it (3x3 kernels, stride 1,
+    /// no dilation, float32, AVX-512) and the layer is wide enough to gain,
+    /// direct everywhere else: 4x fewer multiplies on those layers, at float32
+    /// errors about 2-3x the direct kernels' (inside the goldens' 1e-5).
+    case winograd
+    /// oneDNN's direct kernels on every layer: every product of the definition.
+    case direct
+
+    /// What networks use unless told otherwise: set once from `--convolution-algorithm`.
+    nonisolated(unsafe) public static var standard: ConvolutionAlgorithm = .winograd
+
+    /// oneDNN's algorithm kinds to try, in order: the first oneDNN implements wins.
+    var candidates: [dnnl_alg_kind_t] {
+        switch self {
+        case .winograd: return [dnnl_convolution_winograd, dnnl_convolution_direct]
+        case .direct: return [dnnl_convolution_direct]
+        }
+    }
+
+    /// The algorithm one pass of one layer runs with: Winograd only where it
+    /// wins. Its input and output transforms cost per channel while it saves
+    /// per channel pair, so thin layers lose. Measured per layer on Zen 4
+    /// (`ONEDNN_VERBOSE`, ResNet-38 at widths 1 to 1/16, 224, batch 2): from
+    /// 64 channels up every pass was 1.8-3.1x faster; below, backward-weights
+    /// fell to 0.6-0.7x at 16-32 channels, the 3- and 8-channel stems to
+    /// 0.4-0.9x, and the width-1/16 demo took 157 s instead of 139 s.
+    func resolved(for g: ConvolutionGeometry) -> ConvolutionAlgorithm {
+        guard self == .winograd else { return self }
+        return min(g.inputChannels, g.outputChannels) >= Self.winogradMinimumChannels ? .winograd : .direct
+    }
+
+    /// The fewest input and output channels a layer needs to run Winograd
+    /// (tests lower it, to run the Winograd kernels on thin test networks).
+    nonisolated(unsafe) public static var winogradMinimumChannels = 64
+}

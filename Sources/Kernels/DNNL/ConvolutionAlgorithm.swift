@@ -28,8 +28,9 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
     /// 64 channels up every pass was 1.8-3.1x faster; below, backward-weights
     /// fell to 0.6-0.7x at 16-32 channels, the 3- and 8-channel stems to
     /// 0.4-0.9x, and the width-1/16 demo took 157 s instead of 139 s.
-    func resolved(for g: ConvolutionGeometry) -> ConvolutionAlgorithm {
-        guard self == .winograd else { return self }
+    /// oneDNN's Winograd is float32 only, so bf16 is always direct.
+    func resolved(for g: ConvolutionGeometry, precision: ConvolutionPrecision) -> ConvolutionAlgorithm {
+        guard self == .winograd, precision == .fp32 else { return .direct }
         return min(g.inputChannels, g.outputChannels) >= Self.winogradMinimumChannels ? .winograd : .direct
     }
 

@@ -29,7 +29,7 @@ public enum DNNLConvolution {
                                output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
                                algorithm: ConvolutionAlgorithm = .standard) {
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm.resolved(for: g), hasBias: bias != nil, accumulate: accumulate)
+                      algorithm: algorithm.resolved(for: g, precision: precision), hasBias: bias != nil, accumulate: accumulate)
         run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input), weights: UnsafeMutableRawPointer(mutating: weight),
                          bias: bias.map { UnsafeMutableRawPointer(mutating: $0) }, destination: UnsafeMutableRawPointer(output)))
     }
@@ -40,7 +40,7 @@ public enum DNNLConvolution {
                                      inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
                                      algorithm: ConvolutionAlgorithm = .standard) {
         let key = Key(kind: .backwardData, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm.resolved(for: g), hasBias: false, accumulate: accumulate)
+                      algorithm: algorithm.resolved(for: g, precision: precision), hasBias: false, accumulate: accumulate)
         run(key, Tensors(weights: UnsafeMutableRawPointer(mutating: weight), diffSource: UnsafeMutableRawPointer(inputGradient),
                          diffDestination: UnsafeMutableRawPointer(mutating: outputGradient)))
     }
@@ -51,7 +51,7 @@ public enum DNNLConvolution {
                                       weightGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?,
                                       accumulate: Bool, algorithm: ConvolutionAlgorithm = .standard) {
         let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm.resolved(for: g), hasBias: biasGradient != nil, accumulate: accumulate)
+                      algorithm: algorithm.resolved(for: g, precision: precision), hasBias: biasGradient != nil, accumulate: accumulate)
         run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input),
                          diffDestination: UnsafeMutableRawPointer(mutating: outputGradient),
                          diffWeights: UnsafeMutableRawPointer(weightGradient), diffBias: biasGradient.map { UnsafeMutableRawPointer($0) }))
@@ -62,7 +62,7 @@ public enum DNNLConvolution {
     public static func forwardImplementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int,
                                              width: Int, hasBias: Bool, algorithm: ConvolutionAlgorithm = .standard) -> String {
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm.resolved(for: g), hasBias: hasBias, accumulate: false)
+                      algorithm: algorithm.resolved(for: g, precision: precision), hasBias: hasBias, accumulate: false)
         return lock.withLock { plan(for: key).implementation }
     }
 

@@ -88,9 +88,7 @@ extension DNNLConvolution {
             var created: dnnl_primitive_t?
             try DNNLRuntime.check(dnnl_primitive_create(&created, descriptor), "primitive_create")
             primitive = created!
-            var info: UnsafePointer<CChar>?
-            dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &info)
-            implementation = info.map { String(cString: $0) } ?? "?"
+            implementation = Self.implementation(of: descriptor!)
 
             let pd = descriptor!
             func add(_ argument: Int32, _ query: dnnl_query_t, index: Int32 = 0, _ dims: [Int64], tag: dnnl_format_tag_t,
@@ -119,6 +117,13 @@ extension DNNLConvolution {
                     try add(DNNL_ARG_DIFF_BIAS, dnnl_query_diff_weights_md, index: 1, biasDims, tag: dnnl_x, output: true)
                 }
             }
+        }
+
+        /// oneDNN's name for the kernel a primitive descriptor chose.
+        static func implementation(of descriptor: dnnl_primitive_desc_t) -> String {
+            var info: UnsafePointer<CChar>?
+            dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &info)
+            return info.map { String(cString: $0) } ?? "?"
         }
 
         deinit {

@@ -143,18 +143,11 @@ public enum DNNLRuntime {
     /// 2.6: float32 on AVX-512 only).
     public static let hasWinograd: Bool = {
         let geometry = DNNLConvolution.Plan.Geometry(strides: [1, 1], dilates: [0, 0], paddingLeft: [1, 1], paddingRight: [1, 1])
-        var op = dnnl_convolution_desc_t()
-        var source = anyDesc([1, 16, 8, 8], dnnl_f32), weights = anyDesc([16, 16, 3, 3], dnnl_f32)
-        var output = anyDesc([1, 16, 8, 8], dnnl_f32)
-        let initialised = geometry.with { s, d, l, r in
-            dnnl_dilated_convolution_forward_desc_init(&op, dnnl_forward_training, dnnl_convolution_winograd, &source, &weights,
-                                                       nil, &output, s, d, l, r)
-        }
-        var descriptor: dnnl_primitive_desc_t?
-        guard initialised == dnnl_success,
-              dnnl_primitive_desc_create(&descriptor, &op, nil, engine, nil) == dnnl_success else { return false }
-        dnnl_primitive_desc_destroy(descriptor)
-        return true
+        guard let descriptor = try? DNNLConvolution.Plan.forwardDescriptor(
+            geometry, source: [1, 64, 8, 8], weights: [64, 64, 3, 3], output: [1, 64, 8, 8], bias: nil, low: dnnl_f32,
+            algorithm: .winograd) else { return false }
+        defer { dnnl_primitive_desc_destroy(descriptor) }
+        return DNNLConvolution.Plan.implementation(of: descriptor).contains("wino")
     }()
 
     /// What `--convolution-algorithm` does here, in a few words.

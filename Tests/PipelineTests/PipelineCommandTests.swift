@@ -63,6 +63,16 @@ final class PipelineCommandTests: XCTestCase {
         let reference = try TestProcess.sccam(["demo", "--work", work] + Self.tinyDemo + ["--convolutions", "im2col"], timeout: 300)
         XCTAssertEqual(reference.status, 0, "\(reference)")
         XCTAssertTrue(reference.standardOutput.contains("26 already done"), reference.standardOutput)
+        // Nor is oneDNN's algorithm, which changes rounding only, like the thread count.
+        let direct = try TestProcess.sccam(["demo", "--work", work] + Self.tinyDemo + ["--convolution-algorithm", "direct"], timeout: 300)
+        XCTAssertEqual(direct.status, 0, "\(direct)")
+        XCTAssertTrue(direct.standardOutput.contains("26 already done"), direct.standardOutput)
+        // An algorithm is a choice among oneDNN's kernels: with the im2col reference it is refused.
+        let mixed = try TestProcess.sccam(["demo", "--work", work] + Self.tinyDemo
+                                          + ["--convolutions", "im2col", "--convolution-algorithm", "winograd"], timeout: 300)
+        XCTAssertEqual(mixed.status, 64, "\(mixed)")
+        XCTAssertTrue(mixed.standardError.contains("--convolution-algorithm winograd chooses among oneDNN's kernels"),
+                      mixed.standardError)
     }
 
     func testDemoRunsUnderMpirunOnTwoRanks() throws {

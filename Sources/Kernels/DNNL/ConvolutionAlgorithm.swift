@@ -1,5 +1,3 @@
-import CDNNL
-
 /// How oneDNN computes a float32 convolution where it has a choice.
 public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
     /// Winograd F(4x4, 3x3) where oneDNN implements it (3x3 kernels, stride 1,
@@ -12,14 +10,6 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
 
     /// What networks use unless told otherwise: set once from `--convolution-algorithm`.
     nonisolated(unsafe) public static var standard: ConvolutionAlgorithm = .winograd
-
-    /// oneDNN's algorithm kinds to try, in order: the first oneDNN implements wins.
-    var candidates: [dnnl_alg_kind_t] {
-        switch self {
-        case .winograd: return [dnnl_convolution_winograd, dnnl_convolution_direct]
-        case .direct: return [dnnl_convolution_direct]
-        }
-    }
 
     /// The algorithm one pass of one layer runs with: Winograd only where it
     /// wins. Its input and output transforms cost per channel while it saves

@@ -50,16 +50,16 @@ extension DNNLConvolution.Plan {
         return try create(&op, algorithm: algorithm, hint: nil, "forward")
     }
 
-    /// The primitive descriptor of the first of `algorithm`'s candidates oneDNN
-    /// implements for this shape, precision and CPU (direct always is).
+    /// The primitive descriptor for `algorithm`, or for the direct kernels
+    /// where oneDNN has no Winograd one for this shape and CPU (direct always exists).
     static func create(_ op: inout dnnl_convolution_desc_t, algorithm: ConvolutionAlgorithm, hint: dnnl_primitive_desc_t?,
                        _ what: String) throws -> dnnl_primitive_desc_t {
         var descriptor: dnnl_primitive_desc_t?
-        for kind in algorithm.candidates.dropLast() {
-            op.alg_kind = kind
+        if algorithm == .winograd {
+            op.alg_kind = dnnl_convolution_winograd
             if dnnl_primitive_desc_create(&descriptor, &op, nil, DNNLRuntime.engine, hint) == dnnl_success { return descriptor! }
         }
-        op.alg_kind = algorithm.candidates.last!
+        op.alg_kind = dnnl_convolution_direct
         try DNNLRuntime.check(dnnl_primitive_desc_create(&descriptor, &op, nil, DNNLRuntime.engine, hint),
                               "convolution \(what) primitive_desc_create")
         return descriptor!

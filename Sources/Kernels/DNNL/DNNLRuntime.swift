@@ -163,7 +163,7 @@ public enum DNNLRuntime {
 
     public static func report(path: ConvolutionPath) -> String {
         "oneDNN \(version), dispatching to \(instructionSet), \(threadCount) OpenMP thread(s); "
-            + "bf16 convolutions \(bfloat16Mode); winograd: \(winogradMode); networks use \(path)"
+            + "bf16 convolutions \(bfloat16Mode); \(winogradMode); networks use \(path)"
             + (path == .oneDNN(.fp32) ? ", \(ConvolutionAlgorithm.standard.rawValue)" : "")
     }
 }

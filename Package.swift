@@ -43,11 +43,13 @@ let package = Package(
         .target(name: "Data", dependencies: ["Formats", "Kernels"]),
         .target(name: "KMeans", dependencies: ["Distributed", "Kernels"]),
         .target(name: "DenseCRF", dependencies: ["Kernels"]),
+        // Measurements that are not products: `sccam bench ...` runs them.
+        .target(name: "Benchmarks", dependencies: ["Distributed"]),
         .target(name: "Pipeline", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF"]),
         .executableTarget(
             name: "sccam",
             dependencies: [
-                "Distributed", "Kernels", "Formats", "Network", "Data", "DenseCRF", "Pipeline",
+                "Distributed", "Kernels", "Formats", "Network", "Data", "DenseCRF", "Pipeline", "Benchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -15,6 +15,7 @@ static inline MPI_Datatype sccam_mpi_double(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype sccam_mpi_int32(void) { return MPI_INT32_T; }
 static inline MPI_Datatype sccam_mpi_int64(void) { return MPI_INT64_T; }
 static inline MPI_Datatype sccam_mpi_uint8(void) { return MPI_UINT8_T; }
+static inline MPI_Datatype sccam_mpi_uint16(void) { return MPI_UINT16_T; }
 static inline MPI_Datatype sccam_mpi_byte(void) { return MPI_BYTE; }
 
 static inline MPI_Op sccam_mpi_op_sum(void) { return MPI_SUM; }

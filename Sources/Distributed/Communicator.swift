@@ -1,7 +1,7 @@
 /// The scalar types the collectives move. Kept as a closed list so that each
 /// implementation can map it to its own wire type without exposing MPI in the API.
 public enum CollectiveScalarKind: Sendable {
-    case float32, float64, int32, int64, uint8
+    case float32, float64, int32, int64, uint8, uint16
 }
 
 public protocol CollectiveScalar: Sendable {
@@ -24,19 +24,23 @@ extension Int64: CollectiveScalar {
 extension UInt8: CollectiveScalar {
     public static var collectiveKind: CollectiveScalarKind { .uint8 }
 }
+/// bfloat16 values travel as their bit patterns.
+extension UInt16: CollectiveScalar {
+    public static var collectiveKind: CollectiveScalarKind { .uint16 }
+}
 
 public struct CommunicatorError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
 
-/// A started non-blocking collective. The buffer it was started on must stay
-/// alive and untouched until `wait()` returns.
+/// A started non-blocking collective. Its buffers must stay alive and
+/// untouched until it has completed.
 public protocol CollectiveRequest: AnyObject {
-    /// Blocks until the collective has completed on this rank.
-    func wait() throws
-    /// Drives progress and reports whether the collective has completed.
+    /// Drives progress and reports whether the collective has completed on this rank.
     func test() throws -> Bool
+    /// Blocks (spinning inside MPI) until the collective has completed on this rank.
+    func wait() throws
 }
 
 /// The group of processes one job runs on. Every rank computes; by convention
@@ -58,9 +62,26 @@ public protocol Communicator: AnyObject, Sendable {
     func allreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws
     /// Element-wise maximum over all ranks, result on every rank, in place.
     func allreduceMax<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws
-    /// Starts an in-place sum; the buffer is owned by the collective until
-    /// `wait()` returns.
-    func startAllreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest
+    /// Starts an element-wise sum over all ranks of `send` into `receive`
+    /// (out of place: Open MPI's non-blocking ring refuses in-place buffers).
+    func startAllreduceSum(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>) throws -> CollectiveRequest
+    /// `alltoallBlocks`, started.
+    func startAlltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest
+    /// `allgatherBlocks`, started.
+    func startAllgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest
+    /// Block exchange: block `j` of `send` (blocks of `BlockPartition(count: send.count)`)
+    /// goes to rank `j`; `receive` gets every rank's copy of this rank's block, in rank order.
+    func alltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws
+    /// In-place all-gather by blocks: this rank's block of `buffer` goes to
+    /// every rank, and every other block arrives from its owner.
+    func allgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws
+    /// A communicator of the same ranks whose collectives never match this
+    /// one's: the gradient exchange's thread reduces on it while the main
+    /// thread may still run collectives here. Collective: every rank calls it.
+    func duplicate() throws -> Communicator
+    /// Blocking point-to-point exchange with `peer` (both send `buffer`'s
+    /// first half and receive into its second half); for measuring a link.
+    func exchange(_ buffer: UnsafeMutableBufferPointer<UInt8>, with peer: Int) throws
     /// Copies `root`'s buffer into every other rank's buffer (same count everywhere).
     func broadcast<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws
     func barrier() throws
@@ -75,6 +96,22 @@ public protocol Communicator: AnyObject, Sendable {
     func abort(message: String, exitCode: Int32) -> Never
     /// Shuts the transport down. Idempotent; also run at process exit.
     func finalize()
+}
+
+/// The blocks a buffer of `count` elements is split into, one per rank, in
+/// rank order, sizes differing by at most one.
+public struct BlockPartition: Sendable, Equatable {
+    public let count: Int
+    public let ranks: Int
+
+    public init(count: Int, ranks: Int) {
+        self.count = count
+        self.ranks = ranks
+    }
+
+    public func start(_ block: Int) -> Int { count / ranks * block + min(block, count % ranks) }
+    public func range(_ block: Int) -> Range<Int> { start(block)..<start(block + 1) }
+    public func size(_ block: Int) -> Int { range(block).count }
 }
 
 extension Communicator {

@@ -1,42 +1,56 @@
 import CMPI
 import Foundation
 
-/// `MPI_COMM_WORLD` of a job started by an MPI launcher (mpirun, srun with PMI).
+/// `MPI_COMM_WORLD` of a job started by an MPI launcher (mpirun, srun with PMI),
+/// or a duplicate of it.
 ///
 /// Errors are returned, not fatal (`MPI_ERRORS_RETURN`), so a failed collective
-/// becomes a Swift error naming the operation. Only the thread that created the
-/// communicator may call it (`MPI_THREAD_FUNNELED`).
+/// becomes a Swift error naming the operation. MPI runs at
+/// `MPI_THREAD_MULTIPLE` where the library has it: the gradient exchange's
+/// thread reduces on a duplicate while the main thread computes, and the main
+/// thread may end the job with `MPI_Abort` while that thread waits in a
+/// collective. A library below `MPI_THREAD_SERIALIZED` is refused.
 public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let size: Int
     public let localRank: Int
     public let localSize: Int
-    private let comm: MPI_Comm
+    private var comm: MPI_Comm
+    private let isDuplicate: Bool
 
     /// Largest single MPI call, in bytes. In-place allreduces in pieces of this
     /// size run about 3x faster between local ranks than one huge call, and the
     /// pieces keep every count inside MPI's 32-bit `int`.
     static let chunkBytes = 16 << 20
 
-    /// Initialises MPI (once per process) with at least `MPI_THREAD_FUNNELED`.
+    /// The thread level MPI granted this process.
+    public private(set) nonisolated(unsafe) static var providedThreadLevel: Int32 = -1
+
+    /// Initialises MPI (once per process) at `MPI_THREAD_MULTIPLE`, accepting
+    /// no less than `MPI_THREAD_SERIALIZED`.
     public init() throws {
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)
         if initialized == 0 {
             var provided: Int32 = 0
-            let code = MPI_Init_thread(nil, nil, Int32(MPI_THREAD_FUNNELED), &provided)
+            let code = MPI_Init_thread(nil, nil, Int32(MPI_THREAD_MULTIPLE), &provided)
             guard code == sccam_mpi_success() else {
                 throw CommunicatorError("MPI_Init_thread failed with code \(code)")
             }
-            guard provided >= Int32(MPI_THREAD_FUNNELED) else {
-                throw CommunicatorError(
-                    "the MPI library provides thread level \(provided), below MPI_THREAD_FUNNELED")
-            }
+            Self.providedThreadLevel = provided
             // Finalise on every exit path, including exit() from argument parsing
             // and error handling.
             atexit { MPICommunicator.finalizeProcess() }
+            guard provided >= Int32(MPI_THREAD_SERIALIZED) else {
+                throw CommunicatorError("""
+                    the MPI library grants thread level \(Self.threadLevelName(provided)), below MPI_THREAD_SERIALIZED: \
+                    the gradient exchange reduces on a thread of its own while backward computes. Use an MPI built \
+                    with thread support (Open MPI 3 or later, MPICH; `ompi_info | grep -i thread` shows it)
+                    """)
+            }
         }
         comm = sccam_mpi_comm_world()
+        isDuplicate = false
         MPI_Comm_set_errhandler(comm, sccam_mpi_errors_return())
         var r: Int32 = 0
         var s: Int32 = 0
@@ -59,6 +73,26 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
     }
 
+    private init(duplicateOf original: MPICommunicator, comm: MPI_Comm) {
+        rank = original.rank
+        size = original.size
+        localRank = original.localRank
+        localSize = original.localSize
+        self.comm = comm
+        isDuplicate = true
+        MPI_Comm_set_errhandler(comm, sccam_mpi_errors_return())
+    }
+
+    static func threadLevelName(_ level: Int32) -> String {
+        switch level {
+        case Int32(MPI_THREAD_SINGLE): return "MPI_THREAD_SINGLE"
+        case Int32(MPI_THREAD_FUNNELED): return "MPI_THREAD_FUNNELED"
+        case Int32(MPI_THREAD_SERIALIZED): return "MPI_THREAD_SERIALIZED"
+        case Int32(MPI_THREAD_MULTIPLE): return "MPI_THREAD_MULTIPLE"
+        default: return "\(level)"
+        }
+    }
+
     /// The MPI library's own version string; callable before initialisation.
     public static func libraryVersion() -> String {
         var buffer = [CChar](repeating: 0, count: Int(sccam_mpi_max_library_version_string()) + 1)
@@ -76,7 +110,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    public var transportDescription: String { "MPI (\(MPICommunicator.libraryVersion()))" }
+    public var transportDescription: String {
+        "MPI (\(MPICommunicator.libraryVersion())), thread level \(Self.threadLevelName(Self.providedThreadLevel))"
+    }
 
     // MARK: Reductions
 
@@ -96,17 +132,86 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    public func startAllreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest {
-        guard let base = buffer.baseAddress, size > 1 else { return CompletedRequest() }
-        var requests: [MPI_Request?] = []
-        for range in Self.chunks(count: buffer.count, elementSize: MemoryLayout<T>.stride) {
-            var request: MPI_Request? = sccam_mpi_request_null()
-            try check(MPI_Iallreduce(sccam_mpi_in_place(), base + range.lowerBound, Int32(range.count),
-                                     Self.datatype(T.self), sccam_mpi_op_sum(), comm, &request),
-                      "MPI_Iallreduce(sum)")
-            requests.append(request)
+    public func alltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws {
+        try startAlltoallBlocks(send: send, receive: receive).wait()
+    }
+
+    public func allgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {
+        try startAllgatherBlocks(buffer).wait()
+    }
+
+    public func startAllreduceSum(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>) throws -> CollectiveRequest {
+        guard send.count == receive.count else {
+            throw CommunicatorError("startAllreduceSum: \(send.count) elements sent into \(receive.count)")
         }
-        return MPIRequest(requests: requests)
+        guard size > 1 else {
+            if let source = send.baseAddress, let target = receive.baseAddress { target.update(from: source, count: send.count) }
+            return MPIRequest(requests: [], communicator: self)
+        }
+        let count = Int32(try Self.int32Count(send.count, "allreduce"))
+        var request: MPI_Request? = sccam_mpi_request_null()
+        try check(MPI_Iallreduce(send.baseAddress, receive.baseAddress, count, sccam_mpi_float(), sccam_mpi_op_sum(), comm, &request),
+                  "MPI_Iallreduce(sum)")
+        return MPIRequest(requests: [request], communicator: self)
+    }
+
+    public func startAlltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest {
+        let blocks = BlockPartition(count: send.count, ranks: size)
+        let mine = blocks.size(rank)
+        guard receive.count == mine * size else {
+            throw CommunicatorError("alltoallBlocks: \(receive.count) receive elements for \(size) blocks of \(mine)")
+        }
+        let request = MPIRequest(requests: [], communicator: self)
+        // MPI reads the count and offset arrays until the collective completes: the request keeps them.
+        request.integers = try (0..<size).map { Int32(try Self.int32Count(blocks.size($0), "alltoall")) }
+            + (0..<size).map { Int32(try Self.int32Count(blocks.start($0), "alltoall")) }
+            + [Int32](repeating: Int32(mine), count: size)
+            + (0..<size).map { Int32(try Self.int32Count($0 * mine, "alltoall")) }
+        var handle: MPI_Request? = sccam_mpi_request_null()
+        let size = self.size
+        try request.integers.withUnsafeMutableBufferPointer { arrays in
+            let base = arrays.baseAddress!
+            try check(MPI_Ialltoallv(send.baseAddress, base, base + size, Self.datatype(T.self),
+                                     receive.baseAddress, base + 2 * size, base + 3 * size, Self.datatype(T.self), comm, &handle),
+                      "MPI_Ialltoallv")
+        }
+        request.requests = [handle]
+        return request
+    }
+
+    public func startAllgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest {
+        let request = MPIRequest(requests: [], communicator: self)
+        guard let base = buffer.baseAddress, size > 1 else { return request }
+        let blocks = BlockPartition(count: buffer.count, ranks: size)
+        request.integers = try (0..<size).map { Int32(try Self.int32Count(blocks.size($0), "all-gather")) }
+            + (0..<size).map { Int32(try Self.int32Count(blocks.start($0), "all-gather")) }
+        var handle: MPI_Request? = sccam_mpi_request_null()
+        let size = self.size
+        try request.integers.withUnsafeMutableBufferPointer { arrays in
+            let counts = arrays.baseAddress!
+            try check(MPI_Iallgatherv(sccam_mpi_in_place(), 0, Self.datatype(T.self), base, counts, counts + size,
+                                      Self.datatype(T.self), comm, &handle), "MPI_Iallgatherv")
+        }
+        request.requests = [handle]
+        return request
+    }
+
+    public func duplicate() throws -> Communicator {
+        var copy: MPI_Comm? = sccam_mpi_comm_null()
+        try check(MPI_Comm_dup(comm, &copy), "MPI_Comm_dup")
+        guard let copy else { throw CommunicatorError("MPI_Comm_dup returned no communicator on rank \(rank)") }
+        return MPICommunicator(duplicateOf: self, comm: copy)
+    }
+
+    public func exchange(_ buffer: UnsafeMutableBufferPointer<UInt8>, with peer: Int) throws {
+        guard let base = buffer.baseAddress, peer != rank else { return }
+        let half = buffer.count / 2
+        for offset in stride(from: 0, to: half, by: Self.chunkBytes) {
+            let count = Int32(min(Self.chunkBytes, half - offset))
+            try check(MPI_Sendrecv(base + offset, count, sccam_mpi_uint8(), Int32(peer), 0,
+                                   base + half + offset, count, sccam_mpi_uint8(), Int32(peer), 0, comm,
+                                   sccam_mpi_status_ignore()), "MPI_Sendrecv")
+        }
     }
 
     // MARK: Broadcast, barrier
@@ -177,7 +282,15 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         exit(exitCode)
     }
 
-    public func finalize() { Self.finalizeProcess() }
+    /// Finalises MPI; on a duplicate, frees only the duplicate.
+    public func finalize() {
+        guard isDuplicate else { return Self.finalizeProcess() }
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        var handle: MPI_Comm? = comm
+        if finalized == 0 && comm != sccam_mpi_comm_null() { MPI_Comm_free(&handle) }
+        comm = sccam_mpi_comm_null()
+    }
 
     static func finalizeProcess() {
         var initialized: Int32 = 0
@@ -196,6 +309,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         case .int32: return sccam_mpi_int32()
         case .int64: return sccam_mpi_int64()
         case .uint8: return sccam_mpi_uint8()
+        case .uint16: return sccam_mpi_uint16()
         }
     }
 
@@ -245,30 +359,36 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 }
 
+/// Non-blocking MPI requests, and the integer arrays MPI reads until they complete.
 final class MPIRequest: CollectiveRequest {
-    private var requests: [MPI_Request?]
+    var requests: [MPI_Request?]
+    /// Counts and offsets of a `v` collective: MPI may read them until completion,
+    /// so they live here, at a stable address (the array is never resized).
+    var integers: [Int32] = []
+    private let communicator: MPICommunicator
 
-    init(requests: [MPI_Request?]) { self.requests = requests }
-
-    func wait() throws {
-        let count = Int32(requests.count)
-        let code = requests.withUnsafeMutableBufferPointer {
-            MPI_Waitall(count, $0.baseAddress, sccam_mpi_statuses_ignore())
-        }
-        guard code == sccam_mpi_success() else {
-            throw CommunicatorError("MPI_Waitall failed: \(MPICommunicator.errorString(code))")
-        }
+    init(requests: [MPI_Request?], communicator: MPICommunicator) {
+        self.requests = requests
+        self.communicator = communicator
     }
 
     func test() throws -> Bool {
+        guard !requests.isEmpty else { return true }
         var flag: Int32 = 0
         let count = Int32(requests.count)
-        let code = requests.withUnsafeMutableBufferPointer {
-            MPI_Testall(count, $0.baseAddress, &flag, sccam_mpi_statuses_ignore())
-        }
+        let code = requests.withUnsafeMutableBufferPointer { MPI_Testall(count, $0.baseAddress, &flag, sccam_mpi_statuses_ignore()) }
         guard code == sccam_mpi_success() else {
-            throw CommunicatorError("MPI_Testall failed: \(MPICommunicator.errorString(code))")
+            throw CommunicatorError("MPI_Testall failed on rank \(communicator.rank): \(MPICommunicator.errorString(code))")
         }
         return flag != 0
+    }
+
+    func wait() throws {
+        guard !requests.isEmpty else { return }
+        let count = Int32(requests.count)
+        let code = requests.withUnsafeMutableBufferPointer { MPI_Waitall(count, $0.baseAddress, sccam_mpi_statuses_ignore()) }
+        guard code == sccam_mpi_success() else {
+            throw CommunicatorError("MPI_Waitall failed on rank \(communicator.rank): \(MPICommunicator.errorString(code))")
+        }
     }
 }

@@ -14,8 +14,33 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
     public func allreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {}
     public func allreduceMax<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {}
 
-    public func startAllreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest {
+    public func alltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws {
+        guard receive.count == send.count else {
+            throw CommunicatorError("alltoallBlocks: \(receive.count) receive elements for one block of \(send.count)")
+        }
+        if let source = send.baseAddress, let target = receive.baseAddress { target.update(from: source, count: send.count) }
+    }
+
+    public func allgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {}
+
+    public func duplicate() throws -> Communicator { SingleProcessCommunicator() }
+
+    public func startAllreduceSum(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>) throws -> CollectiveRequest {
+        if let source = send.baseAddress, let target = receive.baseAddress { target.update(from: source, count: min(send.count, receive.count)) }
+        return CompletedRequest()
+    }
+
+    public func startAlltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest {
+        try alltoallBlocks(send: send, receive: receive)
+        return CompletedRequest()
+    }
+
+    public func startAllgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest {
         CompletedRequest()
+    }
+
+    public func exchange(_ buffer: UnsafeMutableBufferPointer<UInt8>, with peer: Int) throws {
+        guard peer == 0 else { throw CommunicatorError("exchange peer \(peer) does not exist in a 1-rank job") }
     }
 
     public func broadcast<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws {
@@ -40,6 +65,6 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
 }
 
 final class CompletedRequest: CollectiveRequest {
-    func wait() throws {}
     func test() throws -> Bool { true }
+    func wait() throws {}
 }

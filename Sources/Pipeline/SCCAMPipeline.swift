@@ -72,6 +72,9 @@ public enum SCCAMPipeline {
         /// The convolutions' precision when not fp32 (bf16 changes the numbers;
         /// nil keeps run.json files written before the option comparable).
         public var convolutionPrecision: ConvolutionPrecision?
+        /// The gradients' wire format when not fp32 (bf16 changes the numbers;
+        /// nil keeps run.json files written before the option comparable).
+        public var gradientExchange: GradientWireFormat?
 
         public init(vocRoot: String) { self.vocRoot = vocRoot }
     }
@@ -83,6 +86,8 @@ public enum SCCAMPipeline {
         public var checkpointImages = 100
         /// AffinityNet's rank share runs in parts of this many images (nil: all at once).
         public var affinityMicroBatch: Int?
+        /// Bucket size and algorithm of the gradient exchange (the wire format is a setting).
+        public var exchange = GradientExchange.Settings()
         public init() {}
     }
 
@@ -212,6 +217,8 @@ public enum SCCAMPipeline {
         options.resume = true
         options.decodeThreads = runtime.decodeThreads
         options.logEvery = runtime.logEvery
+        options.exchange = runtime.exchange
+        options.exchange.wireFormat = settings.gradientExchange ?? .fp32
     }
 
     static func evaluatedRounds(_ settings: Settings) -> [Int] {

@@ -6,9 +6,9 @@ import Kernels
 import Network
 
 /// Data-parallel training (spec 3): every rank computes its slice of each
-/// global batch; gradients are summed across ranks by non-blocking allreduces
-/// started bucket by bucket as backward finishes the tail of the network;
-/// every rank then applies the same PolySGD update.
+/// global batch; gradients are summed across ranks by the `GradientExchange`,
+/// bucket by bucket on a thread of its own as backward finishes the tail of
+/// the network; every rank then applies the same PolySGD update.
 public enum Training {
     /// Set by SIGTERM or SIGUSR1 (Slurm's pre-emption warning): the loop
     /// finishes its step, all ranks agree, and a checkpoint is written.
@@ -53,8 +53,8 @@ public enum Training {
         /// Train this many steps (DeepLab: 20,000 iterations) instead of
         /// `epochs` whole epochs; `epochs` then only bounds the loop.
         public var maxSteps: Int?
-        /// Floats per allreduce bucket.
-        public var bucketFloats: Int = 4 << 20
+        /// How gradients are summed across ranks while backward computes.
+        public var exchange = GradientExchange.Settings()
 
         /// Checkpoints are named {prefix}_ep{e}; TensorBoard logs go to logs/{prefix}.
         public var checkpointPrefix: String
@@ -129,6 +129,8 @@ public enum Training {
                             options.lastEpochToTrain ?? Int.max)
         guard firstEpoch <= lastEpoch else { return Summary(steps: 0, lastLoss: .nan, firstLoss: .nan, checkpoints: [], communicationWaitSeconds: 0, seconds: 0) }
         let gradients = model.store.gradients
+        let exchange = try GradientExchange(communicator: communicator, gradients: gradients, settings: options.exchange)
+        defer { exchange.close() }
         // TensorBoard scalars, as the reference logs them (rank 0 only).
         let events = communicator.isRoot && options.logEvery < 1_000_000 ? try TensorBoardWriter(folder: "\(options.work)/logs/\(options.checkpointPrefix)") : nil
         defer { events?.flush() }
@@ -142,23 +144,12 @@ public enum Training {
                 let step = optimizer.step
                 let context = DropoutContext(random: CounterRandom(seed: options.seed ^ 0x44524F50), step: step,
                                              firstSampleIndex: model.firstSampleIndex(batch))
-                // Reduce the tail of the gradient buffer while backward works on earlier blocks.
-                var requests: [CollectiveRequest] = []
-                var reducedFrom = gradients.count
-                var bucketError: Error?
+                // The exchange sums the tail of the gradient buffer while backward works on earlier blocks.
+                exchange.beginStep()
                 let values = try model.trainStep(batch, dropout: context, communicator: communicator) { ready in
-                    guard communicator.size > 1, bucketError == nil,
-                          reducedFrom - ready.lowerBound >= options.bucketFloats || ready.lowerBound == 0 else { return }
-                    do {
-                        requests.append(try communicator.startAllreduceSum(
-                            UnsafeMutableBufferPointer(rebasing: gradients[ready.lowerBound..<reducedFrom])))
-                        reducedFrom = ready.lowerBound
-                    } catch { bucketError = error }
+                    exchange.gradientsReady(from: ready.lowerBound)
                 }
-                if let bucketError { throw bucketError }
-                let waitStart = DispatchTime.now().uptimeNanoseconds
-                for request in requests { try request.wait() }
-                waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - waitStart) / 1e9
+                waitSeconds += try exchange.finishStep()
                 // A diverged run must stop loudly: NaN weights would otherwise train on silently
                 // (ReLU maps NaN to 0, so the loss would look like a calm ln 2).
                 if !allFinite(gradients) {

@@ -21,9 +21,12 @@ public enum TrainingBenchmark {
         public let secondsPerStep: Double
         public let imagesPerSecond: Double
         public let communicationFraction: Double
+        /// The same exchange of the whole gradient buffer with nothing computing (best of 3, slowest rank).
+        public let allreduceAloneSeconds: Double
     }
 
-    public static func run(globalBatch: Int, steps: Int, widthDivisor: Int, cropSize: Int, folder: String,
+    public static func run(globalBatch: Int, steps: Int, widthDivisor: Int, cropSize: Int,
+                           exchange: GradientExchange.Settings = GradientExchange.Settings(), folder: String,
                            communicator: Communicator) throws -> Result {
         let images = globalBatch * (steps + 1)
         if communicator.isRoot {
@@ -46,6 +49,7 @@ public enum TrainingBenchmark {
                                        work: "\(folder)/work-\(communicator.size)")
         options.checkpointEvery = 1_000_000
         options.logEvery = 1_000_000
+        options.exchange = exchange
         let dataset = try VOCDataset(root: folder)
         let warmIDs = Array(ids.prefix(globalBatch))
         _ = try Training.run(network: network, dataset: dataset, ids: warmIDs, targets: targets.map { Array($0.prefix(globalBatch)) },
@@ -57,6 +61,26 @@ public enum TrainingBenchmark {
         var times = [summary.seconds, summary.communicationWaitSeconds]
         try communicator.allreduceMax(&times)
         return Result(steps: summary.steps, secondsPerStep: times[0] / Double(summary.steps),
-                      imagesPerSecond: Double(summary.steps * globalBatch) / times[0], communicationFraction: times[1] / times[0])
+                      imagesPerSecond: Double(summary.steps * globalBatch) / times[0], communicationFraction: times[1] / times[0],
+                      allreduceAloneSeconds: try allreduceAlone(network.store.gradients, exchange: exchange, communicator: communicator))
+    }
+
+    /// What the exchange costs when nothing hides it: every bucket queued at once.
+    static func allreduceAlone(_ gradients: UnsafeMutableBufferPointer<Float>, exchange settings: GradientExchange.Settings,
+                               communicator: Communicator) throws -> Double {
+        guard communicator.size > 1 else { return 0 }
+        let exchange = try GradientExchange(communicator: communicator, gradients: gradients, settings: settings)
+        defer { exchange.close() }
+        var times: [Double] = []
+        for _ in 0..<3 {
+            try communicator.barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            exchange.beginStep()
+            exchange.gradientsReady(from: 0)
+            _ = try exchange.finishStep()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        try communicator.allreduceMax(&times)
+        return times.min()!
     }
 }

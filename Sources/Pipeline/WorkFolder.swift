@@ -55,31 +55,50 @@ public enum WorkFolder {
         return removed
     }
 
-    /// Rank 0 writes a token into the folder; every rank must read it back.
+    /// Rank 0 writes a token into its folder; every rank must read it back from
+    /// its own. A rank that finds it only under rank 0's path was given another
+    /// folder on the same file system; one that finds it nowhere does not share
+    /// the file system.
     static func checkShared(_ path: String, communicator: Communicator) throws {
         let host = ProcessInfo.processInfo.hostName
-        var tokenPath = "", token = ""
+        let folder = resolved(path)
+        var name = "", token = ""
         if communicator.isRoot {
             token = "\(host) \(getpid()) \(UInt64.random(in: 0...UInt64.max))"
-            tokenPath = "\(path)/.sccam-shared-check-\(getpid())"
-            do { try AtomicFile.write(token + "\n", to: tokenPath) } catch { token = "" }
+            name = ".sccam-shared-check-\(getpid())"
+            do { try AtomicFile.write(token + "\n", to: "\(folder)/\(name)") } catch { token = "" }
         }
-        let announced = try communicator.broadcast(string: "\(tokenPath)\n\(token)", root: 0).split(separator: "\n", omittingEmptySubsequences: false)
-        tokenPath = String(announced[0])
-        token = String(announced.count > 1 ? announced[1] : "")
-        var verdict = ""
+        let announced = try communicator.broadcast(string: "\(name)\n\(token)\n\(folder)", root: 0)
+            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        name = announced[0]
+        token = announced[1]
+        let rootFolder = announced[2]
+        func holdsToken(_ folder: String) -> Bool {
+            (try? AtomicFile.read("\(folder)/\(name)")).map { String(decoding: $0, as: UTF8.self) } == token + "\n"
+        }
+        var verdict = "", otherFolder = ""
         if token.isEmpty {
-            verdict = communicator.isRoot ? "rank 0 on \(host) cannot write into \(path)" : ""
-        } else {
-            switch (try? AtomicFile.read(tokenPath)).map({ String(decoding: $0, as: UTF8.self) }) {
-            case token + "\n": verdict = ""
-            case nil: verdict = "rank \(communicator.rank) on \(host) does not see \(tokenPath), which rank 0 wrote"
-            default: verdict = "rank \(communicator.rank) on \(host) reads another file at \(tokenPath) than the one rank 0 wrote"
+            verdict = communicator.isRoot ? "rank 0 on \(host) cannot write into \(folder)" : ""
+        } else if !holdsToken(folder) {
+            if holdsToken(rootFolder) {
+                otherFolder = "rank \(communicator.rank) on \(host) works in \(folder), rank 0 in \(rootFolder)"
+            } else if FileManager.default.fileExists(atPath: "\(rootFolder)/\(name)") {
+                verdict = "rank \(communicator.rank) on \(host) reads another file at \(rootFolder)/\(name) than the one rank 0 wrote"
+            } else {
+                verdict = "rank \(communicator.rank) on \(host) does not see \(rootFolder)/\(name), which rank 0 wrote"
             }
         }
         let verdicts = try communicator.allgather(string: verdict).filter { !$0.isEmpty }
+        let otherFolders = try communicator.allgather(string: otherFolder).filter { !$0.isEmpty }
         try communicator.barrier()
-        if communicator.isRoot && !tokenPath.isEmpty { unlink(tokenPath) }
+        if communicator.isRoot && !name.isEmpty { unlink("\(folder)/\(name)") }
+        guard otherFolders.isEmpty else {
+            throw SharingError(description: """
+                the ranks were given different work folders: \(otherFolders.joined(separator: "; ")). Every rank must \
+                work in the same folder (rank 0 writes every output there and the others read them back): give every \
+                rank the same --work
+                """)
+        }
         guard verdicts.isEmpty else {
             throw SharingError(description: """
                 the work folder \(path) is not shared by all ranks: \(verdicts.joined(separator: "; ")). \
@@ -88,5 +107,14 @@ public enum WorkFolder {
                 disk such as /tmp
                 """)
         }
+    }
+
+    /// The folder's absolute path with links resolved (as given when it cannot be resolved).
+    static func resolved(_ path: String) -> String {
+        guard let real = realpath(path, nil) else {
+            return path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        }
+        defer { free(real) }
+        return String(cString: real)
     }
 }

@@ -8,7 +8,7 @@ import Pipeline
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine: network throughput against its own sgemm.",
-        subcommands: [BenchNetwork.self, BenchData.self, BenchKMeans.self, BenchInfer.self, BenchTrain.self, BenchCRF.self, BenchRefine.self, BenchTrainAff.self, BenchSegment.self])
+        subcommands: [BenchNetwork.self, BenchAllreduce.self, BenchData.self, BenchKMeans.self, BenchInfer.self, BenchTrain.self, BenchCRF.self, BenchRefine.self, BenchTrainAff.self, BenchSegment.self])
 }
 
 struct BenchNetwork: ParsableCommand {
@@ -183,6 +183,7 @@ struct BenchTrain: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var convolution: ConvolutionOptions
+    @OptionGroup var exchange: ExchangeOptions
 
     @Option(help: "Global batch (split over the ranks).")
     var batch: Int = 2
@@ -202,10 +203,15 @@ struct BenchTrain: ParsableCommand {
         job.run {
             job.log("setup: \(TrainingBenchmark.setupDescription)")
             let result = try TrainingBenchmark.run(globalBatch: batch, steps: steps, widthDivisor: widthDivisor, cropSize: 224,
-                                                   folder: folder, communicator: job.communicator)
+                                                   exchange: exchange.settings, folder: folder, communicator: job.communicator)
             job.log(String(format: "train: %d rank(s) x %d thread(s), global batch %d: %.2f s/step, %.3f images/s, %.1f%% of the step waiting for allreduce",
                            job.communicator.size, job.threads.count, batch, result.secondsPerStep, result.imagesPerSecond,
                            100 * result.communicationFraction))
+            if job.communicator.size > 1 {
+                let settings = exchange.settings
+                job.log(String(format: "exchange: %@ wire, %d MB buckets, %@; the whole gradient exchanged with nothing computing: %.3f s",
+                               settings.wireFormat.rawValue, settings.bucketBytes >> 20, settings.progress.rawValue, result.allreduceAloneSeconds))
+            }
         }
     }
 }

@@ -15,8 +15,9 @@ enum CollectiveCheck {
         var allgather: [String]
         /// Elements of a large (multi-chunk) blocking allreduce that differ from the expected sum.
         var largeAllreduceMismatches: Int
-        /// The same for the non-blocking allreduce.
-        var nonblockingAllreduceMismatches: Int
+        /// The same through the gradient exchange's thread, per wire format and way of waiting
+        /// (bf16 against the exact sum rounded to bfloat16 once).
+        var exchangeMismatches: [String: Int]
         var failures: [String]
         var passed: Bool { failures.isEmpty }
     }
@@ -59,35 +60,67 @@ enum CollectiveCheck {
             failures.append("gather gave \(gathered)")
         }
 
-        let large = try largeAllreduce(communicator, nonblocking: false)
+        let large = try largeAllreduce(communicator)
         if large > 0 { failures.append("large allreduce: \(large) wrong elements") }
-        let nonblocking = try largeAllreduce(communicator, nonblocking: true)
-        if nonblocking > 0 { failures.append("non-blocking allreduce: \(nonblocking) wrong elements") }
+        var exchanged: [String: Int] = [:]
+        for wireFormat in GradientWireFormat.allCases {
+            for progress in ExchangeProgress.allCases {
+                let name = "\(wireFormat.rawValue) \(progress.rawValue)"
+                let wrong = try exchangedAllreduce(communicator, settings: .init(bucketBytes: 3 << 20, wireFormat: wireFormat,
+                                                                                  progress: progress))
+                exchanged[name] = wrong
+                if wrong > 0 { failures.append("gradient exchange (\(name)): \(wrong) wrong elements") }
+            }
+        }
 
         return (RankResult(allreduceFloat: floats, allreduceDouble: doubles, allreduceMax: maxima,
                            broadcast: broadcast, broadcastText: text, allgather: allgather,
-                           largeAllreduceMismatches: large, nonblockingAllreduceMismatches: nonblocking,
+                           largeAllreduceMismatches: large, exchangeMismatches: exchanged,
                            failures: failures),
                 gathered)
     }
 
     /// Element i of rank r is (r + 1) * (i % 7): small integers, so the float
     /// sums are exact whatever the reduction order.
-    private static func largeAllreduce(_ communicator: Communicator, nonblocking: Bool) throws -> Int {
-        let size = communicator.size
-        let factor = Float(communicator.rank + 1)
-        var values = (0..<largeCount).map { factor * Float($0 % 7) }
-        if nonblocking {
-            try values.withUnsafeMutableBufferPointer { buffer in
-                let request = try communicator.startAllreduceSum(buffer)
-                try request.wait()
+    private static func largeAllreduce(_ communicator: Communicator) throws -> Int {
+        var values = contribution(communicator)
+        try communicator.allreduceSum(&values)
+        return mismatches(values, communicator, rounding: { $0 })
+    }
+
+    /// The same values reported to a `GradientExchange` block by block, tail
+    /// first, as backward reports them; two steps through one exchange.
+    private static func exchangedAllreduce(_ communicator: Communicator, settings: GradientExchange.Settings) throws -> Int {
+        let bf16 = settings.wireFormat == .bf16
+        var values = contribution(communicator)
+        var wrong = 0
+        try values.withUnsafeMutableBufferPointer { buffer in
+            let exchange = try GradientExchange(communicator: communicator, gradients: buffer, settings: settings)
+            defer { exchange.close() }
+            for step in 0..<2 {
+                if step > 0 { _ = contribution(communicator).withUnsafeBufferPointer { buffer.update(fromContentsOf: $0) } }
+                exchange.beginStep()
+                for lowerBound in stride(from: largeCount - 1_000_000, to: 0, by: -1_000_000) {
+                    exchange.gradientsReady(from: lowerBound)
+                }
+                exchange.gradientsReady(from: 0)
+                _ = try exchange.finishStep()
+                wrong += mismatches(Array(buffer), communicator, rounding: { bf16 ? BFloat16.widen(BFloat16.round($0)) : $0 })
             }
-        } else {
-            try communicator.allreduceSum(&values)
         }
+        return wrong
+    }
+
+    private static func contribution(_ communicator: Communicator) -> [Float] {
+        let factor = Float(communicator.rank + 1)
+        return (0..<largeCount).map { factor * Float($0 % 7) }
+    }
+
+    private static func mismatches(_ values: [Float], _ communicator: Communicator, rounding: (Float) -> Float) -> Int {
+        let size = communicator.size
         let rankSum = Float(size * (size + 1) / 2)
-        var mismatches = 0
-        for i in 0..<largeCount where values[i] != rankSum * Float(i % 7) { mismatches += 1 }
-        return mismatches
+        var wrong = 0
+        for i in 0..<largeCount where values[i] != rounding(rankSum * Float(i % 7)) { wrong += 1 }
+        return wrong
     }
 }

@@ -27,6 +27,7 @@ struct Demo: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var convolution: ConvolutionOptions
+    @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var method: MethodOptions
 
     @Option(help: "Work folder; the dataset goes into WORK/voc.")
@@ -117,6 +118,7 @@ struct Demo: ParsableCommand {
         settings.checkpointEvery = 1000
         try method.apply(to: &settings)
         settings.convolutionPrecision = convolution.recordedPrecision
+        settings.gradientExchange = exchange.recordedWireFormat
         if method.usedEpochs == nil { settings.usedEpochs = Array(repeating: settings.epochs - 1, count: settings.rounds) }
         return settings
     }
@@ -129,7 +131,9 @@ struct Demo: ParsableCommand {
             let settings = try settings()
             if job.isRoot { try synthesize(root: settings.vocRoot, log: job.log) }
             try job.communicator.barrier()
-            try PipelineReport.run(settings: settings, work: work, runtime: method.runtime(defaultLogEvery: 50), job: job)
+            var runtime = method.runtime(defaultLogEvery: 50)
+            runtime.exchange = exchange.settings
+            try PipelineReport.run(settings: settings, work: work, runtime: runtime, job: job)
         }
     }
 

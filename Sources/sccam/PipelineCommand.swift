@@ -23,6 +23,7 @@ struct PipelineRun: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var convolution: ConvolutionOptions
+    @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var method: MethodOptions
 
     @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
@@ -68,7 +69,10 @@ struct PipelineRun: ParsableCommand {
             settings.groundTruth = groundTruth
             try method.apply(to: &settings)
             settings.convolutionPrecision = convolution.recordedPrecision
-            try PipelineReport.run(settings: settings, work: work, runtime: method.runtime(), job: job)
+            settings.gradientExchange = exchange.recordedWireFormat
+            var runtime = method.runtime()
+            runtime.exchange = exchange.settings
+            try PipelineReport.run(settings: settings, work: work, runtime: runtime, job: job)
         }
     }
 }

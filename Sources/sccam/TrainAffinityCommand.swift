@@ -27,6 +27,7 @@ struct TrainAffinity: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var convolution: ConvolutionOptions
+    @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var loop: TrainingLoopOptions
 
     @Option(help: "The VOC 2012 folder.")
@@ -94,6 +95,7 @@ struct TrainAffinity: ParsableCommand {
             var options = Training.Options(round: 0, epochs: epochs, globalBatch: batch, learningRate: lr, cropSize: crop, work: work)
             options.checkpointPrefix = "AFF"
             options.checkpointEvery = checkpointEvery
+            options.exchange = exchange.settings
             loop.apply(to: &options)
             let share = batch / max(1, job.communicator.size)
             let parts = AffinityTraining.microBatch(requested: microBatch, share: share, network: network, crop: crop,

@@ -22,6 +22,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var convolution: ConvolutionOptions
+    @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var loop: TrainingLoopOptions
 
     @Option(help: "The VOC 2012 folder.")
@@ -93,6 +94,7 @@ struct Train: ParsableCommand {
             options.longSide = longSideRange!
             options.subcategoryWeight = subcategoryWeight
             options.checkpointEvery = checkpointEvery
+            options.exchange = exchange.settings
             loop.apply(to: &options)
             job.log("train round \(round): \(ids.count) images, global batch \(batch) over \(job.communicator.size) rank(s), \(options.epochs) epochs, lr \(options.learningRate), crop \(options.cropSize)")
             let summary = try job.trainStoppable {

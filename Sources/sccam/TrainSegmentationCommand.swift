@@ -34,6 +34,7 @@ struct TrainSegmentation: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var convolution: ConvolutionOptions
+    @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var loop: TrainingLoopOptions
 
     @Option(help: "The VOC 2012 folder.")
@@ -122,6 +123,7 @@ struct TrainSegmentation: ParsableCommand {
             var options = Training.Options(round: 0, epochs: 1, globalBatch: global, learningRate: lr, cropSize: crop, work: work)
             options.checkpointPrefix = "SEG"
             options.checkpointEvery = checkpointEvery
+            options.exchange = exchange.settings
             options.maxSteps = iterations
             loop.apply(to: &options, defaultMomentum: 0.9)
             let model = SegmentationTraining(network: network, dataset: dataset, ids: imageList.ids, labels: labels,

@@ -212,4 +212,32 @@ final class WorkFolderTests: XCTestCase {
                                                        ExtractCommandTests.weights, "--work", work, "--threads", "1"])
         XCTAssertEqual(shared.status, 0, "\(shared)")
     }
+
+    /// Two ranks given different --work folders on one file system: each could
+    /// read the other's token, so the check must compare the folders themselves.
+    func testRanksGivenDifferentWorkFoldersAreRefusedNamingBoth() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-two-folders")
+        defer { temporary.remove() }
+        let voc = try TinyVOC.make(in: temporary.path)
+        for rank in 0..<2 { try FileManager.default.createDirectory(atPath: "\(temporary.path)/rank\(rank)", withIntermediateDirectories: true) }
+        let wrapper = temporary.path + "/own-folder.sh"
+        // Each rank starts in a folder of its own, so the relative --work names two folders.
+        try AtomicFile.write("""
+            #!/bin/sh
+            cd "\(temporary.path)/rank$OMPI_COMM_WORLD_RANK" && exec "$@"
+
+            """, to: wrapper)
+        chmod(wrapper, 0o755)
+        let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/mpirun"
+        let result = try TestProcess.run(mpirun, ["-np", "2", "--oversubscribe", "--bind-to", "none", wrapper, TestProcess.sccam,
+                                                  "extract", "--voc-root", voc.root, "--list", "train", "--weights", ExtractCommandTests.weights,
+                                                  "--work", "work", "--threads", "1"], timeout: 120)
+        XCTAssertNotEqual(result.status, 0, "\(result)")
+        let host = ProcessInfo.processInfo.hostName
+        XCTAssertTrue(result.standardError.contains("the ranks were given different work folders"), result.standardError)
+        XCTAssertTrue(result.standardError.contains("rank 1 on \(host) works in \(temporary.path)/rank1/work, rank 0 in \(temporary.path)/rank0/work"),
+                      result.standardError)
+        XCTAssertTrue(result.standardError.contains("give every rank the same --work"), result.standardError)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(temporary.path)/rank0/work/features/R1_features.npy"))
+    }
 }

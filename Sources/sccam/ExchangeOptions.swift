@@ -1,0 +1,52 @@
+import ArgumentParser
+import Distributed
+
+/// How a training command sums gradients across ranks.
+struct ExchangeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Gradient wire format between ranks: fp32 (default) or bf16.",
+        discussion: """
+            fp32 sends float32 gradients: a run on N ranks equals a 1-rank run with the same global batch up to \
+            the order of float32 additions (tested within 1e-5). bf16 sends bfloat16, half the bytes, and still \
+            sums in float32: every rank's contribution and every sum are rounded to bfloat16 once (relative \
+            error at most 2^-9 each), so the weights drift from a 1-rank run's by about 1e-3 of a step's update \
+            per step (tested within its own bound); the demo's scores change by less than its seed-to-seed \
+            spread (docs/scaling.md). Worth it where the link, not the CPU, limits the step: 10 Gbit/s or slower \
+            at full width. A single rank sends nothing and ignores it.
+            """,
+        valueName: "fp32|bf16"))
+    var gradientExchange: GradientWireFormat = .fp32
+
+    @Option(help: ArgumentHelp(
+        "Megabytes of float32 gradients per exchanged bucket.",
+        discussion: """
+            Backward hands the tail of the gradient buffer to the exchange thread as soon as a bucket's worth is \
+            final; each bucket is one collective. Default from `sccam bench allreduce` (docs/scaling.md).
+            """))
+    var bucketMb: Int = GradientExchange.Settings.defaultBucketBytes >> 20
+
+    @Option(help: ArgumentHelp(
+        "How the exchange thread waits for a bucket: polled (default) or blocking.",
+        discussion: """
+            polled starts non-blocking collectives and tests them every 100 microseconds, asleep in between, \
+            so the core stays with the computation. blocking calls MPI_Allreduce, inside which Open MPI \
+            spins: on a core that compute shares it takes about half the core while the transfer lasts \
+            (docs/scaling.md has both measured).
+            """,
+        valueName: "polled|blocking"))
+    var exchangeProgress: ExchangeProgress = .polled
+
+    func validate() throws {
+        guard (1...1024).contains(bucketMb) else { throw ValidationError("--bucket-mb must be between 1 and 1024 (got \(bucketMb))") }
+    }
+
+    var settings: GradientExchange.Settings {
+        GradientExchange.Settings(bucketBytes: bucketMb << 20, wireFormat: gradientExchange, progress: exchangeProgress)
+    }
+
+    /// What a pipeline's run.json records: nil for fp32.
+    var recordedWireFormat: GradientWireFormat? { gradientExchange == .fp32 ? nil : gradientExchange }
+}
+
+extension GradientWireFormat: ExpressibleByArgument {}
+extension ExchangeProgress: ExpressibleByArgument {}

@@ -17,8 +17,9 @@ train="bench train --threads 1 --steps $steps --folder $images"
 echo "== 1 rank x 1 thread"
 "$sccam" $train --batch 2 | tail -1
 echo "== 2 ranks x 1 thread, one host (shared memory)"
-mpirun -np 2 --oversubscribe --bind-to none "$sccam" $train --batch 4 | tail -2
-mpirun -np 2 --oversubscribe --bind-to none "$sccam" bench allreduce --threads 1 | tail -12
+mpirun -np 2 --oversubscribe --bind-to none "$sccam" $train --batch 4 | tail -3
+mpirun -np 2 --oversubscribe --bind-to none "$sccam" $train --batch 4 --exchange-progress blocking | tail -3
+mpirun -np 2 --oversubscribe --bind-to none "$sccam" bench allreduce --threads 1 | tail -16
 
 hostfiles/netns-hosts.sh up
 two_hosts() {
@@ -31,7 +32,11 @@ two_hosts() {
 for rate in $rates; do
     hostfiles/shape-link.sh "$rate"
     echo "== 2 hosts x 1 rank x 1 thread, TCP shaped to $rate"
-    two_hosts $train --batch 4 | tail -2
-    two_hosts $train --batch 4 --gradient-exchange bf16 | tail -2
-    two_hosts bench allreduce --threads 1 | tail -12
+    two_hosts $train --batch 4 | tail -3
+    two_hosts $train --batch 4 --exchange-progress blocking | tail -3
+    two_hosts $train --batch 4 --gradient-exchange bf16 | tail -3
+    two_hosts bench allreduce --threads 1 --iterations 3 | tail -16
 done
+hostfiles/netns-hosts.sh down
+echo "== 1 rank x 1 thread, again (this machine's own variation)"
+"$sccam" $train --batch 2 | tail -1

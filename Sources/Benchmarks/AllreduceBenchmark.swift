@@ -21,7 +21,7 @@ public enum AllreduceBenchmark {
     public struct Report: Codable, Sendable {
         public let ranks: Int
         public let sizesMB: [Int]
-        /// One-way bandwidth of a pairwise exchange between neighbouring ranks (the slowest pair), GB/s.
+        /// One-way bandwidth from rank 2i to rank 2i+1 (the slowest pair), GB/s.
         public let linkGBps: Double
         public var variants: [Variant]
     }
@@ -35,7 +35,7 @@ public enum AllreduceBenchmark {
         // First touch is slow on these machines: fill once, outside every timing.
         for i in buffer.indices { buffer[i] = Float(i % 13) * 0.125 }
         let linkGBps = try linkBandwidth(communicator, iterations: iterations)
-        log(String(format: "link: %.2f GB/s one way between neighbouring ranks (pairwise exchange of 32 MB, slowest pair)", linkGBps))
+        log(String(format: "link: %.2f GB/s one way between neighbouring ranks (32 MB sent from rank 2i to 2i+1, slowest pair)", linkGBps))
         var variants: [Variant] = []
         func measure(_ name: String, on channel: Communicator, wireFormat: GradientWireFormat, progress: ExchangeProgress) throws {
             let reduction = BucketReduction(communicator: channel, wireFormat: wireFormat, progress: progress, maxFloats: largest / 4)
@@ -91,11 +91,10 @@ public enum AllreduceBenchmark {
         return 2 * Double(ranks - 1) / Double(ranks) * Double(bytes) / seconds / 1e9
     }
 
-    /// Ranks 2i and 2i+1 send each other 32 MB at once; a lone last rank idles.
+    /// Rank 2i sends 32 MB to rank 2i+1 (all pairs at once); a lone last rank idles.
     static func linkBandwidth(_ communicator: Communicator, iterations: Int) throws -> Double {
         guard communicator.size > 1 else { return 0 }
-        let half = 32 << 20
-        let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 2 * half)
+        let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 32 << 20)
         defer { bytes.deallocate() }
         bytes.initialize(repeating: 1)
         let peer = communicator.rank ^ 1
@@ -103,11 +102,13 @@ public enum AllreduceBenchmark {
         for iteration in -1..<iterations {
             try communicator.barrier()
             let start = DispatchTime.now().uptimeNanoseconds
-            if peer < communicator.size { try communicator.exchange(bytes, with: peer) }
+            if peer < communicator.size {
+                if communicator.rank % 2 == 0 { try communicator.send(bytes, to: peer) } else { try communicator.receive(bytes, from: peer) }
+            }
             if iteration >= 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
         }
         try communicator.allreduceMax(&times)
-        return Double(half) / times.min()! / 1e9
+        return Double(bytes.count) / times.min()! / 1e9
     }
 
     private static func scale(_ values: UnsafeMutableBufferPointer<Float>, by factor: Float) {

@@ -13,9 +13,10 @@ public enum GradientWireFormat: String, CaseIterable, Codable, Sendable {
 
 /// How the exchange's thread waits for a collective to finish.
 public enum ExchangeProgress: String, CaseIterable, Codable, Sendable {
-    /// Non-blocking collectives, tested every `pollMicroseconds` with the thread
-    /// asleep in between: the data moves in the kernel (TCP) or in single
-    /// copies (shared memory), and the core stays with the computation.
+    /// Non-blocking collectives, tested about 20 times over the time the last
+    /// ones took (every 10 us to 1 ms) with the thread asleep in between: the
+    /// data moves in the kernel (TCP) or in single copies (shared memory), and
+    /// the core stays with the computation.
     case polled
     /// Blocking `MPI_Allreduce`, the library's own algorithm. Open MPI spins
     /// inside it, so on a core shared with compute it takes half the core for
@@ -29,7 +30,12 @@ public final class BucketReduction {
     public let communicator: Communicator
     public let wireFormat: GradientWireFormat
     public let progress: ExchangeProgress
-    public let pollMicroseconds: Int
+    /// A fixed interval between tests; nil adapts it to the collectives' duration.
+    public let pollMicroseconds: Int?
+    /// The recent collectives' duration (a moving average), which sets the adaptive interval.
+    private var typicalSeconds = 0.0
+    static let testsPerCollective = 20.0
+    static let pollBounds = 10...1000
     /// The float32 sum, out of place (Open MPI's non-blocking ring needs it).
     private let sums: UnsafeMutableBufferPointer<Float>
     /// The bucket in bfloat16: what this rank sends, then what every rank receives.
@@ -38,7 +44,7 @@ public final class BucketReduction {
     private let owned: UnsafeMutableBufferPointer<UInt16>
 
     /// `maxFloats` bounds the buckets `reduce` is given (scratch is sized by it once).
-    public init(communicator: Communicator, wireFormat: GradientWireFormat, progress: ExchangeProgress, pollMicroseconds: Int = 100,
+    public init(communicator: Communicator, wireFormat: GradientWireFormat, progress: ExchangeProgress, pollMicroseconds: Int? = nil,
                 maxFloats: Int) {
         self.communicator = communicator
         self.wireFormat = wireFormat
@@ -71,7 +77,14 @@ public final class BucketReduction {
 
     private func finish(_ request: CollectiveRequest) throws {
         guard progress == .polled else { return try request.wait() }
-        while try !request.test() { usleep(UInt32(pollMicroseconds)) }
+        // Slow links (a 4 MB bucket takes 32 ms at 1 Gbit/s) poll rarely and
+        // cost few wake-ups; fast ones poll often enough to keep the link busy.
+        let interval = pollMicroseconds
+            ?? min(Self.pollBounds.upperBound, max(Self.pollBounds.lowerBound, Int(typicalSeconds / Self.testsPerCollective * 1e6)))
+        let start = DispatchTime.now().uptimeNanoseconds
+        while try !request.test() { usleep(UInt32(interval)) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        typicalSeconds = typicalSeconds == 0 ? seconds : 0.8 * typicalSeconds + 0.2 * seconds
     }
 
     /// bfloat16 all-to-all of the blocks, a float32 sum on each block's owner

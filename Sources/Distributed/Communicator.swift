@@ -79,9 +79,10 @@ public protocol Communicator: AnyObject, Sendable {
     /// one's: the gradient exchange's thread reduces on it while the main
     /// thread may still run collectives here. Collective: every rank calls it.
     func duplicate() throws -> Communicator
-    /// Blocking point-to-point exchange with `peer` (both send `buffer`'s
-    /// first half and receive into its second half); for measuring a link.
-    func exchange(_ buffer: UnsafeMutableBufferPointer<UInt8>, with peer: Int) throws
+    /// Blocking point-to-point transfer of `buffer` to `peer`, which calls
+    /// `receive`; for measuring a link.
+    func send(_ buffer: UnsafeMutableBufferPointer<UInt8>, to peer: Int) throws
+    func receive(_ buffer: UnsafeMutableBufferPointer<UInt8>, from peer: Int) throws
     /// Copies `root`'s buffer into every other rank's buffer (same count everywhere).
     func broadcast<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws
     func barrier() throws

@@ -8,8 +8,8 @@ import Foundation
 /// the queued buckets on a duplicate communicator. Open MPI has no
 /// asynchronous progress, so a non-blocking allreduce left alone during
 /// backward did almost all its work in the final wait; the thread drives each
-/// collective to its end, testing it every `pollMicroseconds` and sleeping in
-/// between (a blocking call would spin and take half of a core that compute
+/// collective to its end, testing it about 20 times over its expected time
+/// and sleeping in between (a blocking call would spin and take half of a core that compute
 /// shares: `ExchangeProgress`). The main thread waits only for what is left
 /// when backward ends (`finishStep`).
 ///
@@ -24,13 +24,13 @@ public final class GradientExchange: @unchecked Sendable {
         public var bucketBytes: Int
         public var wireFormat: GradientWireFormat
         public var progress: ExchangeProgress
-        /// How often a polled collective is tested.
-        public var pollMicroseconds: Int
+        /// A fixed interval between tests of a polled collective; nil adapts it (`ExchangeProgress.polled`).
+        public var pollMicroseconds: Int?
 
         public static let defaultBucketBytes = 4 << 20
 
         public init(bucketBytes: Int = Settings.defaultBucketBytes, wireFormat: GradientWireFormat = .fp32,
-                    progress: ExchangeProgress = .polled, pollMicroseconds: Int = 100) {
+                    progress: ExchangeProgress = .polled, pollMicroseconds: Int? = nil) {
             self.bucketBytes = bucketBytes
             self.wireFormat = wireFormat
             self.progress = progress
@@ -40,7 +40,19 @@ public final class GradientExchange: @unchecked Sendable {
         var bucketFloats: Int { max(1, bucketBytes / MemoryLayout<Float>.stride) }
     }
 
+    /// What the exchange did, for benchmarks and logs.
+    public struct Statistics: Sendable, Equatable {
+        public var steps = 0
+        public var buckets = 0
+        /// Buckets not yet summed when backward reported the last gradients, over all steps.
+        public var bucketsPendingAtBackwardEnd = 0
+        /// CPU time the exchange's thread used (polling, copies, bf16 conversions, MPI's own work).
+        public var threadCPUSeconds = 0.0
+    }
+
     public let settings: Settings
+    /// Complete after `close()`.
+    public private(set) var statistics = Statistics()
     private let gradients: UnsafeMutableBufferPointer<Float>
     private let ranks: Int
     private let channel: Communicator?
@@ -98,6 +110,11 @@ public final class GradientExchange: @unchecked Sendable {
         }
         reducedFrom = lowerBound
         condition.lock()
+        if lowerBound == 0 {
+            statistics.steps += 1
+            statistics.bucketsPendingAtBackwardEnd += queuedCount - reducedCount
+        }
+        statistics.buckets += buckets.count
         pending += buckets
         queuedCount += buckets.count
         condition.signal()
@@ -137,6 +154,10 @@ public final class GradientExchange: @unchecked Sendable {
             condition.lock()
             while pending.isEmpty && !closing { condition.wait() }
             if pending.isEmpty {
+                var time = timespec()
+                if clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time) == 0 {
+                    statistics.threadCPUSeconds = Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+                }
                 threadEnded = true
                 condition.broadcast()
                 condition.unlock()

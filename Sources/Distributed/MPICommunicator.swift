@@ -203,14 +203,19 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         return MPICommunicator(duplicateOf: self, comm: copy)
     }
 
-    public func exchange(_ buffer: UnsafeMutableBufferPointer<UInt8>, with peer: Int) throws {
-        guard let base = buffer.baseAddress, peer != rank else { return }
-        let half = buffer.count / 2
-        for offset in stride(from: 0, to: half, by: Self.chunkBytes) {
-            let count = Int32(min(Self.chunkBytes, half - offset))
-            try check(MPI_Sendrecv(base + offset, count, sccam_mpi_uint8(), Int32(peer), 0,
-                                   base + half + offset, count, sccam_mpi_uint8(), Int32(peer), 0, comm,
-                                   sccam_mpi_status_ignore()), "MPI_Sendrecv")
+    public func send(_ buffer: UnsafeMutableBufferPointer<UInt8>, to peer: Int) throws {
+        guard let base = buffer.baseAddress else { return }
+        for offset in stride(from: 0, to: buffer.count, by: Self.chunkBytes) {
+            try check(MPI_Send(base + offset, Int32(min(Self.chunkBytes, buffer.count - offset)), sccam_mpi_uint8(), Int32(peer), 0, comm),
+                      "MPI_Send")
+        }
+    }
+
+    public func receive(_ buffer: UnsafeMutableBufferPointer<UInt8>, from peer: Int) throws {
+        guard let base = buffer.baseAddress else { return }
+        for offset in stride(from: 0, to: buffer.count, by: Self.chunkBytes) {
+            try check(MPI_Recv(base + offset, Int32(min(Self.chunkBytes, buffer.count - offset)), sccam_mpi_uint8(), Int32(peer), 0, comm,
+                               sccam_mpi_status_ignore()), "MPI_Recv")
         }
     }
 

@@ -39,8 +39,12 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
         CompletedRequest()
     }
 
-    public func exchange(_ buffer: UnsafeMutableBufferPointer<UInt8>, with peer: Int) throws {
-        guard peer == 0 else { throw CommunicatorError("exchange peer \(peer) does not exist in a 1-rank job") }
+    public func send(_ buffer: UnsafeMutableBufferPointer<UInt8>, to peer: Int) throws {
+        throw CommunicatorError("a 1-rank job has no peer \(peer) to send to")
+    }
+
+    public func receive(_ buffer: UnsafeMutableBufferPointer<UInt8>, from peer: Int) throws {
+        throw CommunicatorError("a 1-rank job has no peer \(peer) to receive from")
     }
 
     public func broadcast<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws {

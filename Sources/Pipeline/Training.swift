@@ -77,6 +77,8 @@ public enum Training {
         public let checkpoints: [String]
         public let communicationWaitSeconds: Double
         public let seconds: Double
+        /// What the gradient exchange did (nil on one rank).
+        public var exchange: GradientExchange.Statistics? = nil
     }
 
     public static func checkpointName(round: Int, epoch: Int) -> String { "R\(round)_ep\(epoch)" }
@@ -130,7 +132,8 @@ public enum Training {
         guard firstEpoch <= lastEpoch else { return Summary(steps: 0, lastLoss: .nan, firstLoss: .nan, checkpoints: [], communicationWaitSeconds: 0, seconds: 0) }
         let gradients = model.store.gradients
         let exchange = try GradientExchange(communicator: communicator, gradients: gradients, settings: options.exchange)
-        defer { exchange.close() }
+        var exchangeClosed = false
+        defer { if !exchangeClosed { exchange.close() } }
         // TensorBoard scalars, as the reference logs them (rank 0 only).
         let events = communicator.isRoot && options.logEvery < 1_000_000 ? try TensorBoardWriter(folder: "\(options.work)/logs/\(options.checkpointPrefix)") : nil
         defer { events?.flush() }
@@ -194,8 +197,11 @@ public enum Training {
                 checkpoints.append(path)
             }
         }
+        exchange.close()
+        exchangeClosed = true
         return Summary(steps: stepsRun, lastLoss: lastLoss, firstLoss: firstLoss, checkpoints: checkpoints,
-                       communicationWaitSeconds: waitSeconds, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                       communicationWaitSeconds: waitSeconds, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
+                       exchange: communicator.size > 1 ? exchange.statistics : nil)
     }
 
     /// Weights, then the state (momentum, step, epoch, next batch): resume

@@ -23,6 +23,9 @@ public enum TrainingBenchmark {
         public let communicationFraction: Double
         /// The same exchange of the whole gradient buffer with nothing computing (best of 3, slowest rank).
         public let allreduceAloneSeconds: Double
+        /// The timed steps' exchange (nil on one rank).
+        public let exchange: GradientExchange.Statistics?
+        public let gradientBytes: Int
     }
 
     public static func run(globalBatch: Int, steps: Int, widthDivisor: Int, cropSize: Int,
@@ -62,7 +65,8 @@ public enum TrainingBenchmark {
         try communicator.allreduceMax(&times)
         return Result(steps: summary.steps, secondsPerStep: times[0] / Double(summary.steps),
                       imagesPerSecond: Double(summary.steps * globalBatch) / times[0], communicationFraction: times[1] / times[0],
-                      allreduceAloneSeconds: try allreduceAlone(network.store.gradients, exchange: exchange, communicator: communicator))
+                      allreduceAloneSeconds: try allreduceAlone(network.store.gradients, exchange: exchange, communicator: communicator),
+                      exchange: summary.exchange, gradientBytes: network.store.gradients.count * MemoryLayout<Float>.stride)
     }
 
     /// What the exchange costs when nothing hides it: every bucket queued at once.

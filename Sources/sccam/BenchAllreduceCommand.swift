@@ -9,9 +9,9 @@ struct BenchAllreduce: ParsableCommand {
         commandName: "allreduce",
         abstract: "Bus bandwidth of every way to sum a gradient bucket, per bucket size, against the link.",
         discussion: """
-            Run it under mpirun with the ranks and hosts training will use. First the link: neighbouring \
-            ranks (0-1, 2-3, ...) exchange 32 MB at once, and the slowest pair's one-way bandwidth is \
-            printed. Then, for each bucket size, every variant sums the bucket in place across all ranks: \
+            Run it under mpirun with the ranks and hosts training will use. First the link: each even rank \
+            sends 32 MB to the next (0 to 1, 2 to 3, ...), all pairs at once, and the slowest pair's \
+            bandwidth is printed. Then, for each bucket size, every variant sums the bucket in place across all ranks: \
             each allreduce algorithm the MPI library offers (Open MPI's tuned component: basic linear, \
             non-overlapping, recursive doubling, ring, segmented ring, Rabenseifner, and its own choice; \
             forced one by one through the MPI tool interface), reduce-scatter + all-gather in float32, \

@@ -209,8 +209,15 @@ struct BenchTrain: ParsableCommand {
                            100 * result.communicationFraction))
             if job.communicator.size > 1 {
                 let settings = exchange.settings
-                job.log(String(format: "exchange: %@ wire, %d MB buckets, %@; the whole gradient exchanged with nothing computing: %.3f s",
-                               settings.wireFormat.rawValue, settings.bucketBytes >> 20, settings.progress.rawValue, result.allreduceAloneSeconds))
+                job.log(String(format: "exchange: %.0f MB of gradients, %@ wire, %d MB buckets, %@; exchanged with nothing computing: %.3f s",
+                               Double(result.gradientBytes) / 1e6, settings.wireFormat.rawValue, settings.bucketBytes >> 20,
+                               settings.progress.rawValue, result.allreduceAloneSeconds))
+                if let statistics = result.exchange, statistics.steps > 0 {
+                    job.log(String(format: "exchange thread (rank 0): %.3f s of CPU per step; %.1f of %.1f buckets per step still queued when backward ended",
+                                   statistics.threadCPUSeconds / Double(statistics.steps),
+                                   Double(statistics.bucketsPendingAtBackwardEnd) / Double(statistics.steps),
+                                   Double(statistics.buckets) / Double(statistics.steps)))
+                }
             }
         }
     }

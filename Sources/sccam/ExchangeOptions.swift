@@ -28,7 +28,7 @@ struct ExchangeOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "How the exchange thread waits for a bucket: polled (default) or blocking.",
         discussion: """
-            polled starts non-blocking collectives and tests them every 100 microseconds, asleep in between, \
+            polled starts non-blocking collectives and tests them about 20 times per bucket, asleep in between, \
             so the core stays with the computation. blocking calls MPI_Allreduce, inside which Open MPI \
             spins: on a core that compute shares it takes about half the core while the transfer lasts \
             (docs/scaling.md has both measured).
@@ -36,12 +36,25 @@ struct ExchangeOptions: ParsableArguments {
         valueName: "polled|blocking"))
     var exchangeProgress: ExchangeProgress = .polled
 
+    @Option(name: .customLong("exchange-poll-us"), help: ArgumentHelp(
+        "Fixed microseconds between tests of a polled collective (default: adaptive).",
+        discussion: """
+            Each test lets MPI move the next pieces (a socket's worth over TCP); the thread sleeps in \
+            between. By default the interval is a twentieth of the recent buckets' time, between 10 us \
+            and 1 ms: rare wake-ups on a slow link, a busy fast link.
+            """))
+    var exchangePollUs: Int?
+
     func validate() throws {
         guard (1...1024).contains(bucketMb) else { throw ValidationError("--bucket-mb must be between 1 and 1024 (got \(bucketMb))") }
+        if let exchangePollUs, !(1...100_000).contains(exchangePollUs) {
+            throw ValidationError("--exchange-poll-us must be between 1 and 100000 (got \(exchangePollUs))")
+        }
     }
 
     var settings: GradientExchange.Settings {
-        GradientExchange.Settings(bucketBytes: bucketMb << 20, wireFormat: gradientExchange, progress: exchangeProgress)
+        GradientExchange.Settings(bucketBytes: bucketMb << 20, wireFormat: gradientExchange, progress: exchangeProgress,
+                                  pollMicroseconds: exchangePollUs)
     }
 
     /// What a pipeline's run.json records: nil for fp32.

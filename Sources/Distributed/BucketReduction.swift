@@ -7,7 +7,7 @@ public enum GradientWireFormat: String, CaseIterable, Codable, Sendable {
     case fp32
     /// bfloat16 on the wire, sums in float32: half the bytes. Each rank's
     /// contribution and each sum are rounded to bfloat16 once (a relative error
-    /// of at most 2^-9 each), so a run no longer equals a 1-rank run to 1e-5.
+    /// of at most 2^-8 each), so a run no longer equals a 1-rank run to 1e-5.
     case bf16
 }
 

@@ -30,14 +30,7 @@ public struct LibraryAllreduceAlgorithms: Sendable {
     /// rabenseifner; non-blocking: ignore, ring, binomial, rabenseifner,
     /// recursive_doubling); empty when it has none to choose from.
     public func algorithms() -> [Algorithm] {
-        guard initializeToolInterface(), let index = variableIndex() else { return [] }
-        var nameLength: Int32 = 256, descriptionLength: Int32 = 0
-        var name = [CChar](repeating: 0, count: 256)
-        var verbosity: Int32 = 0, binding: Int32 = 0, scope: Int32 = 0
-        var datatype: MPI_Datatype? = nil
-        var enumeration: MPI_T_enum? = nil
-        guard MPI_T_cvar_get_info(index, &name, &nameLength, &verbosity, &datatype, &enumeration, nil, &descriptionLength,
-                                  &binding, &scope) == sccam_mpi_success(), let enumeration else { return [] }
+        guard initializeToolInterface(), let index = variableIndex(), let enumeration = variable(index)?.enumeration else { return [] }
         var count: Int32 = 0
         var enumName = [CChar](repeating: 0, count: 256)
         var enumNameLength: Int32 = 256
@@ -69,16 +62,18 @@ public struct LibraryAllreduceAlgorithms: Sendable {
     private func variableIndex() -> Int32? {
         var count: Int32 = 0
         guard MPI_T_cvar_get_num(&count) == sccam_mpi_success() else { return nil }
-        for index in 0..<count {
-            var nameLength: Int32 = 256, descriptionLength: Int32 = 0
-            var name = [CChar](repeating: 0, count: 256)
-            var verbosity: Int32 = 0, binding: Int32 = 0, scope: Int32 = 0
-            var datatype: MPI_Datatype? = nil
-            var enumeration: MPI_T_enum? = nil
-            guard MPI_T_cvar_get_info(index, &name, &nameLength, &verbosity, &datatype, &enumeration, nil, &descriptionLength,
-                                      &binding, &scope) == sccam_mpi_success() else { continue }
-            if String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) == variableName { return index }
-        }
-        return nil
+        return (0..<count).first { variable($0)?.name == variableName }
+    }
+
+    /// A control variable's name and, for an enumerated one, its enumeration.
+    private func variable(_ index: Int32) -> (name: String, enumeration: MPI_T_enum?)? {
+        var nameLength: Int32 = 256, descriptionLength: Int32 = 0
+        var name = [CChar](repeating: 0, count: 256)
+        var verbosity: Int32 = 0, binding: Int32 = 0, scope: Int32 = 0
+        var datatype: MPI_Datatype? = nil
+        var enumeration: MPI_T_enum? = nil
+        guard MPI_T_cvar_get_info(index, &name, &nameLength, &verbosity, &datatype, &enumeration, nil, &descriptionLength,
+                                  &binding, &scope) == sccam_mpi_success() else { return nil }
+        return (String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), enumeration)
     }
 }

@@ -248,9 +248,11 @@ final class PreemptionTests: XCTestCase {
     }
 }
 
-/// What the bf16 wire format may cost, measured (docs/scaling.md): the largest
-/// weight difference from a 1-rank run after 3 steps, relative to the largest
-/// change the 3 steps made.
+/// What the bf16 wire format may cost: the largest weight difference from a
+/// 1-rank run after 3 steps, relative to the largest change the 3 steps made.
+/// Each step's gradient carries two bfloat16 roundings (a contribution, the
+/// sum: 2 x 2^-8 at most), so 3 steps allow about 6 x 2^-8 = 2.3%; measured
+/// 0.95% on this test (fp32 on the wire: 3.3e-7).
 enum GradientExchangeTolerance {
-    static let bf16RelativeToUpdate: Float = 1e-2
+    static let bf16RelativeToUpdate: Float = 3e-2
 }

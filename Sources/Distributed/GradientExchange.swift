@@ -121,12 +121,12 @@ public final class GradientExchange: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Waits until every queued bucket is summed; returns the seconds waited.
-    /// The buffer must have been reported whole (`gradientsReady(from: 0)`).
+    /// Waits until the whole buffer is summed; returns the seconds waited.
+    /// What backward did not report is final now, and goes last.
     public func finishStep() throws -> Double {
         guard ranks > 1 else { return 0 }
-        precondition(reducedFrom == 0, "finishStep before backward reported the whole gradient buffer")
         let start = DispatchTime.now().uptimeNanoseconds
+        if reducedFrom > 0 { gradientsReady(from: 0) }
         condition.lock()
         defer { condition.unlock() }
         while reducedCount < queuedCount && failure == nil { condition.wait() }

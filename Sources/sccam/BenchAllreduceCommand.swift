@@ -11,11 +11,13 @@ struct BenchAllreduce: ParsableCommand {
         discussion: """
             Run it under mpirun with the ranks and hosts training will use. First the link: each even rank \
             sends 32 MB to the next (0 to 1, 2 to 3, ...), all pairs at once, and the slowest pair's \
-            bandwidth is printed. Then, for each bucket size, every variant sums the bucket in place across all ranks: \
-            each allreduce algorithm the MPI library offers (Open MPI's tuned component: basic linear, \
-            non-overlapping, recursive doubling, ring, segmented ring, Rabenseifner, and its own choice; \
-            forced one by one through the MPI tool interface), reduce-scatter + all-gather in float32, \
-            and the bf16 wire format (all-to-all of bfloat16 blocks, float32 sums, all-gather). Bus \
+            bandwidth is printed. Then, for each bucket size, every variant \
+            sums the bucket in place across all ranks: the blocking MPI_Allreduce with each algorithm of \
+            Open MPI's tuned component (basic linear, non-overlapping, recursive doubling, ring, segmented \
+            ring, Rabenseifner, and its own choice), the polled MPI_Iallreduce the gradient exchange runs \
+            with each algorithm of libnbc (ring, binomial, Rabenseifner, recursive doubling, and its own \
+            choice), all forced one by one through the MPI tool interface, and the bf16 wire format \
+            (all-to-all of bfloat16 blocks, float32 sums, all-gather), polled. Bus \
             bandwidth is nccl-tests' 2(p-1)/p x bytes / time, the rate one rank's link carries, so a \
             variant at the link's bandwidth is as fast as the link allows; bf16 counts the float32 bytes \
             it stands for and can pass the link. Times are the slowest rank's. \
@@ -31,7 +33,7 @@ struct BenchAllreduce: ParsableCommand {
     @Option(help: "Timed iterations per size (after one warm-up); the best and the median are kept.")
     var iterations: Int = 5
 
-    @Flag(help: "Skip the MPI library's own algorithms (the library's default choice is still measured).")
+    @Flag(help: "Measure only the library's own choice of algorithm, blocking and polled, and bf16.")
     var noLibraryAlgorithms = false
 
     @Option(help: "Also write the report as JSON to this file.")

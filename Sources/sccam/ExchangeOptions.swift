@@ -10,8 +10,8 @@ struct ExchangeOptions: ParsableArguments {
             the order of float32 additions (tested within 1e-5). bf16 sends bfloat16, half the bytes, and still \
             sums in float32: every rank's contribution and every sum are rounded to bfloat16 once (relative \
             error at most 2^-8 each), so each step's update differs from a 1-rank run's by up to about 2^-7 \
-            (tested: within 3% of what 3 steps move the weights, 0.95% measured); docs/decisions.md has the \
-            demo's scores with each. Worth it where the link, not the CPU, limits the step: below 10 Gbit/s \
+            (tested: within 3% of what 3 steps move the weights, 0.95% measured); on the demo every score \
+            moves by up to 0.07 either way, within its seed-to-seed spread (docs/decisions.md). Worth it where the link, not the CPU, limits the step: below 10 Gbit/s \
             at full width. A single rank sends nothing and ignores it.
             """,
         valueName: "fp32|bf16"))

@@ -70,4 +70,41 @@ final class GradientExchangeTests: XCTestCase {
             XCTAssertEqual(check.failures, [])
         }
     }
+
+    /// `bench allreduce` measures every variant on 2 ranks (its speed is not tested, only that each ran).
+    func testBenchAllreduceMeasuresEveryVariant() throws {
+        let temporary = try TemporaryDirectory(prefix: "sccam-bench-allreduce")
+        defer { temporary.remove() }
+        let json = temporary.path + "/report.json"
+        let result = try TestProcess.mpirun(ranks: 2, ["bench", "allreduce", "--threads", "1", "--sizes", "1,2", "--iterations", "1",
+                                                       "--json", json])
+        XCTAssertEqual(result.status, 0, "\(result)")
+        struct Report: Decodable {
+            struct Variant: Decodable {
+                let name: String
+                let bestBusGBps: [Double]
+            }
+            let ranks: Int
+            let sizesMB: [Int]
+            let linkGBps: Double
+            let variants: [Variant]
+        }
+        let report = try JSONDecoder().decode(Report.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
+        XCTAssertEqual(report.ranks, 2)
+        XCTAssertEqual(report.sizesMB, [1, 2])
+        XCTAssertGreaterThan(report.linkGBps, 0)
+        let names = report.variants.map(\.name)
+        for expected in ["blocking, library's choice", "blocking, ring", "polled, library's choice", "polled, ring"] {
+            XCTAssertTrue(names.contains(expected), "\(expected) missing from \(names)")
+        }
+        XCTAssertTrue(names.contains { $0.contains("bf16") }, "\(names)")
+        for variant in report.variants {
+            XCTAssertEqual(variant.bestBusGBps.count, 2, variant.name)
+            XCTAssertTrue(variant.bestBusGBps.allSatisfy { $0 > 0 && $0.isFinite }, "\(variant.name): \(variant.bestBusGBps)")
+        }
+        XCTAssertTrue(result.standardOutput.contains("fastest fp32:"), result.standardOutput)
+        let alone = try TestProcess.sccam(["bench", "allreduce", "--threads", "1"])
+        XCTAssertNotEqual(alone.status, 0)
+        XCTAssertTrue(alone.standardError.contains("needs at least 2 ranks"), alone.standardError)
+    }
 }

@@ -4,7 +4,7 @@ import TestSupport
 import XCTest
 
 /// Two hosts with their own network addresses, over TCP: network namespaces
-/// joined by a veth pair (`hostfiles/netns-hosts.sh`, the README's recipe for
+/// joined by a veth pair (`hostfiles/netns-hosts.sh`, docs/clusters.md's recipe for
 /// trying a multi-node launch on one machine), one rank in each.
 final class TwoHostTests: XCTestCase {
     static let hostfiles = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

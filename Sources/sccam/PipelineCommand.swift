@@ -349,6 +349,14 @@ enum PipelineReport {
             throw ExitCode(4)
         }
         job.log(String(format: "pipeline finished: %d stage(s) run, %d already done, in %.1f s", summary.stagesRun, summary.stagesSkipped, summary.seconds))
+        defer {
+            // The results are on disk already: a report that cannot be written is a warning, not a failed run.
+            if job.isRoot {
+                do { job.log("report: \(try RunReport.write(work: work)) (open it in a browser)") } catch {
+                    job.warn("could not write the report: \(error); `sccam report \(work)` tries again")
+                }
+            }
+        }
         guard !summary.scores.isEmpty else { return }
         let crf = summary.scores.contains { $0.crfMeanIoU != nil }
         job.log("round  mIoU (threshold)      best threshold  best mIoU" + (crf ? "  dCRF mIoU" : ""))

@@ -92,7 +92,7 @@ public enum SCCAMPipeline {
     }
 
     /// The scores of one round's CAMs.
-    public struct RoundScore: Sendable {
+    public struct RoundScore: Codable, Sendable {
         public let round: Int
         public let meanIoU: Double
         public let threshold: Float
@@ -179,32 +179,30 @@ public enum SCCAMPipeline {
             ran += 1
         }
         // Every rank reads the scores rank 0 recorded.
-        var scoreValues: [Double] = []
+        struct Scores: Codable {
+            var rounds: [RoundScore] = []
+            var pseudoLabels: Double?
+            var segmentation: Double?
+            var segmentationCRF: Double?
+        }
+        var recorded: Scores?
         if communicator.isRoot {
+            var scores = Scores()
             for round in evaluatedRounds(settings) {
                 guard let result = record.stage("eval R\(round)")?.result else { continue }
-                scoreValues += [Double(round), result["miou"] ?? .nan, result["threshold"] ?? .nan,
-                                result["best_miou"] ?? .nan, result["best_threshold"] ?? .nan, result["crf_miou"] ?? .nan]
+                scores.rounds.append(RoundScore(round: round, meanIoU: result["miou"] ?? .nan, threshold: Float(result["threshold"] ?? .nan),
+                                                bestMeanIoU: result["best_miou"] ?? .nan, bestThreshold: Float(result["best_threshold"] ?? .nan),
+                                                crfMeanIoU: result["crf_miou"]))
             }
+            scores.pseudoLabels = record.stage("eval refine")?.result?["miou"]
+            scores.segmentation = record.stage("eval segment")?.result?["miou"]
+            scores.segmentationCRF = record.stage("eval segment")?.result?["crf_miou"]
+            recorded = scores
         }
-        var count: [Int64] = [Int64(scoreValues.count)]
-        try communicator.broadcast(&count, root: 0)
-        if !communicator.isRoot { scoreValues = [Double](repeating: 0, count: Int(count[0])) }
-        try communicator.broadcast(&scoreValues, root: 0)
-        let scores = stride(from: 0, to: scoreValues.count, by: 6).map { (i: Int) -> RoundScore in
-            let v = Array(scoreValues[i..<(i + 6)])
-            let crf: Double? = v[5].isNaN ? nil : v[5]
-            return RoundScore(round: Int(v[0]), meanIoU: v[1], threshold: Float(v[2]), bestMeanIoU: v[3], bestThreshold: Float(v[4]),
-                              crfMeanIoU: crf)
-        }
-        var final: [Double] = communicator.isRoot
-            ? [record.stage("eval refine")?.result?["miou"] ?? .nan, record.stage("eval segment")?.result?["miou"] ?? .nan,
-               record.stage("eval segment")?.result?["crf_miou"] ?? .nan]
-            : [.nan, .nan, .nan]
-        try communicator.broadcast(&final, root: 0)
-        func value(_ x: Double) -> Double? { x.isNaN ? nil : x }
-        return Summary(scores: scores, pseudoLabelMeanIoU: value(final[0]), segmentationMeanIoU: value(final[1]),
-                       segmentationCRFMeanIoU: value(final[2]), stagesRun: ran, stagesSkipped: stages.count - ran,
+        let final = try communicator.broadcast(recorded, root: 0)
+        let scores = final.rounds
+        return Summary(scores: scores, pseudoLabelMeanIoU: final.pseudoLabels, segmentationMeanIoU: final.segmentation,
+                       segmentationCRFMeanIoU: final.segmentationCRF, stagesRun: ran, stagesSkipped: stages.count - ran,
                        seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 

@@ -109,29 +109,25 @@ public enum SubcategoryClustering {
                 owner[c] = rank
                 load[rank] += members[c].count
             }
-            var local: [Int32] = []  // per owned class: [class, count, iterations, inertia bits hi, lo, sizes..., labels...]
+            struct ClassResult: Codable {
+                let index: Int
+                let report: ClassReport
+                let labels: [Int32]
+            }
+            var local: [ClassResult] = []
             for c in 0..<classes where owner[c] == communicator.rank && !members[c].isEmpty {
                 let count = members[c].count, clusters = min(k, count)
                 let points = members[c].flatMap { features[($0 * dimension)..<(($0 + 1) * dimension)] }
                 let result = try KMeans.fit(points: points, count: count, dimension: dimension, firstIndex: 0,
                                             options: options(clusters), communicator: SingleProcessCommunicator())
-                let bits = result.inertia.bitPattern
-                local += [Int32(c), Int32(count), Int32(clusters), Int32(result.iterations),
-                          Int32(bitPattern: UInt32(bits >> 32)), Int32(bitPattern: UInt32(bits & 0xFFFF_FFFF))]
-                local += result.sizes.map { Int32($0) } + result.labels
+                local.append(ClassResult(index: c, report: ClassReport(images: count, clusters: clusters, sizes: result.sizes,
+                                                                       inertia: result.inertia, iterations: result.iterations),
+                                         labels: result.labels))
             }
-            for part in try communicator.allgather(local) {
-                var cursor = 0
-                while cursor < part.count {
-                    let c = Int(part[cursor]), count = Int(part[cursor + 1]), clusters = Int(part[cursor + 2])
-                    let iterations = Int(part[cursor + 3])
-                    let inertia = Double(bitPattern: UInt64(UInt32(bitPattern: part[cursor + 4])) << 32 | UInt64(UInt32(bitPattern: part[cursor + 5])))
-                    cursor += 6
-                    let sizes = part[cursor..<(cursor + clusters)].map(Int.init)
-                    cursor += clusters
-                    assignments[c] = Array(part[cursor..<(cursor + count)])
-                    cursor += count
-                    reports[c] = ClassReport(images: count, clusters: clusters, sizes: sizes, inertia: inertia, iterations: iterations)
+            for part in try communicator.allgather(value: local) {
+                for result in part {
+                    assignments[result.index] = result.labels
+                    reports[result.index] = result.report
                 }
             }
         }

@@ -60,6 +60,25 @@ enum CollectiveCheck {
             failures.append("gather gave \(gathered)")
         }
 
+        // Whole values: an exact Double, a NaN, an absent optional and non-ASCII text survive the trip.
+        struct Probe: Codable {
+            var rank: Int
+            var exact: Double
+            var notANumber: Double
+            var absent: Double?
+            var text: String
+        }
+        let sent = Probe(rank: 0, exact: 0.1 + 0.2, notANumber: .nan, absent: nil, text: "Zürich, 東京")
+        let probe = try communicator.broadcast(rank == 0 ? sent : nil, root: 0)
+        if probe.exact != sent.exact || !probe.notANumber.isNaN || probe.absent != nil || probe.text != sent.text || probe.rank != 0 {
+            failures.append("broadcast(Codable) gave \(probe)")
+        }
+        let probes = try communicator.allgather(value: Probe(rank: rank, exact: Double(rank) / 3, notANumber: .nan, absent: Double(rank), text: "r\(rank)"))
+        if probes.map(\.rank) != Array(0..<size) || probes.map(\.exact) != (0..<size).map({ Double($0) / 3 })
+            || probes.map(\.text) != (0..<size).map({ "r\($0)" }) || !probes.allSatisfy({ $0.notANumber.isNaN && $0.absent == Double($0.rank) }) {
+            failures.append("allgather(Codable) gave \(probes)")
+        }
+
         let large = try largeAllreduce(communicator)
         if large > 0 { failures.append("large allreduce: \(large) wrong elements") }
         var exchanged: [String: Int] = [:]

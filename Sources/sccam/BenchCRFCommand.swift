@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benchmarks
 import DenseCRF
 import Formats
 import Foundation

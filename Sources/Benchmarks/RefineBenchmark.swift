@@ -2,6 +2,7 @@ import Data
 import Foundation
 import Kernels
 import Network
+import Pipeline
 
 /// `sccam bench refine`: psa's random walk on a 500 x 375 image, AffinityNet
 /// (He-initialised, any width) on the padded image, then the walk of 21

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Network
 
 /// Times the network's forward pass and training step and relates the
 /// achieved convolution throughput to this machine's own large-sgemm rate,

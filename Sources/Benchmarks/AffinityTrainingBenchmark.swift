@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Network
+import Pipeline
 
 /// `sccam bench train-aff`: full AffinityNet training steps (forward, psa's
 /// loss, backward, the optimiser at learning rate 0) on synthetic crops and

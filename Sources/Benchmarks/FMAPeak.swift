@@ -1,4 +1,5 @@
 import CFMAPeak
+import Kernels
 import Foundation
 
 /// The machine's practical floating-point peak: every thread of this rank

@@ -3,6 +3,7 @@ import DenseCRF
 import Formats
 import Foundation
 import Kernels
+import Pipeline
 
 /// `sccam bench crf`: the dense CRF on a VOC-sized photo-like image with
 /// smooth synthetic probabilities, per preset and label count.

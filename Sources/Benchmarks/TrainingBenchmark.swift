@@ -4,6 +4,7 @@ import Formats
 import Foundation
 import Kernels
 import Network
+import Pipeline
 
 /// Full-width training steps through the real loop (loader, forward,
 /// backward, bucketed allreduce, optimiser) on synthetic 500x375 JPEGs.

@@ -2,6 +2,7 @@ import Distributed
 import Formats
 import Foundation
 import Kernels
+import Pipeline
 
 /// The cluster stage at full scale on synthetic data: 10,582 images with
 /// 4096-d non-negative features, the 20 classes at the frequencies of VOC's

@@ -3,6 +3,7 @@ import Formats
 import Foundation
 import Kernels
 import Network
+import Pipeline
 
 /// How fast images are decoded and augmented, and whether one decode thread
 /// keeps a real training step fed.

@@ -3,6 +3,7 @@ import Distributed
 import Foundation
 import Kernels
 import Network
+import Pipeline
 
 /// Multi-scale + flip CAM inference at the real network size on 500x375
 /// photo-like images (the typical VOC size), split across ranks.

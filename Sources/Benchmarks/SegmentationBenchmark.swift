@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Network
+import Pipeline
 
 /// `sccam bench segment`: DeepLab-v2 training steps at 321 (MSC forward,
 /// the four-output loss, backward into every convolution, the optimiser at

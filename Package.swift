@@ -34,19 +34,19 @@ let package = Package(
         // include path and the module map links libdnnl (and GNU OpenMP) itself.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
-        .target(name: "Distributed", dependencies: ["CMPI"]),
+        .target(name: "Distributed", dependencies: ["CMPI"], exclude: ["README.md"]),
         // The peak loops the benchmarks relate kernels to: C, for the vector intrinsics of each instruction set.
         .target(name: "CFMAPeak", path: "Sources/CFMAPeak"),
-        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL"]),
-        .target(name: "Formats", dependencies: ["CPNG", "CJPEG"]),
-        .target(name: "Network", dependencies: ["Kernels", "Formats"]),
-        .target(name: "Data", dependencies: ["Formats", "Kernels"]),
-        .target(name: "KMeans", dependencies: ["Distributed", "Kernels"]),
-        .target(name: "DenseCRF", dependencies: ["Kernels"]),
-        .target(name: "Pipeline", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF"]),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL"], exclude: ["README.md"]),
+        .target(name: "Formats", dependencies: ["CPNG", "CJPEG"], exclude: ["README.md"]),
+        .target(name: "Network", dependencies: ["Kernels", "Formats"], exclude: ["README.md"]),
+        .target(name: "Data", dependencies: ["Formats", "Kernels"], exclude: ["README.md"]),
+        .target(name: "KMeans", dependencies: ["Distributed", "Kernels"], exclude: ["README.md"]),
+        .target(name: "DenseCRF", dependencies: ["Kernels"], exclude: ["README.md"]),
+        .target(name: "Pipeline", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF"], exclude: ["README.md"]),
         // Every measurement of `sccam bench ...`: what it measures comes from the
         // modules above; nothing in them depends on it.
-        .target(name: "Benchmarks", dependencies: ["CFMAPeak", "Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF", "Pipeline"]),
+        .target(name: "Benchmarks", dependencies: ["CFMAPeak", "Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF", "Pipeline"], exclude: ["README.md"]),
         .executableTarget(
             name: "sccam",
             dependencies: [

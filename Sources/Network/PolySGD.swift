@@ -17,6 +17,8 @@
 /// learning rate recomputed only every `stepSize` (10) steps.
 public final class PolySGD: @unchecked Sendable {
     public static let referenceMomentum: Float = 0.0005
+    /// The weight decay of every network the reference trains (classifier, AffinityNet, DeepLab-v2).
+    public static let referenceWeightDecay: Float = 5e-4
 
     public let baseLearningRate: Float
     public let weightDecay: Float
@@ -35,7 +37,7 @@ public final class PolySGD: @unchecked Sendable {
     /// A tensor's learning-rate multiplier and whether weight decay applies.
     public typealias Group = (multiplier: Float, decays: Bool)
 
-    public init(store: ParameterStore, baseLearningRate: Float, maxStep: Int, weightDecay: Float = 5e-4,
+    public init(store: ParameterStore, baseLearningRate: Float, maxStep: Int, weightDecay: Float = PolySGD.referenceWeightDecay,
                 momentum: Float = PolySGD.referenceMomentum, power: Double = 0.9, headPrefixes: [String] = ["fc8"],
                 stepSize: Int = 1, group: ((ParameterStore.Entry) -> Group)? = nil) {
         self.baseLearningRate = baseLearningRate

@@ -30,7 +30,7 @@ extension SCCAMPipeline {
         public var learningRate: Float = 0.1
         public var crop = 448
         public var momentum: Float = PolySGD.referenceMomentum
-        public var weightDecay: Float = 5e-4
+        public var weightDecay: Float = PolySGD.referenceWeightDecay
         public var walk = RandomWalk.Parameters()
 
         public init() {}

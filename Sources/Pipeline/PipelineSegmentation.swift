@@ -18,7 +18,7 @@ extension SCCAMPipeline {
         /// The reference's 2.5e-4; SC-CAM lowered it "a bit" for noisy labels (the value is unpublished).
         public var learningRate: Float = 2.5e-4
         public var momentum: Float = 0.9
-        public var weightDecay: Float = 5e-4
+        public var weightDecay: Float = PolySGD.referenceWeightDecay
         public var crop = 321
         public var validationList = "val"
         /// Also run and score the CRF post-processing (the image it sees, see `SegmentStage.CRFImage`).

@@ -55,7 +55,7 @@ public enum SCCAMPipeline {
         public var finishSchedule = false
         public var roundStart = RoundStart.initial
         public var momentum: Float = PolySGD.referenceMomentum
-        public var weightDecay: Float = 5e-4
+        public var weightDecay: Float = PolySGD.referenceWeightDecay
         public var subcategoryWeight: Float = 5
         public var checkpointEvery = 10
         /// Infer and score every round's classifier, not only the last.

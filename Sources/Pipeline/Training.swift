@@ -31,7 +31,7 @@ public enum Training {
         public var globalBatch: Int
         public var learningRate: Float
         public var momentum: Float = PolySGD.referenceMomentum
-        public var weightDecay: Float = 5e-4
+        public var weightDecay: Float = PolySGD.referenceWeightDecay
         public var subcategoryWeight: Float = 5
         public var cropSize: Int
         /// The random resize of the long side before the crop (spec 3.3).

@@ -51,71 +51,9 @@ struct Demo: ParsableCommand {
         try method.validate()
     }
 
-    /// The demo's defaults: the reference's method, scaled to a few minutes on two cores.
+    /// The demo's recipe (the library's, with its reasons), then what the command line overrides.
     func settings() throws -> SCCAMPipeline.Settings {
-        var settings = SCCAMPipeline.Settings(vocRoot: "\(work)/voc")
-        settings.widthDivisor = widthDivisor
-        settings.k = 2
-        settings.batch = 8
-        // From scratch, without ImageNet features to fine-tune, the network needs
-        // momentum and more epochs than the reference's fine-tuning schedule.
-        settings.momentum = 0.9
-        settings.baselineEpochs = 40
-        settings.baselineLearningRate = 0.1
-        // The classifier sees crops of half the image side, as the reference's 224 crops of
-        // ~500-pixel images resized to a long side of 256...512.
-        let classifierCrop = max(16, imageSize / 2 / 8 * 8)
-        settings.baselineCrop = classifierCrop
-        settings.epochs = 20
-        settings.learningRate = 0.05
-        settings.crop = classifierCrop
-        settings.longSide = [classifierCrop, imageSize]
-        // AffinityNet on whole images, from the baseline's backbone (no ImageNet here),
-        // with the classifier's momentum.
-        var refine = SCCAMPipeline.RefineSettings()
-        refine.start = .baseline
-        refine.crop = imageSize / 8 * 8
-        refine.momentum = 0.9
-        // psa's lr 0.1 (1.0 on the new layers) assumes its near-zero effective momentum: with
-        // 0.9 the affinities collapse to 0 within 50 steps (every loss at -log 1e-5), so a tenth.
-        refine.learningRate = 0.01
-        // From a from-scratch backbone AffinityNet needs longer than psa's 8 epochs.
-        refine.epochs = 30
-        // psa's choice of CAMs: the baseline's. The demo's later rounds localise worse (their
-        // walk with perfect affinities tops out at 0.54 mIoU, round 0's at 0.76).
-        refine.camsRound = 0
-        // The demo's CAMs keep a floor on the background (median 0.13, a tenth above 0.49),
-        // where a VOC-trained ResNet-38's are near 0: with psa's exponents 4 / 32 the CRF
-        // finds almost no confident background, so AffinityNet sees few background and
-        // boundary pairs. With 2 / 4 the labels cover 86% of the background and 90% of the
-        // objects, with 2% of the object pixels called background.
-        refine.lowAlpha = 2
-        refine.highAlpha = 4
-        // A 96-pixel image has a 12 x 12 grid, on which psa's pairs start from only 32 cells
-        // (rows 0-7, columns 4-7): the border cells reach each other only through the middle,
-        // and even perfect affinities walk the baseline's CAMs to just 0.58 mIoU. Every pair of
-        // the grid (the same network and affinities) lifts that ceiling to 0.69.
-        refine.walk.pairs = .wholeGrid
-        // Measured on the demo: with every pair, a background exponent of 2 keeps the most
-        // foreground and an affinity power of 16 sharpens the learnt affinities best.
-        refine.walk.alpha = 2
-        refine.walk.beta = 16
-        settings.refine = refine
-        // DeepLab-v2 at the demo's width, from scratch (no COCO weights here), on the
-        // pseudo-labels at the whole-image crop: 300 iterations instead of 20,000, and an lr
-        // of 0.001 instead of 2.5e-4, which suits fine-tuning, not a fresh network. At 0.003 it
-        // sometimes settles on calling everything background (val mIoU 0.15 on one run where
-        // 0.001 gives 0.62; better at 0.001 on each of three sets of pseudo-labels tried).
-        var segmentation = SCCAMPipeline.SegmentationSettings()
-        segmentation.widthDivisor = widthDivisor
-        segmentation.iterations = 300
-        segmentation.learningRate = 0.001
-        segmentation.crop = imageSize
-        segmentation.crf = "raw"
-        settings.segmentation = segmentation
-        settings.roundStart = .baseline
-        settings.evaluateAllRounds = true
-        settings.checkpointEvery = 1000
+        var settings = SCCAMPipeline.Settings.demo(vocRoot: "\(work)/voc", imageSize: imageSize, widthDivisor: widthDivisor)
         try method.apply(to: &settings)
         settings.convolutionPrecision = convolution.recordedPrecision
         settings.gradientExchange = exchange.recordedWireFormat

@@ -131,7 +131,7 @@ struct MethodOptions: ParsableArguments {
     var momentum: Float?
 
     @Option(help: "Weight decay.")
-    var weightDecay: Float = 5e-4
+    var weightDecay: Float = PolySGD.referenceWeightDecay
 
     @Option(help: "Weight of the sub-category loss.")
     var subcategoryWeight: Float = 5

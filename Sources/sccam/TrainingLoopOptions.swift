@@ -8,7 +8,7 @@ struct TrainingLoopOptions: ParsableArguments {
     var momentum: Float?
 
     @Option(help: "Weight decay.")
-    var weightDecay: Float = 5e-4
+    var weightDecay: Float = PolySGD.referenceWeightDecay
 
     @Option(help: "Seed of the data order, augmentation, dropout and the initialisation of new layers.")
     var seed: UInt64 = 0

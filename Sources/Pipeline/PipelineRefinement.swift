@@ -69,27 +69,17 @@ extension SCCAMPipeline {
         let affinityInit: String? = refine.start == .baseline ? baseline : settings.initialWeights
         stages.append(Stage(name: "train-aff", inputs: ["\(work)/affinity", affinityInit ?? "He initialisation"], outputs: [affinityWeights]) {
             let list = try dataset.list(affinityList)
-            let network: AffinityNetwork
-            if let affinityInit {
-                network = try AffinityNetwork.fromWeights(affinityInit, backboneOnly: true, headSeed: settings.seed, note: warn)
-            } else {
-                network = AffinityNetwork(widthDivisor: settings.widthDivisor)
-                network.initializeBackbone(seed: settings.seed, residualBranchScale: Training.scratchBranchScale)
-                network.initializeHeads(seed: settings.seed)
-            }
+            let network = try AffinityTrainingStage.makeNetwork(initialWeights: affinityInit, widthDivisor: settings.widthDivisor,
+                                                                seed: settings.seed, warn: warn)
             var options = Training.Options(round: 0, epochs: refine.epochs, globalBatch: refine.batch, learningRate: refine.learningRate,
                                            cropSize: refine.crop, work: work)
-            options.checkpointPrefix = "AFF"
             configure(&options, momentum: refine.momentum, weightDecay: refine.weightDecay, settings: settings, runtime: runtime)
-            let parts = AffinityTraining.microBatch(requested: runtime.affinityMicroBatch, share: refine.batch / max(1, communicator.size),
-                                                    network: network, crop: refine.crop, ranksOnThisNode: communicator.localSize)
-            if let note = parts.note { log(note) }
-            let model = AffinityTraining(network: network, dataset: dataset, ids: list.ids, scores: "\(work)/affinity", cropSize: refine.crop,
-                                         microBatch: parts.size, skipUnreadable: false, decodeThreads: runtime.decodeThreads)
             log("training AffinityNet: \(list.ids.count) images, \(refine.epochs) epochs, lr \(refine.learningRate), crop \(refine.crop), global batch \(refine.batch) over \(communicator.size) rank(s), starting from \(affinityInit ?? "He initialisation")")
             Training.installSignalHandlers()
             defer { Training.removeSignalHandlers() }
-            let summary = try Training.run(model, imageCount: list.ids.count, options: options, communicator: communicator, log: log)
+            let summary = try AffinityTrainingStage.run(network: network, dataset: dataset, ids: list.ids, scores: "\(work)/affinity",
+                                                        options: options, microBatch: runtime.affinityMicroBatch, skipUnreadable: false,
+                                                        communicator: communicator, log: log)
             return summary.steps > 0 ? ["first_loss": summary.firstLoss, "last_loss": summary.lastLoss, "steps": Double(summary.steps)] : nil
         })
         let camsFolder = "infer/R\(round)/cams"

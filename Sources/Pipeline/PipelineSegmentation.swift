@@ -36,28 +36,24 @@ extension SCCAMPipeline {
         stages.append(Stage(name: "train-seg", inputs: ["\(work)/refine", segmentation.initialWeights ?? "He initialisation", settings.inferList],
                             outputs: [weights]) {
             let list = try dataset.list(settings.inferList)
-            let network = DeepLabV2(configuration: configuration)
-            network.initializeASPP(seed: settings.seed)
-            if let path = segmentation.initialWeights {
-                try network.loadWeights(path)
-            } else {
+            let (network, loaded) = try SegmentationTrainingStage.makeNetwork(configuration: configuration,
+                                                                              initialWeights: segmentation.initialWeights, seed: settings.seed)
+            if loaded == nil {
                 warn("no segmentation --seg-init: DeepLab trains from scratch (He initialisation), not from the COCO weights the reference starts from")
-                network.initialize(seed: settings.seed, residualBranchScale: Training.scratchBranchScale)
             }
             var options = Training.Options(round: 0, epochs: 1, globalBatch: segmentation.batch * segmentation.iterSize,
                                            learningRate: segmentation.learningRate, cropSize: segmentation.crop, work: work)
-            options.checkpointPrefix = "SEG"
             options.maxSteps = segmentation.iterations
             configure(&options, momentum: segmentation.momentum, weightDecay: segmentation.weightDecay, settings: settings, runtime: runtime)
             options.checkpointEvery = 5
-            let model = SegmentationTraining(network: network, dataset: dataset, ids: list.ids, labels: "\(work)/refine",
-                                             augmentation: SegmentationAugmentation(cropSize: segmentation.crop), subBatchSize: segmentation.batch,
-                                             microBatch: nil, skipUnreadable: false, decodeThreads: runtime.decodeThreads)
-            if segmentation.initialWeights == nil { model.stemLearningRateMultiplier = 1.0 / 4096 }
             log("training DeepLab-v2 on the pseudo-labels: \(list.ids.count) images, \(segmentation.iterations) iterations of \(segmentation.iterSize) x \(segmentation.batch), lr \(segmentation.learningRate), crop \(segmentation.crop), width 1/\(segmentation.widthDivisor), over \(communicator.size) rank(s)")
             Training.installSignalHandlers()
             defer { Training.removeSignalHandlers() }
-            let summary = try Training.run(model, imageCount: list.ids.count, options: options, communicator: communicator, log: log)
+            let summary = try SegmentationTrainingStage.run(network: network, fromScratch: loaded == nil, dataset: dataset, ids: list.ids,
+                                                            labels: "\(work)/refine",
+                                                            augmentation: SegmentationAugmentation(cropSize: segmentation.crop),
+                                                            subBatchSize: segmentation.batch, microBatch: nil, options: options,
+                                                            skipUnreadable: false, communicator: communicator, log: log)
             if communicator.isRoot { try network.saveSafetensors("\(work)/\(weights)") }
             try communicator.barrier()
             return summary.steps > 0 ? ["first_loss": summary.firstLoss, "last_loss": summary.lastLoss, "steps": Double(summary.steps)] : nil

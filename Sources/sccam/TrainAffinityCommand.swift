@@ -84,28 +84,17 @@ struct TrainAffinity: ParsableCommand {
             let dataset = try VOCDataset(root: vocRoot)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
-            let network: AffinityNetwork
-            if let path = `init` {
-                network = try AffinityNetwork.fromWeights(path, backboneOnly: true, headSeed: loop.seed, note: job.warn)
-            } else {
-                network = AffinityNetwork(widthDivisor: widthDivisor)
-                network.initializeBackbone(seed: loop.seed, residualBranchScale: Training.scratchBranchScale)
-                network.initializeHeads(seed: loop.seed)
-            }
+            let network = try AffinityTrainingStage.makeNetwork(initialWeights: `init`, widthDivisor: widthDivisor, seed: loop.seed,
+                                                                warn: job.warn)
             var options = Training.Options(round: 0, epochs: epochs, globalBatch: batch, learningRate: lr, cropSize: crop, work: work)
-            options.checkpointPrefix = "AFF"
             options.checkpointEvery = checkpointEvery
             options.exchange = exchange.settings
             loop.apply(to: &options)
-            let share = batch / max(1, job.communicator.size)
-            let parts = AffinityTraining.microBatch(requested: microBatch, share: share, network: network, crop: crop,
-                                                    ranksOnThisNode: job.communicator.localSize)
-            if let note = parts.note { job.log(note) }
-            let model = AffinityTraining(network: network, dataset: dataset, ids: imageList.ids, scores: labels ?? "\(work)/affinity",
-                                         cropSize: crop, microBatch: parts.size, skipUnreadable: loop.skipUnreadable, decodeThreads: loop.decodeThreads)
             job.log("train-aff: \(imageList.ids.count) images of \(imageList.source), global batch \(batch) over \(job.communicator.size) rank(s), \(epochs) epochs, lr \(lr), crop \(crop), width 1/\(network.widthDivisor)")
             let summary = try job.trainStoppable {
-                try Training.run(model, imageCount: imageList.ids.count, options: options, communicator: job.communicator, log: job.log)
+                try AffinityTrainingStage.run(network: network, dataset: dataset, ids: imageList.ids, scores: labels ?? "\(work)/affinity",
+                                              options: options, microBatch: microBatch, skipUnreadable: loop.skipUnreadable,
+                                              communicator: job.communicator, log: job.log)
             }
             job.log(String(format: "trained %d step(s) in %.1f s: loss %.4f -> %.4f; waited %.2f s for gradient allreduces; weights in %@/weights/AFF_ep%d.safetensors",
                            summary.steps, summary.seconds, summary.firstLoss, summary.lastLoss, summary.communicationWaitSeconds, work, epochs - 1))

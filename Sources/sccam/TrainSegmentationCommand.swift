@@ -110,30 +110,27 @@ struct TrainSegmentation: ParsableCommand {
             let dataset = try VOCDataset(root: vocRoot)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
-            let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: widthDivisor, inputResize: BilinearRule(rawValue: inputResize)!))
-            network.initializeASPP(seed: loop.seed)
-            if let path = `init` {
-                let (source, report) = try network.loadWeights(path)
-                job.log("initial weights: \(path) (\(source.rawValue))" + (report.keptAtInitialization.isEmpty ? "" : "; the ASPP starts at N(0, 0.01) as the reference's"))
+            let configuration = DeepLabConfiguration(widthDivisor: widthDivisor, inputResize: BilinearRule(rawValue: inputResize)!)
+            let (network, loaded) = try SegmentationTrainingStage.makeNetwork(configuration: configuration, initialWeights: `init`,
+                                                                              seed: loop.seed)
+            if let loaded {
+                job.log("initial weights: \(loaded)")
             } else {
                 job.warn("no --init: DeepLab trains from scratch (He initialisation), not from the COCO weights the reference starts from")
-                network.initialize(seed: loop.seed, residualBranchScale: Training.scratchBranchScale)
             }
             let global = batch * iterSize
             var options = Training.Options(round: 0, epochs: 1, globalBatch: global, learningRate: lr, cropSize: crop, work: work)
-            options.checkpointPrefix = "SEG"
             options.checkpointEvery = checkpointEvery
             options.exchange = exchange.settings
             options.maxSteps = iterations
             loop.apply(to: &options, defaultMomentum: 0.9)
-            let model = SegmentationTraining(network: network, dataset: dataset, ids: imageList.ids, labels: labels,
-                                             augmentation: SegmentationAugmentation(cropSize: crop, scales: try parsedScales()),
-                                             subBatchSize: batch, microBatch: microBatch, skipUnreadable: loop.skipUnreadable,
-                                             decodeThreads: loop.decodeThreads)
-            if `init` == nil { model.stemLearningRateMultiplier = 1.0 / 4096 }
+            let augmentation = SegmentationAugmentation(cropSize: crop, scales: try parsedScales())
             job.log("train-seg: \(imageList.ids.count) images of \(imageList.source), labels \(labels), \(iterations) iterations of \(iterSize) x \(batch) images over \(job.communicator.size) rank(s), lr \(lr), momentum \(options.momentum), crop \(crop), width 1/\(widthDivisor)")
             let summary = try job.trainStoppable {
-                try Training.run(model, imageCount: imageList.ids.count, options: options, communicator: job.communicator, log: job.log)
+                try SegmentationTrainingStage.run(network: network, fromScratch: loaded == nil, dataset: dataset, ids: imageList.ids,
+                                                  labels: labels, augmentation: augmentation, subBatchSize: batch, microBatch: microBatch,
+                                                  options: options, skipUnreadable: loop.skipUnreadable, communicator: job.communicator,
+                                                  log: job.log)
             }
             job.log(String(format: "trained %d iteration(s) in %.1f s: loss %.4f -> %.4f; waited %.2f s for gradient allreduces; weights in %@",
                            summary.steps, summary.seconds, summary.firstLoss, summary.lastLoss, summary.communicationWaitSeconds,

@@ -23,9 +23,6 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// pieces keep every count inside MPI's 32-bit `int`.
     static let chunkBytes = 16 << 20
 
-    /// The thread level MPI granted this process.
-    public private(set) nonisolated(unsafe) static var providedThreadLevel: Int32 = -1
-
     /// Initialises MPI (once per process) at `MPI_THREAD_MULTIPLE`, accepting
     /// no less than `MPI_THREAD_SERIALIZED`.
     public init() throws {
@@ -37,7 +34,6 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             guard code == sccam_mpi_success() else {
                 throw CommunicatorError("MPI_Init_thread failed with code \(code)")
             }
-            Self.providedThreadLevel = provided
             // Finalise on every exit path, including exit() from argument parsing
             // and error handling.
             atexit { MPICommunicator.finalizeProcess() }
@@ -111,7 +107,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public var transportDescription: String {
-        "MPI (\(MPICommunicator.libraryVersion())), thread level \(Self.threadLevelName(Self.providedThreadLevel))"
+        var level: Int32 = -1
+        MPI_Query_thread(&level)
+        return "MPI (\(MPICommunicator.libraryVersion())), thread level \(Self.threadLevelName(level))"
     }
 
     // MARK: Reductions

@@ -21,8 +21,7 @@ struct AffinityLabelsCommand: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
 
-    @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
-    var vocRoot: String
+    @OptionGroup var voc: VOCRootOption
 
     @Option(help: "train, val, train_aug, or the path of a list file.")
     var list: String = "train_aug"
@@ -50,7 +49,7 @@ struct AffinityLabelsCommand: ParsableCommand {
         let job = Job.start(runtime)
         job.run {
             try job.prepareWork(work)
-            let dataset = try VOCDataset(root: vocRoot)
+            let dataset = try VOCDataset(root: voc.root)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
             job.log("affinity-labels: \(imageList.ids.count) images of \(imageList.source), alpha \(lowAlpha) and \(highAlpha), CAMs from \(cams), on \(job.communicator.size) rank(s)")

@@ -15,8 +15,7 @@ struct CheckData: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
 
-    @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012: JPEGImages/, Annotations/, ...).")
-    var vocRoot: String
+    @OptionGroup var voc: VOCRootOption
 
     @Option(help: "train, val, train_aug, or the path of a list file.")
     var list: String = "train_aug"
@@ -38,7 +37,7 @@ struct CheckData: ParsableCommand {
         job.run {
             let options = DataCheck.Options(list: list, labelCache: labels, decode: decode, checkMasks: masks,
                                             skipUnreadable: skipUnreadable)
-            let report = try DataCheck.run(voc: vocRoot, options: options, communicator: job.communicator, log: job.log,
+            let report = try DataCheck.run(voc: voc.root, options: options, communicator: job.communicator, log: job.log,
                                            warn: job.warn)
             let histogram = report.imagesWithClassCount.enumerated().dropFirst().filter { $0.element > 0 }
                 .map { "\($0.element) with \($0.offset)" }.joined(separator: ", ")

@@ -19,8 +19,7 @@ struct Extract: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var convolution: ConvolutionOptions
 
-    @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
-    var vocRoot: String
+    @OptionGroup var voc: VOCRootOption
 
     @Option(help: "train, val, train_aug, or the path of a list file.")
     var list: String = "train_aug"
@@ -65,7 +64,7 @@ struct Extract: ParsableCommand {
             try job.prepareWork(work)
             let network = try SCCAMNetwork.fromWeights(weights, allowMissingHeads: allowMissingHeads, note: job.warn)
             let configuration = network.configuration
-            let dataset = try VOCDataset(root: vocRoot)
+            let dataset = try VOCDataset(root: voc.root)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
             let labels = try ImageLabels.load(dataset: dataset, ids: imageList.ids, cache: job.isRoot ? "\(work)/image_labels.tsv" : nil,

@@ -21,8 +21,7 @@ struct Infer: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var convolution: ConvolutionOptions
 
-    @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
-    var vocRoot: String
+    @OptionGroup var voc: VOCRootOption
 
     @Option(help: "train, val, train_aug, or the path of a list file.")
     var list: String = "train"
@@ -59,7 +58,7 @@ struct Infer: ParsableCommand {
             try job.prepareWork(work)
             guard let scaleList = ListArguments.scales(scales) else { throw ValidationError("--scales must list positive numbers") }
             let network = try SCCAMNetwork.fromWeights(weights, note: job.warn)
-            let dataset = try VOCDataset(root: vocRoot)
+            let dataset = try VOCDataset(root: voc.root)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
             let labels = try ImageLabels.load(dataset: dataset, ids: imageList.ids, cache: job.isRoot ? "\(work)/image_labels.tsv" : nil,

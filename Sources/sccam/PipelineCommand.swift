@@ -26,8 +26,7 @@ struct PipelineRun: ParsableCommand {
     @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var method: MethodOptions
 
-    @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
-    var vocRoot: String
+    @OptionGroup var voc: VOCRootOption
 
     @Option(help: "Work folder: run.json, features/, labels/, weights/, logs/, infer/.")
     var work: String
@@ -60,7 +59,7 @@ struct PipelineRun: ParsableCommand {
         convolution.apply()
         job.run {
             try job.prepareWork(work)
-            var settings = SCCAMPipeline.Settings(vocRoot: vocRoot)
+            var settings = SCCAMPipeline.Settings(vocRoot: voc.root)
             settings.initialWeights = `init`
             settings.baselineWeights = baseline
             settings.widthDivisor = widthDivisor

@@ -24,8 +24,7 @@ struct RefineCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var convolution: ConvolutionOptions
 
-    @Option(help: "The VOC 2012 folder (VOCdevkit/VOC2012).")
-    var vocRoot: String
+    @OptionGroup var voc: VOCRootOption
 
     @Option(help: "train, val, train_aug, or the path of a list file.")
     var list: String = "train"
@@ -75,7 +74,7 @@ struct RefineCommand: ParsableCommand {
         convolution.apply()
         job.run {
             try job.prepareWork(work)
-            let dataset = try VOCDataset(root: vocRoot)
+            let dataset = try VOCDataset(root: voc.root)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
             let network = try AffinityNetwork.fromWeights(affWeights, note: job.warn)

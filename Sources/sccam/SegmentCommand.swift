@@ -24,8 +24,7 @@ struct SegmentCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var convolution: ConvolutionOptions
 
-    @Option(help: "The VOC 2012 folder.")
-    var vocRoot: String
+    @OptionGroup var voc: VOCRootOption
 
     @Option(help: "train, val, train_aug, or the path of a list file.")
     var list: String = "val"
@@ -62,7 +61,7 @@ struct SegmentCommand: ParsableCommand {
         convolution.apply()
         job.run {
             try job.prepareWork(work)
-            let dataset = try VOCDataset(root: vocRoot)
+            let dataset = try VOCDataset(root: voc.root)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
             let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: widthDivisor,

@@ -30,8 +30,7 @@ struct TrainAffinity: ParsableCommand {
     @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var loop: TrainingLoopOptions
 
-    @Option(help: "The VOC 2012 folder.")
-    var vocRoot: String
+    @OptionGroup var voc: VOCRootOption
 
     @Option(help: "train, val, train_aug, or the path of a list file.")
     var list: String = "train_aug"
@@ -81,7 +80,7 @@ struct TrainAffinity: ParsableCommand {
         convolution.apply()
         job.run {
             try job.prepareWork(work)
-            let dataset = try VOCDataset(root: vocRoot)
+            let dataset = try VOCDataset(root: voc.root)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
             let network = try AffinityTrainingStage.makeNetwork(initialWeights: `init`, widthDivisor: widthDivisor, seed: loop.seed,

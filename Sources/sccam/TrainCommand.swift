@@ -25,8 +25,7 @@ struct Train: ParsableCommand {
     @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var loop: TrainingLoopOptions
 
-    @Option(help: "The VOC 2012 folder.")
-    var vocRoot: String
+    @OptionGroup var voc: VOCRootOption
 
     @Option(help: "Work folder: labels are read from it, weights/ and logs/ written to it.")
     var work: String
@@ -84,7 +83,7 @@ struct Train: ParsableCommand {
         convolution.apply()
         job.run {
             try job.prepareWork(work)
-            let dataset = try VOCDataset(root: vocRoot)
+            let dataset = try VOCDataset(root: voc.root)
             let (ids, targets) = try Training.targets(round: round, k: k, dataset: dataset, list: list, work: work, isRoot: job.isRoot,
                                                       warn: job.warn)
             let network = try Training.makeNetwork(initPath: `init`, round: round, k: k, widthDivisor: widthDivisor, seed: loop.seed,

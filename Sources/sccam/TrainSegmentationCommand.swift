@@ -37,8 +37,7 @@ struct TrainSegmentation: ParsableCommand {
     @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var loop: TrainingLoopOptions
 
-    @Option(help: "The VOC 2012 folder.")
-    var vocRoot: String
+    @OptionGroup var voc: VOCRootOption
 
     @Option(help: "train, val, train_aug, or the path of a list file.")
     var list: String = "train_aug"
@@ -107,7 +106,7 @@ struct TrainSegmentation: ParsableCommand {
         convolution.apply()
         job.run {
             try job.prepareWork(work)
-            let dataset = try VOCDataset(root: vocRoot)
+            let dataset = try VOCDataset(root: voc.root)
             let imageList = try dataset.list(list)
             try dataset.validate(imageList)
             let configuration = DeepLabConfiguration(widthDivisor: widthDivisor, inputResize: BilinearRule(rawValue: inputResize)!)

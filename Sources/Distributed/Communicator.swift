@@ -65,16 +65,12 @@ public protocol Communicator: AnyObject, Sendable {
     /// Starts an element-wise sum over all ranks of `send` into `receive`
     /// (out of place: Open MPI's non-blocking ring refuses in-place buffers).
     func startAllreduceSum(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>) throws -> CollectiveRequest
-    /// `alltoallBlocks`, started.
-    func startAlltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest
-    /// `allgatherBlocks`, started.
-    func startAllgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest
-    /// Block exchange: block `j` of `send` (blocks of `BlockPartition(count: send.count)`)
+    /// Starts a block exchange: block `j` of `send` (blocks of `BlockPartition(count: send.count)`)
     /// goes to rank `j`; `receive` gets every rank's copy of this rank's block, in rank order.
-    func alltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws
-    /// In-place all-gather by blocks: this rank's block of `buffer` goes to
-    /// every rank, and every other block arrives from its owner.
-    func allgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws
+    func startAlltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest
+    /// Starts an in-place all-gather by blocks: this rank's block of `buffer`
+    /// goes to every rank, and every other block arrives from its owner.
+    func startAllgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest
     /// A communicator of the same ranks whose collectives never match this
     /// one's: the gradient exchange's thread reduces on it while the main
     /// thread may still run collectives here. Collective: every rank calls it.

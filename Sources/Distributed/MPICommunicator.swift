@@ -130,14 +130,6 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    public func alltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws {
-        try startAlltoallBlocks(send: send, receive: receive).wait()
-    }
-
-    public func allgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {
-        try startAllgatherBlocks(buffer).wait()
-    }
-
     public func startAllreduceSum(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>) throws -> CollectiveRequest {
         guard send.count == receive.count else {
             throw CommunicatorError("startAllreduceSum: \(send.count) elements sent into \(receive.count)")

@@ -14,15 +14,6 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
     public func allreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {}
     public func allreduceMax<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {}
 
-    public func alltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws {
-        guard receive.count == send.count else {
-            throw CommunicatorError("alltoallBlocks: \(receive.count) receive elements for one block of \(send.count)")
-        }
-        if let source = send.baseAddress, let target = receive.baseAddress { target.update(from: source, count: send.count) }
-    }
-
-    public func allgatherBlocks<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {}
-
     public func duplicate() throws -> Communicator { SingleProcessCommunicator() }
 
     public func startAllreduceSum(_ send: UnsafeBufferPointer<Float>, into receive: UnsafeMutableBufferPointer<Float>) throws -> CollectiveRequest {
@@ -31,7 +22,10 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
     }
 
     public func startAlltoallBlocks<T: CollectiveScalar>(send: UnsafeBufferPointer<T>, receive: UnsafeMutableBufferPointer<T>) throws -> CollectiveRequest {
-        try alltoallBlocks(send: send, receive: receive)
+        guard receive.count == send.count else {
+            throw CommunicatorError("alltoallBlocks: \(receive.count) receive elements for one block of \(send.count)")
+        }
+        if let source = send.baseAddress, let target = receive.baseAddress { target.update(from: source, count: send.count) }
         return CompletedRequest()
     }
 

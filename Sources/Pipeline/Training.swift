@@ -132,8 +132,7 @@ public enum Training {
         guard firstEpoch <= lastEpoch else { return Summary(steps: 0, lastLoss: .nan, firstLoss: .nan, checkpoints: [], communicationWaitSeconds: 0, seconds: 0) }
         let gradients = model.store.gradients
         let exchange = try GradientExchange(communicator: communicator, gradients: gradients, settings: options.exchange)
-        var exchangeClosed = false
-        defer { if !exchangeClosed { exchange.close() } }
+        defer { exchange.close() }
         // TensorBoard scalars, as the reference logs them (rank 0 only).
         let events = communicator.isRoot && options.logEvery < 1_000_000 ? try TensorBoardWriter(folder: "\(options.work)/logs/\(options.checkpointPrefix)") : nil
         defer { events?.flush() }
@@ -197,8 +196,7 @@ public enum Training {
                 checkpoints.append(path)
             }
         }
-        exchange.close()
-        exchangeClosed = true
+        exchange.close()  // idempotent: completes the statistics before they are returned
         return Summary(steps: stepsRun, lastLoss: lastLoss, firstLoss: firstLoss, checkpoints: checkpoints,
                        communicationWaitSeconds: waitSeconds, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
                        exchange: communicator.size > 1 ? exchange.statistics : nil)

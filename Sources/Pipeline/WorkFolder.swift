@@ -62,17 +62,18 @@ public enum WorkFolder {
     static func checkShared(_ path: String, communicator: Communicator) throws {
         let host = ProcessInfo.processInfo.hostName
         let folder = resolved(path)
-        var name = "", token = ""
-        if communicator.isRoot {
-            token = "\(host) \(getpid()) \(UInt64.random(in: 0...UInt64.max))"
-            name = ".sccam-shared-check-\(getpid())"
-            do { try AtomicFile.write(token + "\n", to: "\(folder)/\(name)") } catch { token = "" }
+        struct Token: Codable {
+            var name = "", text = "", folder = ""
         }
-        let announced = try communicator.broadcast(string: "\(name)\n\(token)\n\(folder)", root: 0)
-            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        name = announced[0]
-        token = announced[1]
-        let rootFolder = announced[2]
+        var written: Token?
+        if communicator.isRoot {
+            var token = Token(name: ".sccam-shared-check-\(getpid())", text: "\(host) \(getpid()) \(UInt64.random(in: 0...UInt64.max))",
+                              folder: folder)
+            do { try AtomicFile.write(token.text + "\n", to: "\(folder)/\(token.name)") } catch { token.text = "" }
+            written = token
+        }
+        let announced = try communicator.broadcast(written, root: 0)
+        let name = announced.name, token = announced.text, rootFolder = announced.folder
         func holdsToken(_ folder: String) -> Bool {
             (try? AtomicFile.read("\(folder)/\(name)")).map { String(decoding: $0, as: UTF8.self) } == token + "\n"
         }

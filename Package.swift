@@ -9,7 +9,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "sccam", targets: ["sccam"]),
-        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF", "Pipeline"]),
+        .library(name: "SCCAMKit", targets: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF",
+                                             "Workflow", "TrainingLoop", "Stages", "Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,16 +44,26 @@ let package = Package(
         .target(name: "Data", dependencies: ["Formats", "Kernels"], exclude: ["README.md"]),
         .target(name: "KMeans", dependencies: ["Distributed", "Kernels"], exclude: ["README.md"]),
         .target(name: "DenseCRF", dependencies: ["Kernels"], exclude: ["README.md"]),
-        .target(name: "Pipeline", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF"], exclude: ["README.md"]),
+        // What every stage shares: the work folder's layout, the Stage protocol and its context, the per-image loop.
+        .target(name: "Workflow", dependencies: ["Distributed", "Kernels", "Formats", "Data"], exclude: ["README.md"]),
+        // The one training loop every network trains through.
+        .target(name: "TrainingLoop", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data", "Workflow"],
+                exclude: ["README.md"]),
+        // The method's stages, each composed once: check-data ... segment.
+        .target(name: "Stages", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF", "Workflow",
+                                               "TrainingLoop"], exclude: ["README.md"]),
+        // The stages composed into the pipeline, the demo's recipe, the run record and report: the library's public face.
+        .target(name: "Pipeline", dependencies: ["Distributed", "Kernels", "Formats", "Network", "Data", "Workflow", "TrainingLoop", "Stages"],
+                exclude: ["README.md"]),
         // Every measurement of `sccam bench ...`: what it measures comes from the
         // modules above; nothing in them depends on it.
-        .target(name: "Benchmarks", dependencies: ["CFMAPeak", "Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF", "Pipeline"], exclude: ["README.md"]),
+        .target(name: "Benchmarks", dependencies: ["CFMAPeak", "Distributed", "Kernels", "Formats", "Network", "Data", "KMeans", "DenseCRF",
+                                                   "Workflow", "TrainingLoop", "Stages"], exclude: ["README.md"]),
+        // The command line: flags to stage settings, run, print. It imports the library's
+        // public face (Pipeline) and the benchmarks, and composes nothing itself.
         .executableTarget(
             name: "sccam",
-            dependencies: [
-                "Distributed", "Kernels", "Formats", "Network", "Data", "DenseCRF", "Pipeline", "Benchmarks",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+            dependencies: ["Pipeline", "Benchmarks", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Helpers for tests that run the built `sccam` binary (alone or under mpirun).
         .target(name: "TestSupport", dependencies: ["Formats"], path: "Tests/TestSupport"),
@@ -61,7 +72,8 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Benchmarks", "TestSupport", "sccam"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport", "sccam"]),
         .testTarget(
-            name: "PipelineTests", dependencies: ["Pipeline", "Distributed", "Network", "Data", "Formats", "TestSupport", "sccam"],
+            name: "PipelineTests", dependencies: ["Pipeline", "Stages", "Workflow", "TrainingLoop", "Distributed", "Network", "Data", "Formats",
+                                                  "TestSupport", "sccam"],
             exclude: ["Golden"]),
         .testTarget(
             name: "KMeansTests", dependencies: ["KMeans", "Distributed", "Formats", "TestSupport", "sccam"],

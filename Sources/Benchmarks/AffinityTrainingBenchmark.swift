@@ -1,7 +1,8 @@
 import Foundation
 import Kernels
 import Network
-import Pipeline
+import Stages
+import Workflow
 
 /// `sccam bench train-aff`: full AffinityNet training steps (forward, psa's
 /// loss, backward, the optimiser at learning rate 0) on synthetic crops and
@@ -15,11 +16,11 @@ public enum AffinityTrainingBenchmark {
         public let peakResidentBytes: Int
     }
 
-    public static func run(widthDivisor: Int, batch: Int, crop: Int, steps: Int, log: (String) -> Void) -> Report {
+    public static func run(widthDivisor: Int, batch: Int, crop: Int, steps: Int, compute: Compute, log: (String) -> Void) -> Report {
         let sgemm = (0..<3).map { _ in GEMMProbe.measure(size: 2048, seconds: 0.5).gflops }.max()!
         log(String(format: "sgemm 2048: %.1f GFLOP/s on %d thread(s) (%@)", sgemm, Parallel.threadCount, BLASRuntime.coreName))
-        let network = AffinityNetwork(widthDivisor: widthDivisor)
-        network.initializeBackbone(seed: 1, residualBranchScale: Training.scratchBranchScale)
+        let network = AffinityNetwork(widthDivisor: widthDivisor, compute: compute)
+        network.initializeBackbone(seed: 1, residualBranchScale: ClassifierTrainingStage.scratchBranchScale)
         let optimizer = PolySGD(store: network.store, baseLearningRate: 0, maxStep: steps + 1, headPrefixes: AffinityNetwork.headPrefixes)
         let random = CounterRandom(seed: 9)
         let images = (0..<(batch * 3 * crop * crop)).map { Float(random.uniform(1, UInt64($0), 0, 0) * 2 - 1) }

@@ -3,7 +3,8 @@ import DenseCRF
 import Formats
 import Foundation
 import Kernels
-import Pipeline
+import Stages
+import Workflow
 
 /// `sccam bench crf`: the dense CRF on a VOC-sized photo-like image with
 /// smooth synthetic probabilities, per preset and label count.

@@ -3,7 +3,8 @@ import Formats
 import Foundation
 import Kernels
 import Network
-import Pipeline
+import Stages
+import Workflow
 
 /// How fast images are decoded and augmented, and whether one decode thread
 /// keeps a real training step fed.
@@ -26,7 +27,7 @@ public enum DataFeedBenchmark {
     }
 
     public static func run(decodeThreads: Int, distinctImages: Int, samples: Int, cropSize: Int,
-                           trainSteps: Int, trainBatch: Int, widthDivisor: Int,
+                           trainSteps: Int, trainBatch: Int, widthDivisor: Int, compute: Compute,
                            progress: (String) -> Void) throws -> Report {
         let width = 500, height = 375
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sccam-bench-data-\(getpid())").path
@@ -60,7 +61,7 @@ public enum DataFeedBenchmark {
 
         var stepSeconds: [Double] = [], waits: [Double] = []
         if trainSteps > 0 {
-            let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))
+            let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1), compute: compute)
             network.initializeBackbone(seed: 1)
             // One decode thread, the images cycled if the steps need more.
             let stepFeed = TrainingBatches.loader(ids: (0..<(trainBatch * trainSteps)).map { ids[$0 % ids.count] }, source: source,

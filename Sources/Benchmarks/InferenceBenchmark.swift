@@ -3,13 +3,14 @@ import Distributed
 import Foundation
 import Kernels
 import Network
-import Pipeline
+import Stages
+import Workflow
 
 /// Multi-scale + flip CAM inference at the real network size on 500x375
 /// photo-like images (the typical VOC size), split across ranks.
 public enum InferenceBenchmark {
-    public static func run(images: Int, widthDivisor: Int, communicator: Communicator, log: (String) -> Void) throws -> (seconds: Double, imagesPerSecond: Double) {
-        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))
+    public static func run(images: Int, widthDivisor: Int, compute: Compute, communicator: Communicator, log: (String) -> Void) throws -> (seconds: Double, imagesPerSecond: Double) {
+        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1), compute: compute)
         network.initializeBackbone(seed: 1)
         let mine = Sharding.contiguousRange(count: images, rank: communicator.rank, size: communicator.size)
         try communicator.barrier()

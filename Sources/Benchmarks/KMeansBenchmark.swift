@@ -2,7 +2,8 @@ import Distributed
 import Formats
 import Foundation
 import Kernels
-import Pipeline
+import Stages
+import Workflow
 
 /// The cluster stage at full scale on synthetic data: 10,582 images with
 /// 4096-d non-negative features, the 20 classes at the frequencies of VOC's
@@ -49,5 +50,17 @@ public enum KMeansBenchmark {
         }
         try communicator.barrier()
         return inputs
+    }
+}
+
+extension KMeansBenchmark {
+    /// The cluster stage on the synthetic inputs in `folder`, its labels written to `folder/out-{ranks}`.
+    public static func run(folder: String, restarts: Int, strategy: SubcategoryClustering.Strategy,
+                           communicator: Communicator) throws -> SubcategoryClustering.Report {
+        var settings = ClusterStage.Settings(round: 1)
+        (settings.restarts, settings.strategy) = (restarts, strategy)
+        settings.inputs = try prepare(in: folder, communicator: communicator)
+        settings.output = "\(folder)/out-\(communicator.size)"
+        return try ClusterStage.run(settings, in: StageContext(communicator: communicator, layout: WorkLayout(folder), log: { _ in }, warn: { _ in }))
     }
 }

@@ -17,6 +17,14 @@ public enum NetworkBenchmark {
             self.algorithm = algorithm
         }
 
+        /// How a network computes on this variant.
+        public var compute: Compute {
+            switch path {
+            case .im2col: return Compute(threads: Parallel.threadCount, implementation: .im2col)
+            case .oneDNN(let precision): return Compute(threads: Parallel.threadCount, precision: precision, algorithm: algorithm)
+            }
+        }
+
         /// "im2col", "oneDNN fp32 direct", "oneDNN fp32 winograd", "oneDNN bf16".
         public var name: String {
             path == .oneDNN(.fp32) ? "\(path.shortName) \(algorithm.rawValue)" : path.shortName
@@ -80,8 +88,6 @@ public enum NetworkBenchmark {
     /// iteration by iteration so that a noisy machine slows all paths alike.
     public static func run(widthDivisor: Int, size: Int, batches: [Int], iterations: Int, paths: [Variant],
                            progress: (String) -> Void) -> Report {
-        let standardAlgorithm = ConvolutionAlgorithm.standard
-        defer { ConvolutionAlgorithm.standard = standardAlgorithm }
         // The reference rate is the best of several short probes, taken before
         // and after the network runs: on a shared VM a single probe can read
         // low, which would flatter every ratio.
@@ -100,7 +106,7 @@ public enum NetworkBenchmark {
         func peakFor(_ path: String) -> FMAPeak.Measurement {
             path == Variant(.oneDNN(.bf16)).name && bf16Peak.gflops > 0 ? bf16Peak : peak
         }
-        progress(DNNLRuntime.report(path: ConvolutionPath.standard))
+        progress(DNNLRuntime.report(engine: (paths.first?.compute ?? Compute()).convolutionEngine))
         let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))
         network.initializeBackbone(seed: 1)
         let forwardFLOP = 2 * Double(network.backboneMACs(height: size, width: size).total)
@@ -117,8 +123,7 @@ public enum NetworkBenchmark {
                 // One untimed warm-up pass per path plans and first-touches the workspace and the primitives.
                 for iteration in 0...iterations {
                     for (index, variant) in paths.enumerated() {
-                        network.convolutionPath = variant.path
-                        ConvolutionAlgorithm.standard = variant.algorithm
+                        network.compute = variant.compute
                         PhaseProfiler.reset()
                         let start = DispatchTime.now().uptimeNanoseconds
                         input.withUnsafeBufferPointer { input in

@@ -2,7 +2,8 @@ import Data
 import Foundation
 import Kernels
 import Network
-import Pipeline
+import Stages
+import Workflow
 
 /// `sccam bench refine`: psa's random walk on a 500 x 375 image, AffinityNet
 /// (He-initialised, any width) on the padded image, then the walk of 21
@@ -28,12 +29,12 @@ public enum RefineBenchmark {
         return (value, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
-    public static func run(widthDivisor: Int, repeats: Int, log: (String) -> Void) -> Report {
+    public static func run(widthDivisor: Int, repeats: Int, compute: Compute, log: (String) -> Void) -> Report {
         let width = 500, height = 375
         let sgemm = (0..<3).map { _ in GEMMProbe.measure(size: 2048, seconds: 0.5).gflops }.max()!
         log(String(format: "sgemm 2048: %.1f GFLOP/s on %d thread(s)", sgemm, Parallel.threadCount))
         let image = PhotoLikeImage.make(width: width, height: height, seed: 5)
-        let network = AffinityNetwork(widthDivisor: widthDivisor)
+        let network = AffinityNetwork(widthDivisor: widthDivisor, compute: compute)
         network.initializeBackbone(seed: 1, residualBranchScale: 0.1)
         // Two classes with smooth CAMs.
         let classes = [4, 14], plane = width * height

@@ -1,7 +1,8 @@
 import Foundation
 import Kernels
 import Network
-import Pipeline
+import Stages
+import Workflow
 
 /// `sccam bench segment`: DeepLab-v2 training steps at 321 (MSC forward,
 /// the four-output loss, backward into every convolution, the optimiser at
@@ -23,11 +24,12 @@ public enum SegmentationBenchmark {
         return " (" + PhaseProfiler.seconds.map { String(format: "%@ %.2f s", $0.0.name, $0.1) }.joined(separator: ", ") + ")"
     }
 
-    public static func run(widthDivisor: Int, batch: Int, crop: Int, testSize: Int, steps: Int, log: (String) -> Void) throws -> Report {
+    public static func run(widthDivisor: Int, batch: Int, crop: Int, testSize: Int, steps: Int, compute: Compute,
+                           log: (String) -> Void) throws -> Report {
         let sgemm = (0..<3).map { _ in GEMMProbe.measure(size: 2048, seconds: 0.5).gflops }.max()!
         log(String(format: "sgemm 2048: %.1f GFLOP/s on %d thread(s) (%@)", sgemm, Parallel.threadCount, BLASRuntime.coreName))
-        let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: widthDivisor))
-        network.initialize(seed: 1, residualBranchScale: Training.scratchBranchScale)
+        let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: widthDivisor), compute: compute)
+        network.initialize(seed: 1, residualBranchScale: ClassifierTrainingStage.scratchBranchScale)
         let optimizer = PolySGD(store: network.store, baseLearningRate: 0, maxStep: steps + 1, momentum: 0.9, stepSize: 10)
         let random = CounterRandom(seed: 9)
         let images = (0..<(batch * 3 * crop * crop)).map { Float(random.uniform(1, UInt64($0), 0, 0) * 100 - 50) }

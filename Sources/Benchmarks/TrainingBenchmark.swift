@@ -4,7 +4,9 @@ import Formats
 import Foundation
 import Kernels
 import Network
-import Pipeline
+import Stages
+import TrainingLoop
+import Workflow
 
 /// Full-width training steps through the real loop (loader, forward,
 /// backward, bucketed allreduce, optimiser) on synthetic 500x375 JPEGs.
@@ -15,7 +17,7 @@ import Pipeline
 /// finite first-step gradients, stay as initialised; and the residual
 /// branches start at the from-scratch scale so activations stay moderate.
 public enum TrainingBenchmark {
-    public static let setupDescription = "learning rate 0 with the optimiser still running every step, He initialisation with residual branches x\(Training.scratchBranchScale): the weights never move, so the run cannot diverge"
+    public static let setupDescription = "learning rate 0 with the optimiser still running every step, He initialisation with residual branches x\(ClassifierTrainingStage.scratchBranchScale): the weights never move, so the run cannot diverge"
 
     public struct Result: Sendable {
         public let steps: Int
@@ -29,7 +31,7 @@ public enum TrainingBenchmark {
         public let gradientBytes: Int
     }
 
-    public static func run(globalBatch: Int, steps: Int, widthDivisor: Int, cropSize: Int,
+    public static func run(globalBatch: Int, steps: Int, widthDivisor: Int, cropSize: Int, compute: Compute,
                            exchange: GradientExchange.Settings = GradientExchange.Settings(), folder: String,
                            communicator: Communicator) throws -> Result {
         let images = globalBatch * (steps + 1)
@@ -45,23 +47,24 @@ public enum TrainingBenchmark {
         let ids = (0..<images).map { String(format: "2012_%06d", $0) }
         let targets = [ids.indices.map { i -> [Float] in var t = [Float](repeating: 0, count: 20); t[i % 20] = 1; return t },
                        ids.indices.map { i -> [Float] in var t = [Float](repeating: 0, count: 200); t[(i % 20) * 10 + i % 10] = 1; return t }]
-        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))
-        network.initializeBackbone(seed: 1, residualBranchScale: Training.scratchBranchScale)
+        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1), compute: compute)
+        network.initializeBackbone(seed: 1, residualBranchScale: ClassifierTrainingStage.scratchBranchScale)
         network.initializeHeads(seed: 1)
         // One warm-up epoch of a single step (plans and first-touches memory), then the timed steps.
         var options = Training.Options(round: 1, epochs: 1, globalBatch: globalBatch, learningRate: 0, cropSize: cropSize,
-                                       work: "\(folder)/work-\(communicator.size)")
+                                       layout: WorkLayout("\(folder)/work-\(communicator.size)"))
         options.checkpointEvery = 1_000_000
         options.logEvery = 1_000_000
         options.exchange = exchange
         let dataset = try VOCDataset(root: folder)
         let warmIDs = Array(ids.prefix(globalBatch))
-        _ = try Training.run(network: network, dataset: dataset, ids: warmIDs, targets: targets.map { Array($0.prefix(globalBatch)) },
-                             options: options, communicator: communicator, log: { _ in })
+        let context = StageContext(communicator: communicator, layout: options.layout, log: { _ in }, warn: { _ in })
+        _ = try ClassifierTrainingStage.train(network: network, dataset: dataset, ids: warmIDs,
+                                              targets: targets.map { Array($0.prefix(globalBatch)) }, options: options, context: context)
         let timedIDs = Array(ids.prefix(globalBatch * steps))
-        let summary = try Training.run(network: network, dataset: dataset, ids: timedIDs,
-                                       targets: targets.map { Array($0.prefix(globalBatch * steps)) },
-                                       options: options, communicator: communicator, log: { _ in })
+        let summary = try ClassifierTrainingStage.train(network: network, dataset: dataset, ids: timedIDs,
+                                                        targets: targets.map { Array($0.prefix(globalBatch * steps)) }, options: options,
+                                                        context: context)
         var times = [summary.seconds, summary.communicationWaitSeconds]
         try communicator.allreduceMax(&times)
         return Result(steps: summary.steps, secondsPerStep: times[0] / Double(summary.steps),

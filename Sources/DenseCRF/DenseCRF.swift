@@ -3,7 +3,7 @@ import Kernels
 
 /// The pairwise terms of a fully connected CRF: a Gaussian (position) kernel
 /// and a bilateral (position and colour) kernel, each with Potts compatibility.
-public struct CRFParameters: Sendable, Equatable, CustomStringConvertible {
+public struct CRFParameters: Codable, Sendable, Equatable, CustomStringConvertible {
     public var gaussianSXY: Float
     public var gaussianCompat: Float
     public var bilateralSXY: Float

@@ -12,8 +12,8 @@ struct Pass {
     let dropout: DropoutContext?
     /// Add weight gradients to the gradient buffer instead of overwriting it.
     let accumulateGradients: Bool
-    /// How the convolutions run (the network's `convolutionPath`).
-    let convolutions: ConvolutionPath
+    /// What computes the convolutions (from the network's `compute`).
+    let convolutions: any ConvolutionEngine
 }
 
 /// The activations one block keeps for its backward pass (or shares with the

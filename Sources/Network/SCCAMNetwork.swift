@@ -21,7 +21,9 @@ public final class SCCAMNetwork {
 
     let backbone: ResNet38
     /// How the convolutions run: oneDNN (fp32 or bf16) or the im2col reference.
-    public var convolutionPath = ConvolutionPath.standard
+    public var compute: Compute { didSet { convolutions = compute.convolutionEngine } }
+    /// The engine every convolution layer calls (from `compute`).
+    private(set) var convolutions: any ConvolutionEngine
     /// Keys of dropout7 in the counter-based RNG (b6 uses 1 and 2, b7 3 and 4).
     static let headDropoutLayer = 5
     static let headDropoutProbability = 0.5
@@ -35,8 +37,10 @@ public final class SCCAMNetwork {
     /// conv6's spatial size in the last forward pass.
     public private(set) var mapSize: (height: Int, width: Int) = (0, 0)
 
-    public init(configuration: NetworkConfiguration) {
+    public init(configuration: NetworkConfiguration, compute: Compute = Compute()) {
         self.configuration = configuration
+        self.compute = compute
+        convolutions = compute.convolutionEngine
         let d = configuration.widthDivisor
         var layout = ParameterStore.Layout()
         var foldedCount = 0
@@ -134,8 +138,8 @@ public final class SCCAMNetwork {
         }
         let ws = prepareWorkspace(batch: batch, height: height, width: width, purpose: purpose)
         for norm in allBatchNorms { norm.fold(store: store, into: folded) }
-        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(for: convolutionPath), dropout: dropout,
-                        accumulateGradients: false, convolutions: convolutionPath)
+        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(needed: convolutions.needsScratch), dropout: dropout,
+                        accumulateGradients: false, convolutions: convolutions)
 
         let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, observe: observe)
         let channels = configuration.featureChannels, plane = h * w
@@ -210,8 +214,8 @@ public final class SCCAMNetwork {
         precondition(targets.count == heads.count, "one target array per head (\(heads.count))")
         let batch = ws.key.batch, channels = configuration.featureChannels
         let plane = mapSize.height * mapSize.width
-        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(for: convolutionPath), dropout: dropoutOfLastPass,
-                        accumulateGradients: accumulateGradients, convolutions: convolutionPath)
+        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(needed: convolutions.needsScratch), dropout: dropoutOfLastPass,
+                        accumulateGradients: accumulateGradients, convolutions: convolutions)
 
         // Heads: loss, logit gradients, weight gradients, pooled-feature gradient.
         var values: [Double] = []

@@ -1,5 +1,6 @@
 import Formats
 import Foundation
+import Kernels
 
 /// `sccam convert`: any weight file to safetensors with the reference's key
 /// names, validated strictly against the model its shapes describe.
@@ -57,11 +58,11 @@ extension SCCAMNetwork {
     /// The network a weight file describes (width, round and k from its
     /// shapes), with the file loaded strictly. Heads may be absent only with
     /// `allowMissingHeads` or for MXNet ImageNet weights, as the reference allows.
-    public static func fromWeights(_ path: String, allowMissingHeads: Bool = false,
+    public static func fromWeights(_ path: String, allowMissingHeads: Bool = false, compute: Compute = Compute(),
                                    note: (String) -> Void = { _ in }) throws -> SCCAMNetwork {
         let (format, tensors) = try WeightFiles.read(path, note: note)
         let (configuration, hasHeads) = try WeightConversion.configuration(of: tensors, path: path)
-        let network = SCCAMNetwork(configuration: configuration)
+        let network = SCCAMNetwork(configuration: configuration, compute: compute)
         let headNames = Set(network.heads.map { "\($0.name).weight" })
         let lenient = allowMissingHeads || (!hasHeads && format == .mxnet)
         try network.store.load(tensors, from: "\(path) (\(format.rawValue))", allowMissing: { lenient && headNames.contains($0) })

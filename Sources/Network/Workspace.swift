@@ -29,7 +29,7 @@ final class Workspace {
     var activationA: UnsafeMutablePointer<Float>!
     var activationB: UnsafeMutablePointer<Float>!
     /// Floats of im2col scratch the largest convolution needs; allocated only
-    /// when the im2col path runs (`scratch(for:)`): oneDNN needs none.
+    /// when the im2col engine runs (`scratch(needed:)`): oneDNN needs none.
     var scratchCount = 0
     private var im2colScratch: UnsafeMutablePointer<Float>?
     /// relu(bn7(b7 output)), after dropout7 in training [N, C, h, w].
@@ -80,13 +80,11 @@ final class Workspace {
 
     /// The im2col scratch when `path` is the im2col reference (allocated the
     /// first time it is asked for), else a placeholder no convolution touches.
-    func scratch(for path: ConvolutionPath) -> UnsafeMutablePointer<Float> {
-        guard path == .im2col else { return Workspace.noScratch }
+    func scratch(needed: Bool) -> UnsafeMutablePointer<Float> {
+        guard needed else { return ConvolutionScratch.none }
         if let im2colScratch { return im2colScratch }
         let pointer = allocate(scratchCount)
         im2colScratch = pointer
         return pointer
     }
-
-    nonisolated(unsafe) static let noScratch = UnsafeMutablePointer<Float>.allocate(capacity: 1)
 }

@@ -1,4 +1,7 @@
+import Data
+import Formats
 import Foundation
+import Workflow
 
 extension SCCAMPipeline.Settings {
     /// The demo's recipe: the reference's method, scaled to a few minutes on two
@@ -71,5 +74,50 @@ extension SCCAMPipeline.Settings {
         settings.checkpointEvery = 1000
         settings.usedEpochs = Array(repeating: settings.epochs - 1, count: settings.rounds)
         return settings
+    }
+}
+
+/// `sccam demo`'s synthetic VOC-layout dataset: written once into WORK/voc;
+/// a rerun with other data settings is refused rather than mixing two datasets.
+public enum DemoDataset {
+    public struct Settings: Codable, Sendable, Equatable {
+        /// Images to synthesise (about 80% train, 20% val).
+        public var images = 200
+        /// Side of the square images (large enough for AffinityNet's radius-5 pairs on the stride-8 grid).
+        public var imageSize = 96
+        /// The networks' width divisor (16: about 0.4M parameters for ResNet-38).
+        public var widthDivisor = 16
+        public var seed: UInt64 = 1
+
+        public init() {}
+
+        public init(images: Int, imageSize: Int, widthDivisor: Int, seed: UInt64) {
+            (self.images, self.imageSize, self.widthDivisor, self.seed) = (images, imageSize, widthDivisor, seed)
+        }
+    }
+
+    public static func root(work: String) -> String { WorkLayout(work).demoDataset }
+
+    public static func prepare(_ settings: Settings, root: String, log: (String) -> Void) throws {
+        guard settings.images >= 8, settings.imageSize >= 16 else {
+            throw DataError("the demo needs at least 8 images of at least 16 pixels (got \(settings.images) of \(settings.imageSize))")
+        }
+        let stamp = ImageFolder(root).member("demo-data.txt")
+        let description = "images \(settings.images) size \(settings.imageSize) seed \(settings.seed)\n"
+        if let existing = try? String(contentsOfFile: stamp, encoding: .utf8) {
+            guard existing == description else {
+                throw DataError("\(root) holds a demo dataset made with other flags (\(existing.trimmingCharacters(in: .whitespacesAndNewlines))); use another --work")
+            }
+            log("demo dataset: \(root) (\(description.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            return
+        }
+        let start = Date()
+        let dataset = try SyntheticVOC.make(at: root, count: settings.images, width: settings.imageSize, height: settings.imageSize,
+                                            seed: settings.seed)
+        try AtomicFile.write(description, to: stamp)
+        let train = dataset.images.filter { !$0.inVal }
+        let perClass = SyntheticVOC.catalogue.keys.sorted().map { c in "\(VOCClasses.names[c]) \(train.filter { $0.classes.contains(c) }.count)" }
+        log(String(format: "demo dataset: %d images (%d train) of %dx%d in %@ in %.1f s; train images per class: %@", settings.images,
+                   train.count, settings.imageSize, settings.imageSize, root, Date().timeIntervalSince(start), perClass.joined(separator: ", ")))
     }
 }

@@ -3,6 +3,7 @@ import Distributed
 import Formats
 import Foundation
 import Network
+import Stages
 
 /// The checks and comparisons of a pipeline's settings: what `run.json` holds.
 extension SCCAMPipeline.Settings {

@@ -16,8 +16,13 @@ public struct RunRecord: Codable, Sendable {
         public var started: String
         public var finished: String?
         public var seconds: Double?
-        /// Numbers the stage reports (losses, mIoU, thresholds).
-        public var result: [String: Double]?
+        /// The stage's typed result, as JSON (`result(as:)` reads it back).
+        public var result: JSONValue?
+
+        /// The result as the stage's own type (nil when absent or of another shape).
+        public func result<Result: Decodable>(as type: Result.Type) -> Result? {
+            try? result?.decoded(as: type)
+        }
     }
 
     public var settings: SCCAMPipeline.Settings
@@ -37,6 +42,9 @@ public struct RunRecord: Codable, Sendable {
     public func write(to path: String) throws { try AtomicFile.writeJSON(self, to: path) }
 
     public func stage(_ name: String) -> Stage? { stages.last { $0.name == name } }
+
+    /// A stage's typed result, when it finished and recorded one.
+    public func result<Result: Decodable>(of name: String, as type: Result.Type) -> Result? { stage(name)?.result(as: type) }
 
     public mutating func update(_ stage: Stage) {
         if let index = stages.lastIndex(where: { $0.name == stage.name }) { stages[index] = stage } else { stages.append(stage) }

@@ -1,30 +1,16 @@
 import ArgumentParser
-import Distributed
 import Foundation
-import Kernels
 import Pipeline
 
-/// Flags every computing command shares.
-struct RuntimeOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Compute threads per rank (OpenBLAS and our own loops).",
-        discussion: """
-            Default: SCCAM_THREADS, OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or Slurm's SLURM_CPUS_PER_TASK if set; else the cores \
-            this rank is bound to; else this machine's cores divided by its ranks.
-            """))
-    var threads: Int?
-
-    func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
-    }
-}
-
-/// What a running command holds: its communicator and the threads it computes with.
+/// What a running command holds: its communicator, its threads and how its
+/// networks compute.
 struct Job {
     let communicator: Communicator
     let threads: ThreadPolicy.Choice
+    let compute: Compute
 
-    static func start(_ options: RuntimeOptions) -> Job {
+    /// Starts MPI (when launched under it) and this rank's threads.
+    static func start(_ options: ThreadOptions, compute computeOptions: ComputeOptions? = nil) -> Job {
         let communicator: Communicator
         do {
             communicator = try Launch.makeCommunicator()
@@ -33,9 +19,12 @@ struct Job {
             exit(3)
         }
         let threads = ThreadPolicy.choose(requested: options.threads, ranksOnThisNode: communicator.localSize)
-        Parallel.setThreadCount(threads.count)
-        return Job(communicator: communicator, threads: threads)
+        let compute = computeOptions?.compute(threads: threads.count) ?? Compute(threads: threads.count)
+        compute.startThreads()
+        return Job(communicator: communicator, threads: threads, compute: compute)
     }
+
+    static func start(_ options: ComputeOptions) -> Job { start(options.threads, compute: options) }
 
     var isRoot: Bool { communicator.isRoot }
 
@@ -52,12 +41,24 @@ struct Job {
         FileHandle.standardError.write(Data("sccam: warning: \(message)\n".utf8))
     }
 
-    /// Readies the stage's work folder: rank 0 removes the temporaries a
-    /// killed writer left there, and every rank must see the folder rank 0
-    /// writes into (a folder that is not shared across nodes stops the job).
-    func prepareWork(_ path: String) throws {
-        let removed = try WorkFolder.prepare(path, communicator: communicator)
-        if removed > 0 { log("removed \(removed) temporary file(s) left in \(path) by an interrupted writer") }
+    /// The context a stage runs in: the work folder readied (stale temporaries
+    /// gone, shared by every rank) and the dataset opened when given.
+    func context(work: String?, vocRoot: String? = nil, runtime: StageRuntime = StageRuntime()) throws -> StageContext {
+        let context = StageContext(communicator: communicator, layout: WorkLayout(work ?? "."), compute: compute,
+                                   dataset: try vocRoot.map { try VOCDataset(root: $0) }, runtime: runtime, log: log, warn: warn)
+        if work != nil { try context.prepareWork() }
+        return context
+    }
+
+    /// Runs one stage in the stage flags' context and prints its result.
+    func run<S: Stage>(_ stage: S.Type, _ settings: S.Settings, _ options: StageOptions, runtime: StageRuntime = StageRuntime(),
+                       report: (S.Result) -> String = { "\($0)" }) {
+        var runtime = runtime
+        runtime.skipUnreadable = runtime.skipUnreadable || options.data.skipUnreadable
+        self.run {
+            let context = try context(work: options.work, vocRoot: options.data.vocRoot, runtime: runtime)
+            log(report(try S.run(settings, in: context)))
+        }
     }
 
     /// Ends the command after an error: on several ranks through MPI_Abort,
@@ -70,33 +71,22 @@ struct Job {
         exit(1)
     }
 
-    /// Runs `body`, turning any error into a clean exit on every rank.
+    /// Runs `body`, turning any error into a clean exit on every rank; a
+    /// training stopped by SIGTERM/SIGUSR1 has written its checkpoint and exits with code 4.
     func run(_ body: () throws -> Void) {
         do {
             try body()
+        } catch let stopped as Training.Stopped {
+            log("\(stopped)")
+            communicator.finalize()
+            exit(4)
         } catch let code as ExitCode {
-            // A deliberate exit status (e.g. 4: stopped on request, checkpoint written), the same on every rank.
+            // A deliberate exit status, the same on every rank.
             communicator.finalize()
             exit(code.rawValue)
         } catch {
             fail(error)
         }
         communicator.finalize()
-    }
-}
-
-
-extension Job {
-    /// Runs a training loop with SIGTERM/SIGUSR1 handling: a requested stop
-    /// has written its checkpoint, is reported, and exits with code 4.
-    func trainStoppable(_ body: () throws -> Training.Summary) throws -> Training.Summary {
-        Training.installSignalHandlers()
-        do {
-            return try body()
-        } catch let stopped as Training.Stopped {
-            log("\(stopped)")
-            communicator.finalize()
-            throw ExitCode(4)
-        }
     }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Kernels
+import Pipeline
 
 @main
 struct SCCAM: ParsableCommand {

@@ -43,9 +43,9 @@ final class DNNLConvolutionTests: XCTestCase {
 
     private struct Results { var y, dx, dw, db: [Float] }
 
-    /// Forward, backward-data and backward-weights of one case on one path, each
+    /// Forward, backward-data and backward-weights of one case on one engine, each
     /// starting from `start` (all zeros, or values that accumulating outputs keep).
-    private func run(_ c: Case, path: ConvolutionPath, algorithm: ConvolutionAlgorithm = .direct, x: [Float], w: [Float],
+    private func run(_ c: Case, engine: any ConvolutionEngine, x: [Float], w: [Float],
                      b: [Float], r: [Float], accumulate: Bool, start: Results) -> Results {
         let g = c.geometry
         var out = start
@@ -53,38 +53,23 @@ final class DNNLConvolutionTests: XCTestCase {
         x.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { w in b.withUnsafeBufferPointer { b in r.withUnsafeBufferPointer { r in
             scratch.withUnsafeMutableBufferPointer { s in
                 let bias = c.bias ? b.baseAddress! : nil
-                switch path {
-                case .im2col:
-                    Convolution.forward(g, weight: w.baseAddress!, bias: bias, input: x.baseAddress!, batch: c.batch, height: c.height,
-                                        width: c.width, output: &out.y, accumulate: accumulate, scratch: s.baseAddress!)
-                    Convolution.backwardInput(g, weight: w.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch, height: c.height,
-                                              width: c.width, inputGradient: &out.dx, accumulate: accumulate, scratch: s.baseAddress!)
-                    out.db.withUnsafeMutableBufferPointer { db in
-                        Convolution.backwardWeight(g, input: x.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch,
-                                                   height: c.height, width: c.width, weightGradient: &out.dw,
-                                                   biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate,
-                                                   scratch: s.baseAddress!)
-                    }
-                case .oneDNN(let precision):
-                    DNNLConvolution.forward(g, precision: precision, weight: w.baseAddress!, bias: bias, input: x.baseAddress!,
-                                            batch: c.batch, height: c.height, width: c.width, output: &out.y, accumulate: accumulate,
-                                            algorithm: algorithm)
-                    DNNLConvolution.backwardInput(g, precision: precision, weight: w.baseAddress!, outputGradient: r.baseAddress!,
-                                                  batch: c.batch, height: c.height, width: c.width, inputGradient: &out.dx,
-                                                  accumulate: accumulate, algorithm: algorithm)
-                    out.db.withUnsafeMutableBufferPointer { db in
-                        DNNLConvolution.backwardWeight(g, precision: precision, input: x.baseAddress!, outputGradient: r.baseAddress!,
-                                                       batch: c.batch, height: c.height, width: c.width, weightGradient: &out.dw,
-                                                       biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate,
-                                                       algorithm: algorithm)
-                    }
+                engine.forward(g, weight: w.baseAddress!, bias: bias, input: x.baseAddress!, batch: c.batch, height: c.height,
+                               width: c.width, output: &out.y, accumulate: accumulate, scratch: s.baseAddress!)
+                engine.backwardInput(g, weight: w.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch, height: c.height,
+                                     width: c.width, inputGradient: &out.dx, accumulate: accumulate, scratch: s.baseAddress!)
+                out.db.withUnsafeMutableBufferPointer { db in
+                    engine.backwardWeight(g, input: x.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch,
+                                          height: c.height, width: c.width, weightGradient: &out.dw,
+                                          biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate, scratch: s.baseAddress!)
                 }
             }
         } } } }
         return out
     }
 
-    private func compare(precision: ConvolutionPrecision, algorithm: ConvolutionAlgorithm = .direct, tolerance: Double) {
+    private func compare(precision: ConvolutionPrecision, algorithm: ConvolutionAlgorithm = .direct, winogradMinimumChannels: Int = 64,
+                         tolerance: Double) {
+        let engine = OneDNNConvolutionEngine(precision: precision, algorithm: algorithm, winogradMinimumChannels: winogradMinimumChannels)
         for (index, c) in Self.cases.enumerated() {
             let g = c.geometry
             let (outH, outW) = g.outputSize(height: c.height, width: c.width)
@@ -97,9 +82,9 @@ final class DNNLConvolutionTests: XCTestCase {
                     ? Results(y: random(r.count), dx: random(x.count), dw: random(w.count), db: random(g.outputChannels))
                     : Results(y: [Float](repeating: 9, count: r.count), dx: [Float](repeating: 9, count: x.count),
                               dw: [Float](repeating: 9, count: w.count), db: [Float](repeating: 9, count: g.outputChannels))
-                let reference = run(c, path: .im2col, x: rounding(x), w: rounding(w), b: b, r: rounding(r),
+                let reference = run(c, engine: Im2colConvolutionEngine(), x: rounding(x), w: rounding(w), b: b, r: rounding(r),
                                     accumulate: accumulate, start: start)
-                let ours = run(c, path: .oneDNN(precision), algorithm: algorithm, x: x, w: w, b: b, r: r,
+                let ours = run(c, engine: engine, x: x, w: w, b: b, r: r,
                                accumulate: accumulate, start: start)
                 let label = "case \(index) \(g) batch \(c.batch) \(c.height)x\(c.width) bias \(c.bias) accumulate \(accumulate) "
                     + "\(precision) \(algorithm)"
@@ -118,31 +103,26 @@ final class DNNLConvolutionTests: XCTestCase {
     /// Winograd's transforms round differently from a direct sum, but on these
     /// shapes stay within float32's 1e-5 of the reference too.
     func testWinogradMatchesTheIm2colReferenceOnEveryLayerKind() {
-        let saved = ConvolutionAlgorithm.winogradMinimumChannels
-        ConvolutionAlgorithm.winogradMinimumChannels = 1
-        defer { ConvolutionAlgorithm.winogradMinimumChannels = saved }
-        compare(precision: .fp32, algorithm: .winograd, tolerance: 1e-5)
+        compare(precision: .fp32, algorithm: .winograd, winogradMinimumChannels: 1, tolerance: 1e-5)
     }
 
     /// Where oneDNN has Winograd kernels (AVX-512), eligible layers use them and
     /// the others (strided, dilated, 1x1, bf16) fall back to direct ones.
     func testWinogradRunsWhereOneDNNHasItAndDirectElsewhere() throws {
         try XCTSkipUnless(DNNLRuntime.hasWinograd, "oneDNN has no Winograd kernels for this CPU (\(DNNLRuntime.instructionSet))")
-        func kernel(_ c: Case, _ precision: ConvolutionPrecision, _ algorithm: ConvolutionAlgorithm) -> String {
-            DNNLConvolution.forwardImplementation(c.geometry, precision: precision, batch: c.batch, height: c.height,
-                                                  width: c.width, hasBias: c.bias, algorithm: algorithm)
+        func kernel(_ c: Case, _ precision: ConvolutionPrecision, _ algorithm: ConvolutionAlgorithm, minimumChannels: Int = 64) -> String {
+            OneDNNConvolutionEngine(precision: precision, algorithm: algorithm, winogradMinimumChannels: minimumChannels)
+                .forwardImplementation(c.geometry, batch: c.batch, height: c.height, width: c.width, hasBias: c.bias)
         }
         let wide = Self.cases[10]
         XCTAssertTrue(kernel(wide, .fp32, .winograd).contains("wino"), kernel(wide, .fp32, .winograd))
         XCTAssertFalse(kernel(wide, .fp32, .direct).contains("wino"))
         XCTAssertFalse(kernel(wide, .bf16, .winograd).contains("wino"), "oneDNN's Winograd is float32 only")
         XCTAssertFalse(kernel(Self.cases[0], .fp32, .winograd).contains("wino"), "16 to 32 channels: too thin for Winograd to pay")
-        let saved = ConvolutionAlgorithm.winogradMinimumChannels
-        ConvolutionAlgorithm.winogradMinimumChannels = 1
-        defer { ConvolutionAlgorithm.winogradMinimumChannels = saved }
-        XCTAssertTrue(kernel(Self.cases[0], .fp32, .winograd).contains("wino"), "without the threshold, 16 channels run Winograd")
+        XCTAssertTrue(kernel(Self.cases[0], .fp32, .winograd, minimumChannels: 1).contains("wino"),
+                      "without the threshold, 16 channels run Winograd")
         for index in [1, 2, 4, 6] {
-            XCTAssertFalse(kernel(Self.cases[index], .fp32, .winograd).contains("wino"), "case \(index) has no Winograd form")
+            XCTAssertFalse(kernel(Self.cases[index], .fp32, .winograd, minimumChannels: 1).contains("wino"), "case \(index) has no Winograd form")
         }
     }
 
@@ -173,7 +153,7 @@ final class DNNLConvolutionTests: XCTestCase {
         let x = random(c.batch * g.inputChannels * c.height * c.width), w = random(g.weightCount)
         var y = [Float](repeating: 0, count: c.batch * g.outputChannels * outH * outW)
         func forward(height: Int) {
-            DNNLConvolution.forward(g, precision: .fp32, weight: w, bias: nil, input: x, batch: 1, height: height, width: c.width, output: &y)
+            OneDNNConvolutionEngine().forward(g, weight: w, bias: nil, input: x, batch: 1, height: height, width: c.width, output: &y)
         }
         forward(height: c.height)
         let before = DNNLConvolution.cachedPlanCount

@@ -8,8 +8,11 @@ import XCTest
 /// shared/golden/refine): a batch of 2 at 112 x 112 in training mode, dropout
 /// off, with psa's loss on given pair labels.
 final class AffinityNetGoldenTests: XCTestCase, GoldenComparing {
+    /// How the networks compute (ConvolutionPathGoldenTests runs these cases on every path).
+    var compute = Compute()
+
     func makeAffinityNetwork() throws -> AffinityNetwork {
-        let network = AffinityNetwork(widthDivisor: 16)
+        let network = AffinityNetwork(widthDivisor: 16, compute: compute)
         let (tensors, _) = try Safetensors.read("\(Self.directory)/aff_w16.safetensors")
         try network.store.load(tensors, from: "aff_w16.safetensors")
         return network
@@ -33,7 +36,7 @@ final class AffinityNetGoldenTests: XCTestCase, GoldenComparing {
         }
         XCTAssertEqual([network.pairs.height, network.pairs.width, network.pairs.pairsPerDisplacement], [14, 14, 60])
         for name in ["f8_3", "f8_4", "f8_5", "f9", "aff"] {
-            assertClose(try XCTUnwrap(activations[name], name), try values(golden, name), tolerance: Self.forwardTolerance, name)
+            assertClose(try XCTUnwrap(activations[name], name), try values(golden, name), tolerance: forwardTolerance, name)
         }
         let labels = AffinityLoss.Labels(batch: 2, pairsPerImage: network.pairs.pairCount,
                                          backgroundPositive: try values(golden, "bg_pos"),
@@ -42,14 +45,14 @@ final class AffinityNetGoldenTests: XCTestCase, GoldenComparing {
         let loss = network.backward(labels: labels)
         for (value, name) in [(loss.total, "loss"), (loss.background, "loss_bg"), (loss.foreground, "loss_fg"), (loss.negative, "loss_neg")] {
             let expected = Double(try values(golden, name)[0])
-            XCTAssertEqual(value, expected, accuracy: Self.lossTolerance * max(1, abs(expected)), name)
+            XCTAssertEqual(value, expected, accuracy: lossTolerance * max(1, abs(expected)), name)
         }
         for name in ["f9", "f8_3", "f8_4", "f8_5", "b7.conv_branch2b2", "b6.conv_branch2a", "b5.conv_branch2a",
                      "b5.conv_branch1", "b4_5.conv_branch2a", "b3.conv_branch2a"] {
             let gradient = Array(try XCTUnwrap(network.store.gradientView("\(name).weight"), "\(name) must be trainable"))
-            assertClose(gradient, try values(golden, "grad.\(name).weight"), tolerance: Self.gradientTolerance, "grad.\(name)")
+            assertClose(gradient, try values(golden, "grad.\(name).weight"), tolerance: gradientTolerance, "grad.\(name)")
         }
-        assertClose(Array(try XCTUnwrap(network.inputGradient)), try values(golden, "grad.x"), tolerance: Self.gradientTolerance, "grad.x")
+        assertClose(Array(try XCTUnwrap(network.inputGradient)), try values(golden, "grad.x"), tolerance: gradientTolerance, "grad.x")
     }
 
     /// The collapse the demo hit at lr 0.1 with momentum 0.9: both positive parts at

@@ -7,18 +7,25 @@ import XCTest
 /// layer that has it, oneDNN's direct kernels and the im2col reference at
 /// float32's tolerances, and bf16 at bf16's.
 final class ConvolutionPathGoldenTests: XCTestCase, GoldenComparing {
+    var compute = Compute()
+
     /// Another golden class's instance, to call its test methods from here
     /// (their failures are recorded against the test that runs them).
     private func instance<T: XCTestCase>(_ type: T.Type) -> T { T(name: name, testClosure: { _ in }) }
 
-    private func everyGolden() throws {
+    /// The golden cases of every network, each on `compute`.
+    private func everyGolden(on compute: Compute) throws {
         let classifier = instance(GoldenTests.self)
+        classifier.compute = compute
         try classifier.testRound1ForwardActivationsAndCAMs()
         try classifier.testRound1LossAndGradients()
         try classifier.testOddSizesForward()
         try classifier.testRound0ForwardLossAndGradients()
-        try instance(AffinityNetGoldenTests.self).testForwardLossAndGradients()
+        let affinityNet = instance(AffinityNetGoldenTests.self)
+        affinityNet.compute = compute
+        try affinityNet.testForwardLossAndGradients()
         let deepLab = instance(DeepLabGoldenTests.self)
+        deepLab.compute = compute
         try deepLab.testEvalLogitsBothResizeRules()
         try deepLab.testTrainingOutputsLossesAndGradients()
     }
@@ -26,24 +33,18 @@ final class ConvolutionPathGoldenTests: XCTestCase, GoldenComparing {
     /// The golden networks are too thin for the default's Winograd threshold
     /// (64 channels); here every layer oneDNN has a Winograd kernel for uses it.
     func testEveryGoldenWithWinogradOnEveryEligibleLayer() throws {
-        let saved = (ConvolutionAlgorithm.standard, ConvolutionAlgorithm.winogradMinimumChannels)
-        (ConvolutionAlgorithm.standard, ConvolutionAlgorithm.winogradMinimumChannels) = (.winograd, 1)
-        defer { (ConvolutionAlgorithm.standard, ConvolutionAlgorithm.winogradMinimumChannels) = saved }
-        try on(.oneDNN(.fp32)) { try everyGolden() }
+        try everyGolden(on: Compute(algorithm: .winograd, winogradMinimumChannels: 1))
     }
 
     func testEveryGoldenOnOneDNNsDirectKernels() throws {
-        let saved = ConvolutionAlgorithm.standard
-        ConvolutionAlgorithm.standard = .direct
-        defer { ConvolutionAlgorithm.standard = saved }
-        try on(.oneDNN(.fp32)) { try everyGolden() }
+        try everyGolden(on: Compute(algorithm: .direct))
     }
 
     func testEveryGoldenOnTheIm2colReference() throws {
-        try on(.im2col) { try everyGolden() }
+        try everyGolden(on: Compute(implementation: .im2col))
     }
 
     func testEveryGoldenInBFloat16() throws {
-        try on(.oneDNN(.bf16)) { try everyGolden() }
+        try everyGolden(on: Compute(precision: .bf16))
     }
 }

@@ -8,8 +8,11 @@ import XCTest
 /// `Golden/dlv2w16*.safetensors` (copied from shared/golden/deeplab, made
 /// with kazuto1011/deeplab-pytorch's own model code): a batch of 2 at 97 x 97.
 final class DeepLabGoldenTests: XCTestCase, GoldenComparing {
+    /// How the networks compute (ConvolutionPathGoldenTests runs these cases on every path).
+    var compute = Compute()
+
     func makeNetwork(inputResize: BilinearResize.Rule = .sizeRatio) throws -> DeepLabV2 {
-        let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: 16, inputResize: inputResize))
+        let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: 16, inputResize: inputResize), compute: compute)
         let (tensors, _) = try Safetensors.read("\(Self.directory)/dlv2w16.safetensors")
         try network.store.load(tensors, from: "dlv2w16.safetensors")
         return network
@@ -38,7 +41,7 @@ final class DeepLabGoldenTests: XCTestCase, GoldenComparing {
     }
 
     func testSizesFollowTheReferenceRule() {
-        let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: 32))
+        let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: 32), compute: compute)
         for (n, expected) in [(321, 41), (513, 65), (160, 21), (240, 31), (375, 48), (500, 63), (281, 36), (97, 13), (48, 7), (72, 10)] {
             XCTAssertEqual(network.outputSize(height: n, width: n).height, expected, "\(n)")
             XCTAssertEqual(expected, (n + 1) / 8 + 1)
@@ -62,7 +65,7 @@ final class DeepLabGoldenTests: XCTestCase, GoldenComparing {
         for (rule, name) in [(BilinearResize.Rule.sizeRatio, "logits_eval"), (.inverseFactor, "logits_eval_torch16")] {
             let network = try makeNetwork(inputResize: rule)
             let fused = x.withUnsafeBufferPointer { network.predict(input: $0.baseAddress!, batch: 2, height: 97, width: 97) }
-            assertClose(fused, try values(golden, name), tolerance: Self.forwardTolerance, name)
+            assertClose(fused, try values(golden, name), tolerance: forwardTolerance, name)
         }
     }
 
@@ -73,9 +76,9 @@ final class DeepLabGoldenTests: XCTestCase, GoldenComparing {
         let outputs = x.withUnsafeBufferPointer { network.trainingOutputs(input: $0.baseAddress!, batch: 2, height: 97, width: 97) }
         XCTAssertEqual(outputs.map(\.name), ["s1", "s0.5", "s0.75", "max"])
         XCTAssertEqual(outputs.map(\.height), [13, 7, 10, 13])
-        assertClose(outputs[0].values, try values(golden, "logits_base"), tolerance: Self.forwardTolerance, "logits_base")
+        assertClose(outputs[0].values, try values(golden, "logits_base"), tolerance: forwardTolerance, "logits_base")
         for output in outputs {
-            assertClose(output.values, try values(golden, "logits_train_\(output.name)"), tolerance: Self.forwardTolerance, output.name)
+            assertClose(output.values, try values(golden, "logits_train_\(output.name)"), tolerance: forwardTolerance, output.name)
         }
         // The labels at each output's size, by Pillow's nearest rule.
         let labels = try values(golden, "labels").map { Int32($0) }
@@ -93,14 +96,14 @@ final class DeepLabGoldenTests: XCTestCase, GoldenComparing {
         }
         for (value, name) in zip(loss.terms + [loss.total], ["loss_s1", "loss_s0.5", "loss_s0.75", "loss_max", "loss"]) {
             let expected = Double(try values(golden, name)[0])
-            XCTAssertEqual(value, expected, accuracy: Self.lossTolerance * max(1, abs(expected)), name)
+            XCTAssertEqual(value, expected, accuracy: lossTolerance * max(1, abs(expected)), name)
         }
         for name in ["aspp.c0.weight", "aspp.c3.bias", "layer5.block3.increase.conv.weight", "layer5.block1.shortcut.conv.weight",
                      "layer4.block23.conv3x3.conv.weight", "layer3.block1.reduce.conv.weight", "layer2.block1.reduce.conv.weight",
                      "layer1.conv1.conv.weight"] {
             let gradient = Array(try XCTUnwrap(network.store.gradientView("base.\(name)"), "\(name) must be trainable"))
-            assertClose(gradient, try values(golden, "grad.base.\(name)"), tolerance: Self.gradientTolerance, "grad.\(name)")
+            assertClose(gradient, try values(golden, "grad.base.\(name)"), tolerance: gradientTolerance, "grad.\(name)")
         }
-        assertClose(inputGradient, try values(golden, "grad.x"), tolerance: Self.gradientTolerance, "grad.x")
+        assertClose(inputGradient, try values(golden, "grad.x"), tolerance: gradientTolerance, "grad.x")
     }
 }

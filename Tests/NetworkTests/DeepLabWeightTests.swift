@@ -9,6 +9,8 @@ import XCTest
 /// golden weights in Caffe's naming), convert.py's key mapping, the COCO
 /// initialisation's layout and torchvision's names.
 final class DeepLabWeightTests: XCTestCase, GoldenComparing {
+    var compute = Compute()
+
     func golden() throws -> DeepLabV2 {
         let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: 16))
         try network.store.load(try Safetensors.read("\(Self.directory)/dlv2w16.safetensors").tensors, from: "dlv2w16.safetensors")

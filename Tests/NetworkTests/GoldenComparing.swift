@@ -5,7 +5,10 @@ import XCTest
 
 /// What the golden-file tests share: the folder, tolerances, and comparisons
 /// relative to each tensor's largest magnitude.
-protocol GoldenComparing: XCTestCase {}
+protocol GoldenComparing: XCTestCase {
+    /// How the case's networks compute.
+    var compute: Compute { get set }
+}
 
 extension GoldenComparing {
     static var directory: String { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden").path }
@@ -16,25 +19,17 @@ extension GoldenComparing {
     /// bits of every convolution operand; its errors (relative L2 norm, see
     /// `relativeNormError`) measured on these cases: forward 0.2-1.1%, 2.3% for
     /// AffinityNet's affinities; so the bound is 3%.
-    static var forwardTolerance: Float { isBFloat16 ? 3e-2 : 1e-5 }
+    var forwardTolerance: Float { isBFloat16 ? 3e-2 : 1e-5 }
     /// Gradients: measured 5.5e-7 in float32; recommended 1e-3. We check 1e-4.
     /// bf16: 0.2-6% for the classifier's and DeepLab's weights, up to 15% deep
     /// in AffinityNet (its L1 feature distances flip sign with small changes)
     /// and 23% for grad.x; the bound is 30%. The kernels themselves are held
     /// to 1e-5 of float32 on bf16-rounded operands (DNNLConvolutionTests).
-    static var gradientTolerance: Float { isBFloat16 ? 0.3 : 1e-4 }
+    var gradientTolerance: Float { isBFloat16 ? 0.3 : 1e-4 }
     /// Losses, relative to max(1, |loss|).
-    static var lossTolerance: Double { isBFloat16 ? 1e-2 : 1e-5 }
+    var lossTolerance: Double { isBFloat16 ? 1e-2 : 1e-5 }
 
-    static var isBFloat16: Bool { ConvolutionPath.standard == .oneDNN(.bf16) }
-
-    /// Runs `body` with every network it builds on `path`.
-    func on(_ path: ConvolutionPath, _ body: () throws -> Void) rethrows {
-        let saved = ConvolutionPath.standard
-        ConvolutionPath.standard = path
-        defer { ConvolutionPath.standard = saved }
-        try body()
-    }
+    var isBFloat16: Bool { compute.path == .oneDNN(.bf16) }
 
     func tensors(_ file: String) throws -> [String: SafetensorsTensor] {
         let (list, _) = try Safetensors.read("\(Self.directory)/\(file)")
@@ -64,7 +59,7 @@ extension GoldenComparing {
 
     func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float, _ what: String,
                      file: StaticString = #filePath, line: UInt = #line) {
-        let error = Self.isBFloat16 ? relativeNormError(actual, expected) : relativeError(actual, expected, file: file, line: line)
+        let error = isBFloat16 ? relativeNormError(actual, expected) : relativeError(actual, expected, file: file, line: line)
         if ProcessInfo.processInfo.environment["SCCAM_PRINT_GOLDEN_ERRORS"] != nil {
             print("golden \(what): relative error \(error)")
         }

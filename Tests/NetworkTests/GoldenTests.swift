@@ -8,8 +8,11 @@ import XCTest
 /// ResNet-38 with SC-CAM heads, evaluated in float64 by an independent
 /// implementation. Tolerances are relative to each tensor's largest magnitude.
 final class GoldenTests: XCTestCase, GoldenComparing {
+    /// How the networks compute (ConvolutionPathGoldenTests runs these cases on every path).
+    var compute = Compute()
+
     func makeNetwork(round: Int, weights: String) throws -> SCCAMNetwork {
-        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: 16, round: round, subcategoriesPerClass: 10))
+        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: 16, round: round, subcategoriesPerClass: 10), compute: compute)
         try network.loadSafetensors("\(Self.directory)/\(weights)")
         return network
     }
@@ -35,7 +38,7 @@ final class GoldenTests: XCTestCase, GoldenComparing {
         let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("sccam-save-\(UUID().uuidString).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: temporary) }
         try round1.saveSafetensors(temporary)
-        let copy = SCCAMNetwork(configuration: round1.configuration)
+        let copy = SCCAMNetwork(configuration: round1.configuration, compute: compute)
         try copy.loadSafetensors(temporary)
         XCTAssertTrue(copy.store.values.elementsEqual(round1.store.values), "save/load round trip must be exact")
     }
@@ -43,11 +46,11 @@ final class GoldenTests: XCTestCase, GoldenComparing {
     /// Both heads' logits, the pooled feature and both heads' CAMs of a round-1 forward.
     func assertRound1OutputsMatch(_ output: SCCAMNetwork.Output, network: SCCAMNetwork, golden: [String: SafetensorsTensor],
                                   file: StaticString = #filePath, line: UInt = #line) throws {
-        assertClose(output.logits[0], try values(golden, "logits20"), tolerance: Self.forwardTolerance, "logits20", file: file, line: line)
-        assertClose(output.logits[1], try values(golden, "logits200"), tolerance: Self.forwardTolerance, "logits200", file: file, line: line)
-        assertClose(output.features, try values(golden, "feature"), tolerance: Self.forwardTolerance, "feature", file: file, line: line)
-        assertClose(network.classActivationMaps(head: 0), try values(golden, "cam20"), tolerance: Self.forwardTolerance, "cam20", file: file, line: line)
-        assertClose(network.classActivationMaps(head: 1), try values(golden, "cam200"), tolerance: Self.forwardTolerance, "cam200", file: file, line: line)
+        assertClose(output.logits[0], try values(golden, "logits20"), tolerance: forwardTolerance, "logits20", file: file, line: line)
+        assertClose(output.logits[1], try values(golden, "logits200"), tolerance: forwardTolerance, "logits200", file: file, line: line)
+        assertClose(output.features, try values(golden, "feature"), tolerance: forwardTolerance, "feature", file: file, line: line)
+        assertClose(network.classActivationMaps(head: 0), try values(golden, "cam20"), tolerance: forwardTolerance, "cam20", file: file, line: line)
+        assertClose(network.classActivationMaps(head: 1), try values(golden, "cam200"), tolerance: forwardTolerance, "cam200", file: file, line: line)
     }
 
     func testRound1ForwardActivationsAndCAMs() throws {
@@ -63,7 +66,7 @@ final class GoldenTests: XCTestCase, GoldenComparing {
         }
         for name in ["conv1a", "b2", "b3", "b4", "b5", "b6", "b7", "conv6"] {
             assertClose(try XCTUnwrap(activations[name]), try values(golden, "act.\(name)"),
-                        tolerance: Self.forwardTolerance, "act.\(name)")
+                        tolerance: forwardTolerance, "act.\(name)")
         }
         XCTAssertEqual(network.mapSize.height, 6)
         XCTAssertEqual(network.mapSize.width, 8)
@@ -79,16 +82,16 @@ final class GoldenTests: XCTestCase, GoldenComparing {
                                 mode: .training(dropout: nil, inputGradient: true))
         }
         let losses = network.backward(targets: [try values(golden, "labels20"), try values(golden, "labels200")])
-        XCTAssertEqual(losses.total, Double(try values(golden, "loss")[0]), accuracy: Self.lossTolerance)
-        XCTAssertEqual(losses.parent, Double(try values(golden, "loss20")[0]), accuracy: Self.lossTolerance)
-        XCTAssertEqual(try XCTUnwrap(losses.subcategory), Double(try values(golden, "loss200")[0]), accuracy: Self.lossTolerance)
+        XCTAssertEqual(losses.total, Double(try values(golden, "loss")[0]), accuracy: lossTolerance)
+        XCTAssertEqual(losses.parent, Double(try values(golden, "loss20")[0]), accuracy: lossTolerance)
+        XCTAssertEqual(try XCTUnwrap(losses.subcategory), Double(try values(golden, "loss200")[0]), accuracy: lossTolerance)
         for name in ["fc8_20.weight", "fc8_200.weight", "b7.conv_branch2b2.weight", "b4_5.conv_branch2a.weight",
                      "b3.conv_branch2a.weight"] {
             let gradient = Array(try XCTUnwrap(network.store.gradientView(name), "\(name) must be trainable"))
-            assertClose(gradient, try values(golden, "grad.\(name)"), tolerance: Self.gradientTolerance, "grad.\(name)")
+            assertClose(gradient, try values(golden, "grad.\(name)"), tolerance: gradientTolerance, "grad.\(name)")
         }
         assertClose(Array(try XCTUnwrap(network.inputGradient)), try values(golden, "grad.x"),
-                    tolerance: Self.gradientTolerance, "grad.x")
+                    tolerance: gradientTolerance, "grad.x")
         // The frozen stem has no gradient at all.
         for name in ["conv1a.weight", "b2.conv_branch2a.weight", "b2_2.conv_branch2b1.weight", "b3.bn_branch2a.weight", "bn7.bias"] {
             XCTAssertNil(network.store.gradientView(name), "\(name) must be frozen")
@@ -107,7 +110,7 @@ final class GoldenTests: XCTestCase, GoldenComparing {
         network.backward(targets: [try values(golden, "labels20"), try values(golden, "labels200")]) { ready.append($0) }
         XCTAssertNil(network.inputGradient)
         assertClose(Array(network.store.gradientView("b3.conv_branch2a.weight")!), try values(golden, "grad.b3.conv_branch2a.weight"),
-                    tolerance: Self.gradientTolerance, "grad.b3.conv_branch2a.weight")
+                    tolerance: gradientTolerance, "grad.b3.conv_branch2a.weight")
         // Gradients become final from the end of the buffer backwards, down to all of it.
         XCTAssertEqual(ready.last, 0..<network.store.trainableCount)
         XCTAssertEqual(ready.map(\.upperBound), [Int](repeating: network.store.trainableCount, count: ready.count))
@@ -130,22 +133,22 @@ final class GoldenTests: XCTestCase, GoldenComparing {
         let golden = try tensors("r38w16_round0_case.safetensors")
         let x = try values(golden, "x")
         let output = x.withUnsafeBufferPointer { network.forward(input: $0.baseAddress!, batch: 2, height: 48, width: 64) }
-        assertClose(output.logits[0], try values(golden, "logits20"), tolerance: Self.forwardTolerance, "logits20")
-        assertClose(output.features, try values(golden, "feature"), tolerance: Self.forwardTolerance, "feature")
-        assertClose(network.classActivationMaps(head: 0), try values(golden, "cam20"), tolerance: Self.forwardTolerance, "cam20")
+        assertClose(output.logits[0], try values(golden, "logits20"), tolerance: forwardTolerance, "logits20")
+        assertClose(output.features, try values(golden, "feature"), tolerance: forwardTolerance, "feature")
+        assertClose(network.classActivationMaps(head: 0), try values(golden, "cam20"), tolerance: forwardTolerance, "cam20")
 
         x.withUnsafeBufferPointer { input in
             _ = network.forward(input: input.baseAddress!, batch: 2, height: 48, width: 64,
                                 mode: .training(dropout: nil, inputGradient: true))
         }
         let losses = network.backward(targets: [try values(golden, "labels20")])
-        XCTAssertEqual(losses.total, Double(try values(golden, "loss")[0]), accuracy: Self.lossTolerance)
+        XCTAssertEqual(losses.total, Double(try values(golden, "loss")[0]), accuracy: lossTolerance)
         XCTAssertNil(losses.subcategory)
         for name in ["fc8.weight", "b7.conv_branch2b2.weight", "b4_5.conv_branch2a.weight", "b3.conv_branch2a.weight"] {
             assertClose(Array(network.store.gradientView(name)!), try values(golden, "grad.\(name)"),
-                        tolerance: Self.gradientTolerance, "grad.\(name)")
+                        tolerance: gradientTolerance, "grad.\(name)")
         }
-        assertClose(Array(network.inputGradient!), try values(golden, "grad.x"), tolerance: Self.gradientTolerance, "grad.x")
+        assertClose(Array(network.inputGradient!), try values(golden, "grad.x"), tolerance: gradientTolerance, "grad.x")
     }
 
     func testWrongCheckpointIsRejectedWithEveryProblemListed() throws {

@@ -169,7 +169,7 @@ final class WorkFolderTests: XCTestCase {
             "notes.tmp-\(dead)-1": true,
         ]
         for name in files.keys { try AtomicFile.write("x", to: "\(temporary.path)/\(name)") }
-        let removed = try WorkFolder.prepare(temporary.path, communicator: SingleProcessCommunicator())
+        let removed = try WorkFolder.prepare(WorkLayout(temporary.path), communicator: SingleProcessCommunicator())
         XCTAssertEqual(removed, 2)
         for (name, kept) in files {
             XCTAssertEqual(FileManager.default.fileExists(atPath: "\(temporary.path)/\(name)"), kept, name)

@@ -65,7 +65,9 @@ public struct VOCDataset: Sendable {
 
     public func imagePath(_ id: String) -> String { "\(root)/JPEGImages/\(id).jpg" }
     public func annotationPath(_ id: String) -> String { "\(root)/Annotations/\(id).xml" }
-    public func segmentationPath(_ id: String) -> String { "\(root)/SegmentationClass/\(id).png" }
+    /// The folder of the palette masks the pipeline scores against by default.
+    public var segmentationFolder: String { "\(root)/SegmentationClass" }
+    public func segmentationPath(_ id: String) -> String { "\(segmentationFolder)/\(id).png" }
     public func augmentedSegmentationPath(_ id: String) -> String { "\(root)/SegmentationClassAug/\(id).png" }
 
     /// The ground-truth mask of an image: SegmentationClassAug when present

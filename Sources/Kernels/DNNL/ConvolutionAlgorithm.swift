@@ -8,9 +8,6 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
     /// oneDNN's direct kernels on every layer: every product of the definition.
     case direct
 
-    /// What networks use unless told otherwise: set once from `--convolution-algorithm`.
-    nonisolated(unsafe) public static var standard: ConvolutionAlgorithm = .winograd
-
     /// The algorithm one pass of one layer runs with: Winograd only where it
     /// wins. Its input and output transforms cost per channel while it saves
     /// per channel pair, so thin layers lose. Measured per layer on Zen 4
@@ -19,12 +16,11 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
     /// fell to 0.6-0.7x at 16-32 channels, the 3- and 8-channel stems to
     /// 0.4-0.9x, and the width-1/16 demo took 157 s instead of 139 s.
     /// oneDNN's Winograd is float32 only, so bf16 is always direct.
-    func resolved(for g: ConvolutionGeometry, precision: ConvolutionPrecision) -> ConvolutionAlgorithm {
+    func resolved(for g: ConvolutionGeometry, precision: ConvolutionPrecision, winogradMinimumChannels: Int) -> ConvolutionAlgorithm {
         guard self == .winograd, precision == .fp32 else { return .direct }
-        return min(g.inputChannels, g.outputChannels) >= Self.winogradMinimumChannels ? .winograd : .direct
+        return min(g.inputChannels, g.outputChannels) >= winogradMinimumChannels ? .winograd : .direct
     }
 
-    /// The fewest input and output channels a layer needs to run Winograd
-    /// (tests lower it, to run the Winograd kernels on thin test networks).
-    nonisolated(unsafe) public static var winogradMinimumChannels = 64
+    /// The fewest input and output channels a layer needs to run Winograd, measured as above.
+    public static let referenceWinogradMinimumChannels = 64
 }

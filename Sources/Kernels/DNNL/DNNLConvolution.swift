@@ -24,34 +24,34 @@ public enum DNNLConvolution {
     }
 
     /// output (+)= conv(input) (+ bias) for the whole batch.
-    public static func forward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
+    static func forward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
-                               algorithm: ConvolutionAlgorithm = .standard) {
+                               algorithm: ConvolutionAlgorithm) {
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm.resolved(for: g, precision: precision), hasBias: bias != nil, accumulate: accumulate)
+                      algorithm: algorithm, hasBias: bias != nil, accumulate: accumulate)
         run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input), weights: UnsafeMutableRawPointer(mutating: weight),
                          bias: bias.map { UnsafeMutableRawPointer(mutating: $0) }, destination: UnsafeMutableRawPointer(output)))
     }
 
     /// inputGradient (+)= convᵀ(outputGradient).
-    public static func backwardInput(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
+    static func backwardInput(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
                                      outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                      inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
-                                     algorithm: ConvolutionAlgorithm = .standard) {
+                                     algorithm: ConvolutionAlgorithm) {
         let key = Key(kind: .backwardData, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm.resolved(for: g, precision: precision), hasBias: false, accumulate: accumulate)
+                      algorithm: algorithm, hasBias: false, accumulate: accumulate)
         run(key, Tensors(weights: UnsafeMutableRawPointer(mutating: weight), diffSource: UnsafeMutableRawPointer(inputGradient),
                          diffDestination: UnsafeMutableRawPointer(mutating: outputGradient)))
     }
 
     /// weightGradient (+)= Σₙ outputGradient[n] ⋆ input[n], and the bias gradient (+)= Σ over images and positions.
-    public static func backwardWeight(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, input: UnsafePointer<Float>,
+    static func backwardWeight(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, input: UnsafePointer<Float>,
                                       outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                       weightGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?,
-                                      accumulate: Bool, algorithm: ConvolutionAlgorithm = .standard) {
+                                      accumulate: Bool, algorithm: ConvolutionAlgorithm) {
         let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm.resolved(for: g, precision: precision), hasBias: biasGradient != nil, accumulate: accumulate)
+                      algorithm: algorithm, hasBias: biasGradient != nil, accumulate: accumulate)
         run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input),
                          diffDestination: UnsafeMutableRawPointer(mutating: outputGradient),
                          diffWeights: UnsafeMutableRawPointer(weightGradient), diffBias: biasGradient.map { UnsafeMutableRawPointer($0) }))
@@ -59,10 +59,10 @@ public enum DNNLConvolution {
 
     /// oneDNN's name for the kernel a forward convolution of this shape runs
     /// on, e.g. "jit_wino_4x3:avx512_core" or "jit:avx2" (its plan is cached).
-    public static func forwardImplementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int,
-                                             width: Int, hasBias: Bool, algorithm: ConvolutionAlgorithm = .standard) -> String {
+    static func forwardImplementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int,
+                                             width: Int, hasBias: Bool, algorithm: ConvolutionAlgorithm) -> String {
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm.resolved(for: g, precision: precision), hasBias: hasBias, accumulate: false)
+                      algorithm: algorithm, hasBias: hasBias, accumulate: false)
         return lock.withLock { plan(for: key).implementation }
     }
 

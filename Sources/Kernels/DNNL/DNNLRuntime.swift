@@ -8,9 +8,6 @@ public enum ConvolutionPath: Equatable, Sendable, CustomStringConvertible {
     /// oneDNN's convolution primitives, in the given precision.
     case oneDNN(ConvolutionPrecision)
 
-    /// What networks use unless told otherwise: set once from `--precision`.
-    nonisolated(unsafe) public static var standard: ConvolutionPath = .oneDNN(.fp32)
-
     /// "im2col", "oneDNN fp32", "oneDNN bf16".
     public var shortName: String {
         switch self {
@@ -161,9 +158,8 @@ public enum DNNLRuntime {
         hasNativeBFloat16 ? "native (\(instructionSet))" : "emulated (float32 \(instructionSet) kernels on bf16-rounded operands; no speed-up)"
     }
 
-    public static func report(path: ConvolutionPath) -> String {
+    public static func report(engine: any ConvolutionEngine) -> String {
         "oneDNN \(version), dispatching to \(instructionSet), \(threadCount) OpenMP thread(s); "
-            + "bf16 convolutions \(bfloat16Mode); \(winogradMode); networks use \(path)"
-            + (path == .oneDNN(.fp32) ? ", \(ConvolutionAlgorithm.standard.rawValue)" : "")
+            + "bf16 convolutions \(bfloat16Mode); \(winogradMode); networks use \(engine)"
     }
 }

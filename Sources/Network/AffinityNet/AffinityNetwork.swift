@@ -10,7 +10,9 @@ public final class AffinityNetwork {
     public let store: ParameterStore
     let backbone: ResNet38
     /// How the convolutions run: oneDNN (fp32 or bf16) or the im2col reference.
-    public var convolutionPath = ConvolutionPath.standard
+    public var compute: Compute { didSet { convolutions = compute.convolutionEngine } }
+    /// The engine every convolution layer calls (from `compute`).
+    private(set) var convolutions: any ConvolutionEngine
     /// f8_3, f8_4, f8_5 (in that order: the order of their channels in f9's input).
     let tapHeads: [Conv2D]
     let f9: Conv2D
@@ -36,9 +38,11 @@ public final class AffinityNetwork {
     /// `PolySGD`'s 10x group: these layers' weights.
     public static let headPrefixes = headNames.map { "\($0)." }
 
-    public init(widthDivisor d: Int = 1) {
+    public init(widthDivisor d: Int = 1, compute: Compute = Compute()) {
         precondition(NetworkConfiguration.widthDivisors.contains(d), "width divisor must be a power of two up to 64")
         widthDivisor = d
+        self.compute = compute
+        convolutions = compute.convolutionEngine
         var layout = ParameterStore.Layout()
         var foldedCount = 0
         backbone = ResNet38(widthDivisor: d, layout: &layout, foldedCount: &foldedCount)
@@ -136,7 +140,7 @@ public final class AffinityNetwork {
         }
         let (ws, heads) = prepare(batch: batch, height: height, width: width, purpose: purpose)
         for norm in backbone.allBatchNorms { norm.fold(store: store, into: folded) }
-        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(for: convolutionPath), dropout: dropout, accumulateGradients: false, convolutions: convolutionPath)
+        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(needed: convolutions.needsScratch), dropout: dropout, accumulateGradients: false, convolutions: convolutions)
         let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, observe: nil)
         let plane = h * w
         let sources = [backbone.tapValues(.conv4, workspace: ws), backbone.tapValues(.conv5, workspace: ws), ws.conv6!]
@@ -188,8 +192,8 @@ public final class AffinityNetwork {
         let batch = ws.key.batch, plane = pairs.height * pairs.width
         precondition(labels.batch == batch && labels.pairsPerImage == pairs.pairCount, "pair labels must be [\(batch), 34, \(pairs.pairsPerDisplacement)]")
         let dropout: DropoutContext? = { if case .training(let d, _) = lastMode { return d } else { return nil } }()
-        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(for: convolutionPath), dropout: dropout,
-                        accumulateGradients: accumulateGradients, convolutions: convolutionPath)
+        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(needed: convolutions.needsScratch), dropout: dropout,
+                        accumulateGradients: accumulateGradients, convolutions: convolutions)
         let counts = counts ?? labels.counts
         let value = AffinityLoss.evaluate(affinities: heads.affinities, labels: labels, counts: counts)
         // d loss / d affinity, then back through the pairs into the embedding.
@@ -237,7 +241,7 @@ public final class AffinityNetwork {
         let ws = Workspace(key: Workspace.Key(batch: batch, height: height, width: width, purpose: .training(inputGradient: false)),
                            countsOnly: true)
         _ = plan(ws)
-        _ = ws.scratch(for: convolutionPath)
+        _ = ws.scratch(needed: convolutions.needsScratch)
         return ws.byteCount
     }
 

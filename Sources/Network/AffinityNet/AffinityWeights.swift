@@ -1,5 +1,6 @@
 import Formats
 import Foundation
+import Kernels
 
 extension AffinityNetwork {
     /// The AffinityNet a weight file describes (its width from conv1a),
@@ -9,11 +10,11 @@ extension AffinityNetwork {
     /// the four new layers keep their initialisation and classifier heads are
     /// skipped.
     /// `headSeed` initialises the new layers that the file does not have.
-    public static func fromWeights(_ path: String, backboneOnly: Bool = false, headSeed: UInt64 = 0,
+    public static func fromWeights(_ path: String, backboneOnly: Bool = false, headSeed: UInt64 = 0, compute: Compute = Compute(),
                                    note: (String) -> Void = { _ in }) throws -> AffinityNetwork {
         let (format, tensors) = try WeightFiles.read(path, note: note)
         let (configuration, _) = try WeightConversion.configuration(of: tensors, path: path)
-        let network = AffinityNetwork(widthDivisor: configuration.widthDivisor)
+        let network = AffinityNetwork(widthDivisor: configuration.widthDivisor, compute: compute)
         network.initializeHeads(seed: headSeed)
         let heads = Set(headNames.map { "\($0).weight" })
         let classifierHeads: Set = ["fc8.weight", "fc8_20.weight", "fc8_200.weight"]

@@ -12,7 +12,9 @@ public final class DeepLabV2 {
     public let store: ParameterStore
     let backbone: ResNet101
     /// How the convolutions run: oneDNN (fp32 or bf16) or the im2col reference.
-    public var convolutionPath = ConvolutionPath.standard
+    public var compute: Compute { didSet { convolutions = compute.convolutionEngine } }
+    /// The engine every convolution layer calls (from `compute`).
+    private(set) var convolutions: any ConvolutionEngine
     let aspp: ASPP
     private let folded: UnsafeMutablePointer<Float>
     private var passes: [ScaleKey: ScalePass] = [:]
@@ -21,8 +23,10 @@ public final class DeepLabV2 {
     private var scratchNeeds: [Int: Int] = [:]
     static let prefix = "base."
 
-    public init(configuration: DeepLabConfiguration) {
+    public init(configuration: DeepLabConfiguration, compute: Compute = Compute()) {
         self.configuration = configuration
+        self.compute = compute
+        convolutions = compute.convolutionEngine
         var layout = ParameterStore.Layout()
         var foldedCount = 0
         backbone = ResNet101(widthDivisor: configuration.widthDivisor, prefix: Self.prefix, layout: &layout, foldedCount: &foldedCount)
@@ -151,8 +155,8 @@ public final class DeepLabV2 {
 
     func makePass(batch: Int, height: Int, width: Int, accumulate: Bool) -> Pass {
         Pass(store: store, folded: folded, batch: batch,
-             scratch: convolutionPath == .im2col ? scratchPointer(height: height, width: width) : Workspace.noScratch,
-             dropout: nil, accumulateGradients: accumulate, convolutions: convolutionPath)
+             scratch: convolutions.needsScratch ? scratchPointer(height: height, width: width) : ConvolutionScratch.none,
+             dropout: nil, accumulateGradients: accumulate, convolutions: convolutions)
     }
 
     func foldBatchNorms() {

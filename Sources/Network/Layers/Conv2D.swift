@@ -27,16 +27,9 @@ struct Conv2D {
     /// output (+)= conv(input)
     func forward(_ pass: Pass, input: UnsafePointer<Float>, height: Int, width: Int,
                  output: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        let weights = UnsafePointer(pass.store.pointer(weight)), biases = bias.map { UnsafePointer(pass.store.pointer($0)) }
-        switch pass.convolutions {
-        case .im2col:
-            Convolution.forward(geometry, weight: weights, bias: biases, input: input,
-                                batch: pass.batch, height: height, width: width,
-                                output: output, accumulate: accumulate, scratch: pass.scratch)
-        case .oneDNN(let precision):
-            DNNLConvolution.forward(geometry, precision: precision, weight: weights, bias: biases, input: input,
-                                    batch: pass.batch, height: height, width: width, output: output, accumulate: accumulate)
-        }
+        pass.convolutions.forward(geometry, weight: pass.store.pointer(weight), bias: bias.map { UnsafePointer(pass.store.pointer($0)) },
+                                  input: input, batch: pass.batch, height: height, width: width, output: output,
+                                  accumulate: accumulate, scratch: pass.scratch)
     }
 
     /// Weight gradient from the layer's input and output gradient (trainable
@@ -44,33 +37,16 @@ struct Conv2D {
     /// (added to it with `accumulate`).
     func backward(_ pass: Pass, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                   height: Int, width: Int, inputGradient: UnsafeMutablePointer<Float>?, accumulate: Bool = false) {
-        let weights = UnsafePointer(pass.store.pointer(weight))
         if isTrainable {
-            let weightGradient = pass.store.gradientPointer(weight), biasGradient = bias.map { pass.store.gradientPointer($0) }
-            switch pass.convolutions {
-            case .im2col:
-                Convolution.backwardWeight(geometry, input: input, outputGradient: outputGradient,
-                                           batch: pass.batch, height: height, width: width,
-                                           weightGradient: weightGradient, biasGradient: biasGradient,
-                                           accumulate: pass.accumulateGradients, scratch: pass.scratch)
-            case .oneDNN(let precision):
-                DNNLConvolution.backwardWeight(geometry, precision: precision, input: input, outputGradient: outputGradient,
-                                               batch: pass.batch, height: height, width: width,
-                                               weightGradient: weightGradient, biasGradient: biasGradient,
-                                               accumulate: pass.accumulateGradients)
-            }
+            pass.convolutions.backwardWeight(geometry, input: input, outputGradient: outputGradient, batch: pass.batch,
+                                             height: height, width: width, weightGradient: pass.store.gradientPointer(weight),
+                                             biasGradient: bias.map { pass.store.gradientPointer($0) },
+                                             accumulate: pass.accumulateGradients, scratch: pass.scratch)
         }
         if let inputGradient {
-            switch pass.convolutions {
-            case .im2col:
-                Convolution.backwardInput(geometry, weight: weights, outputGradient: outputGradient,
-                                          batch: pass.batch, height: height, width: width,
-                                          inputGradient: inputGradient, accumulate: accumulate, scratch: pass.scratch)
-            case .oneDNN(let precision):
-                DNNLConvolution.backwardInput(geometry, precision: precision, weight: weights, outputGradient: outputGradient,
-                                              batch: pass.batch, height: height, width: width,
-                                              inputGradient: inputGradient, accumulate: accumulate)
-            }
+            pass.convolutions.backwardInput(geometry, weight: pass.store.pointer(weight), outputGradient: outputGradient,
+                                            batch: pass.batch, height: height, width: width, inputGradient: inputGradient,
+                                            accumulate: accumulate, scratch: pass.scratch)
         }
     }
 }

@@ -1,6 +1,7 @@
 import Data
 import Formats
 import Foundation
+import Workflow
 
 /// `WORK/report.html`: one self-contained page (no external resources: the
 /// pictures are embedded, the charts are inline SVG) that a researcher opens
@@ -11,28 +12,27 @@ import Foundation
 /// It reads only what the run wrote, so it can be made again at any time
 /// (`sccam report WORK`), also for a run that is still going or that stopped.
 public enum RunReport {
-    public static let fileName = "report.html"
-
     /// Writes the report into `work` atomically and returns its path.
     @discardableResult
     public static func write(work: String, samples: Int = 6) throws -> String {
-        let path = "\(work)/\(fileName)"
+        let path = WorkLayout(work).report
         try AtomicFile.write(try html(work: work, samples: samples), to: path)
         return path
     }
 
     public static func html(work: String, samples: Int = 6) throws -> String {
-        guard let record = try RunRecord.read("\(work)/run.json") else {
-            throw FormatError(path: "\(work)/run.json", "does not exist: the report describes a pipeline or demo run; run `sccam pipeline` or `sccam demo` with --work \(work) first")
+        let layout = WorkLayout(work)
+        guard let record = try RunRecord.read(layout.runRecord) else {
+            throw FormatError(path: layout.runRecord, "does not exist: the report describes a pipeline or demo run; run `sccam pipeline` or `sccam demo` with --work \(work) first")
         }
-        let scores = ScoreColumns.read(work: work)
+        let scores = ScoreColumns.read(layout)
         var page = ReportPage(title: "SC-CAM run: \((work as NSString).lastPathComponent)")
         page.add(summary(record, work: work, scores: scores))
         page.add(classTable(scores))
         page.add(stageTable(record))
-        page.add(TrainingCurves.section(metrics: "\(work)/logs/metrics.jsonl",
+        page.add(TrainingCurves.section(metrics: layout.metricsLog,
                                         trainings: record.stages.map(\.name).filter { $0.hasPrefix("train") }))
-        page.add(SampleGallery.sections(work: work, vocRoot: record.settings.vocRoot, samples: samples))
+        page.add(SampleGallery.sections(layout, vocRoot: record.settings.vocRoot, samples: samples))
         return page.rendered()
     }
 
@@ -83,7 +83,7 @@ public enum RunReport {
     static func stageTable(_ record: RunRecord) -> String {
         var html = "<h2>Stages</h2>\n<table class=\"stages\">\n<tr><th>stage</th><th>status</th><th>time</th><th>numbers</th></tr>\n"
         for stage in record.stages {
-            let numbers = (stage.result ?? [:]).sorted { $0.key < $1.key }.map { key, value in
+            let numbers = (stage.result?.numbers ?? [:]).sorted { $0.key < $1.key }.map { key, value in
                 "\(key) " + (value == value.rounded() && abs(value) < 1e9 ? String(Int(value)) : String(format: "%.4g", value))
             }.joined(separator: ", ")
             html += "<tr><td>\(ReportPage.escape(stage.name))</td><td class=\"\(stage.status == "done" ? "done" : "running")\">\(ReportPage.escape(stage.status))</td>"
@@ -102,25 +102,25 @@ enum ScoreColumns {
         let note: String
     }
 
-    static func read(work: String) -> [Column] {
+    static func read(_ layout: WorkLayout) -> [Column] {
         var columns: [Column] = []
-        let rounds = ((try? FileManager.default.contentsOfDirectory(atPath: "\(work)/infer")) ?? [])
-            .compactMap { name -> Int? in name.hasPrefix("R") ? Int(name.dropFirst()) : nil }.sorted()
+        let rounds = ((try? FileManager.default.contentsOfDirectory(atPath: layout.inference)) ?? [])
+            .compactMap(WorkLayout.inferredRound(folderName:)).sorted()
         for round in rounds {
-            guard let json = object("\(work)/infer/R\(round)/scores.json"), let column = column("CAMs R\(round)", json) else { continue }
+            guard let json = object(layout.inference(round: round).scores), let column = column("CAMs R\(round)", json) else { continue }
             let threshold = (json["threshold"] as? Double).map { String(format: "threshold %.2f", $0) } ?? ""
             let best = (json["best_miou"] as? Double).map { miou in
                 String(format: "; best %.4f at threshold %.2f (found with the ground truth)", miou, json["best_threshold"] as? Double ?? .nan)
             } ?? ""
             columns.append(Column(title: column.title, meanIoU: column.meanIoU, classIoU: column.classIoU, note: threshold + best))
         }
-        if let json = object("\(work)/refine/scores.json"), let column = column("pseudo-labels", json) {
+        if let json = object(layout.pseudoLabels.scores), let column = column("pseudo-labels", json) {
             let round = (json["cams_round"] as? Int).map { "the random walk of round \($0)'s CAMs" } ?? "the random walk"
             columns.append(Column(title: column.title, meanIoU: column.meanIoU, classIoU: column.classIoU, note: round))
         }
-        for (folder, title, note) in [("segment", "segmentation", "DeepLab-v2 on the validation list"),
-                                      ("segment_crf", "segmentation + CRF", "DeepLab-v2 with the dense CRF")] {
-            if let json = object("\(work)/\(folder)/scores.json"), let column = column(title, json) {
+        for (crf, title, note) in [(false, "segmentation", "DeepLab-v2 on the validation list"),
+                                   (true, "segmentation + CRF", "DeepLab-v2 with the dense CRF")] {
+            if let json = object(layout.segmentation(crf: crf).scores), let column = column(title, json) {
                 columns.append(Column(title: column.title, meanIoU: column.meanIoU, classIoU: column.classIoU, note: note))
             }
         }

@@ -1,5 +1,7 @@
+import Data
 import Formats
 import Foundation
+import Workflow
 
 /// Sample images of a run side by side: for training images the image, the
 /// CAMs, the CAM mask, the pseudo-label and the ground truth; for validation
@@ -23,29 +25,28 @@ enum SampleGallery {
         }
     }
 
-    static func sections(work: String, vocRoot: String, samples: Int) -> String {
-        guard samples > 0 else { return "" }
+    static func sections(_ layout: WorkLayout, vocRoot: String, samples: Int) -> String {
+        guard samples > 0, let dataset = try? VOCDataset(root: vocRoot) else { return "" }
         var html = ""
-        let groundTruth = Column(title: "ground truth", picture: { id in groundTruthPicture(id: id, vocRoot: vocRoot) })
-        let image = Column(title: "image", type: "image/jpeg", path: { id in "\(vocRoot)/JPEGImages/\(id).jpg" })
-        if let round = camsRound(work) {
-            let cams = "\(work)/infer/R\(round)"
-            let pseudo = FileManager.default.fileExists(atPath: "\(work)/refine_color")
-            let ids = pseudo ? ids(in: "\(work)/refine_color", count: samples) : ids(in: "\(cams)/overlays", count: samples)
+        let groundTruth = Column(title: "ground truth", picture: { id in groundTruthPicture(id: id, dataset: dataset) })
+        let image = Column(title: "image", type: "image/jpeg", path: dataset.imagePath)
+        if let round = camsRound(layout) {
+            let cams = layout.inference(round: round), pseudo = layout.pseudoLabels.colour
+            let hasPseudoLabels = FileManager.default.fileExists(atPath: pseudo.path)
+            let ids = ids(in: hasPseudoLabels ? pseudo : cams.overlays, count: samples)
             var columns = [image,
-                           Column(title: "CAMs R\(round) (image, then one map per class)", path: { "\(cams)/overlays/\($0).png" }),
-                           Column(title: "CAM mask R\(round)", path: { "\(cams)/masks/\($0).png" })]
-            if pseudo { columns.append(Column(title: "pseudo-label", path: { "\(work)/refine_color/\($0).png" })) }
+                           Column(title: "CAMs R\(round) (image, then one map per class)", path: cams.overlays.png),
+                           Column(title: "CAM mask R\(round)", path: cams.masks.png)]
+            if hasPseudoLabels { columns.append(Column(title: "pseudo-label", path: pseudo.png)) }
             columns.append(groundTruth)
             html += table("Training images", ids: ids, columns: columns)
         }
-        if FileManager.default.fileExists(atPath: "\(work)/segment_color") {
-            var columns = [image, Column(title: "segmentation", path: { "\(work)/segment_color/\($0).png" })]
-            if FileManager.default.fileExists(atPath: "\(work)/segment_crf_color") {
-                columns.append(Column(title: "segmentation + CRF", path: { "\(work)/segment_crf_color/\($0).png" }))
-            }
+        let segmentation = layout.segmentation(crf: false).colour, withCRF = layout.segmentation(crf: true).colour
+        if FileManager.default.fileExists(atPath: segmentation.path) {
+            var columns = [image, Column(title: "segmentation", path: segmentation.png)]
+            if FileManager.default.fileExists(atPath: withCRF.path) { columns.append(Column(title: "segmentation + CRF", path: withCRF.png)) }
             columns.append(groundTruth)
-            html += table("Validation images", ids: ids(in: "\(work)/segment_color", count: samples), columns: columns)
+            html += table("Validation images", ids: ids(in: segmentation, count: samples), columns: columns)
         }
         return html
     }
@@ -63,29 +64,28 @@ enum SampleGallery {
     }
 
     /// The round whose CAMs the random walk propagated, else the last round with overlays.
-    static func camsRound(_ work: String) -> Int? {
-        if let data = FileManager.default.contents(atPath: "\(work)/refine/scores.json"),
-           let round = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["cams_round"] as? Int,
-           FileManager.default.fileExists(atPath: "\(work)/infer/R\(round)/overlays") {
+    static func camsRound(_ layout: WorkLayout) -> Int? {
+        func hasOverlays(_ round: Int) -> Bool { FileManager.default.fileExists(atPath: layout.inference(round: round).overlays.path) }
+        if let data = FileManager.default.contents(atPath: layout.pseudoLabels.scores),
+           let round = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["cams_round"] as? Int, hasOverlays(round) {
             return round
         }
-        return ((try? FileManager.default.contentsOfDirectory(atPath: "\(work)/infer")) ?? [])
-            .compactMap { name -> Int? in name.hasPrefix("R") ? Int(name.dropFirst()) : nil }
-            .filter { FileManager.default.fileExists(atPath: "\(work)/infer/R\($0)/overlays") }.max()
+        return ((try? FileManager.default.contentsOfDirectory(atPath: layout.inference)) ?? [])
+            .compactMap(WorkLayout.inferredRound(folderName:)).filter(hasOverlays).max()
     }
 
-    static func ids(in folder: String, count: Int) -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+    static func ids(in folder: ImageFolder, count: Int) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
         return Array(names.filter { $0.hasSuffix(".png") && !$0.hasPrefix(".") }.map { String($0.dropLast(4)) }.sorted().prefix(count))
     }
 
     /// VOC's palette masks show as they are; the grey class-id masks of
     /// SegmentationClassAug are given VOC's palette first.
-    static func groundTruthPicture(id: String, vocRoot: String) -> String {
+    static func groundTruthPicture(id: String, dataset: VOCDataset) -> String {
         let title = "ground truth: \(id)"
-        let palette = "\(vocRoot)/SegmentationClass/\(id).png"
+        let palette = dataset.segmentationPath(id)
         if FileManager.default.fileExists(atPath: palette) { return ReportPage.image(palette, type: "image/png", title: title) }
-        let grey = "\(vocRoot)/SegmentationClassAug/\(id).png"
+        let grey = dataset.augmentedSegmentationPath(id)
         guard var mask = try? PNG.readIndexed(grey) else { return ReportPage.image(grey, type: "image/png", title: title) }
         mask.palette = VOCPalette.colors
         guard let bytes = try? PNG.encode(mask) else { return ReportPage.image(grey, type: "image/png", title: title) }

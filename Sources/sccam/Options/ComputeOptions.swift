@@ -1,0 +1,72 @@
+import ArgumentParser
+import Pipeline
+
+/// `--threads`: every computing command has it.
+struct ThreadOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Compute threads per rank (OpenBLAS, oneDNN and our own loops).",
+        discussion: """
+            Default: SCCAM_THREADS, OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or Slurm's SLURM_CPUS_PER_TASK if set; else the cores \
+            this rank is bound to; else this machine's cores divided by its ranks.
+            """))
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+    }
+}
+
+/// How a command's networks compute: `--threads` and the convolution flags, made into a `Compute`.
+struct ComputeOptions: ParsableArguments {
+    @OptionGroup var threads: ThreadOptions
+
+    @Option(help: ArgumentHelp(
+        "Convolution precision: fp32 or bf16.",
+        discussion: """
+            bf16 runs the convolutions in bfloat16 with float32 accumulation (AMX tiles or AVX512-BF16 where \
+            the CPU has them) and keeps float32 master weights, gradients, optimiser state, losses, BatchNorm \
+            folding and everything outside the convolutions. On CPUs without AVX-512 (oneDNN has no bf16 \
+            kernels there) bf16 is emulated: float32 kernels on operands rounded to bfloat16, the same numbers \
+            without the speed-up. `sccam env` says which this machine does.
+            """))
+    var precision: ConvolutionPrecision = .fp32
+
+    @Option(help: ArgumentHelp(
+        "Convolution implementation: onednn, or im2col (im2col + OpenBLAS sgemm, the plain reference; fp32 only).",
+        valueName: "onednn|im2col"))
+    var convolutions: Compute.Implementation = .onednn
+
+    @Option(help: ArgumentHelp(
+        "How oneDNN computes float32 convolutions: winograd (default) or direct.",
+        discussion: """
+            winograd runs oneDNN's Winograd F(4x4, 3x3) kernels on the 3x3 stride-1 undilated layers where \
+            oneDNN has them (float32 on AVX-512 CPUs) and the layer has 64 input and output channels or more \
+            (thinner ones lose to the transforms): 4x fewer multiplies there, the direct kernels on every \
+            other layer. Its float32 errors are about 2-3x the direct kernels' and stay within 1e-5 of the \
+            goldens. direct uses the direct kernels everywhere. bf16 and machines without AVX-512 are always \
+            direct. `sccam env` says what this machine does.
+            """,
+        valueName: "winograd|direct"))
+    var convolutionAlgorithm: ConvolutionAlgorithm?
+
+    func validate() throws {
+        if convolutions == .im2col && precision == .bf16 {
+            throw ValidationError("--convolutions im2col computes in fp32 only; drop --precision bf16 or use --convolutions onednn")
+        }
+        if convolutions == .im2col, let convolutionAlgorithm {
+            throw ValidationError("--convolution-algorithm \(convolutionAlgorithm.rawValue) chooses among oneDNN's kernels; drop it or use --convolutions onednn")
+        }
+    }
+
+    /// The value every network of the command is built with.
+    func compute(threads: Int) -> Compute {
+        Compute(threads: threads, implementation: convolutions, precision: precision, algorithm: convolutionAlgorithm ?? .winograd)
+    }
+
+    /// What a pipeline's run.json records: nil for fp32.
+    var recordedPrecision: ConvolutionPrecision? { precision == .fp32 ? nil : precision }
+}
+
+extension Compute.Implementation: ExpressibleByArgument {}
+extension ConvolutionPrecision: ExpressibleByArgument {}
+extension ConvolutionAlgorithm: ExpressibleByArgument {}

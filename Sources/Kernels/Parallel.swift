@@ -4,6 +4,9 @@ import Foundation
 /// never run at the same time (a layer is either in a GEMM or in its
 /// element-wise pass), so both use the same count.
 public enum Parallel {
+    /// The size of this process's thread team, set once by `Compute.startThreads()`
+    /// when a rank starts: a resource of the process, as OpenBLAS's and OpenMP's
+    /// own counts are, not a setting a network or stage reads.
     nonisolated(unsafe) private static var configuredThreads = 1
     /// The spinning workers of `withSpinningWorkers`, while its body runs.
     @usableFromInline nonisolated(unsafe) static var team: SpinningTeam?

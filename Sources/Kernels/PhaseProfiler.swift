@@ -19,7 +19,7 @@ public enum PhaseProfiler {
         }
     }
 
-    nonisolated(unsafe) public static var isEnabled = ProcessInfo.processInfo.environment["SCCAM_PROFILE"] == "1"
+    public static let isEnabled = ProcessInfo.processInfo.environment["SCCAM_PROFILE"] == "1"
     nonisolated(unsafe) private static var nanoseconds = [UInt64](repeating: 0, count: Phase.allCases.count)
 
     @inline(__always)

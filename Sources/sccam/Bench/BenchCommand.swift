@@ -166,23 +166,11 @@ struct BenchTrain: ParsableCommand {
         let job = Job.start(compute)
         job.run {
             job.log("setup: \(TrainingBenchmark.setupDescription)")
-            let result = try TrainingBenchmark.run(globalBatch: batch, steps: steps, widthDivisor: widthDivisor, cropSize: 224, compute: job.compute,
+            let result = try TrainingBenchmark.run(globalBatch: batch, steps: steps, widthDivisor: widthDivisor,
+                                                   cropSize: ClassifierTrainingStage.Settings(round: 1).crop, compute: job.compute,
                                                    exchange: exchange.settings, folder: folder, communicator: job.communicator)
-            job.log(String(format: "train: %d rank(s) x %d thread(s), global batch %d: %.2f s/step, %.3f images/s, %.1f%% of the step waiting for allreduce",
-                           job.communicator.size, job.threads.count, batch, result.secondsPerStep, result.imagesPerSecond,
-                           100 * result.communicationFraction))
-            if job.communicator.size > 1 {
-                let settings = exchange.settings
-                job.log(String(format: "exchange: %.0f MB of gradients, %@ wire, %d MB buckets, %@; exchanged with nothing computing: %.3f s",
-                               Double(result.gradientBytes) / 1e6, settings.wireFormat.rawValue, settings.bucketBytes >> 20,
-                               settings.progress.rawValue, result.allreduceAloneSeconds))
-                if let statistics = result.exchange, statistics.steps > 0 {
-                    job.log(String(format: "exchange thread (rank 0): %.3f s of CPU per step; %.1f of %.1f buckets per step still queued when backward ended",
-                                   statistics.threadCPUSeconds / Double(statistics.steps),
-                                   Double(statistics.bucketsPendingAtBackwardEnd) / Double(statistics.steps),
-                                   Double(statistics.buckets) / Double(statistics.steps)))
-                }
-            }
+            result.lines(ranks: job.communicator.size, threads: job.threads.count, globalBatch: batch, exchange: exchange.settings)
+                .forEach(job.log)
         }
     }
 }

@@ -28,16 +28,7 @@ struct BenchRefine: ParsableCommand {
     func run() throws {
         let job = Job.start(compute)
         job.run {
-            let r = RefineBenchmark.run(widthDivisor: widthDivisor, repeats: repeats, compute: job.compute, log: job.log)
-            job.log(String(format: "image %dx%d, grid of %d cells, %.1f entries per column of T", r.width, r.height, r.cells, r.meanColumnEntries))
-            job.log(String(format: "AffinityNet forward: %.2f s; transition: %.4f s", r.networkSeconds, r.transitionSeconds))
-            job.log(String(format: "walk, sparse (256 products, float64): %.4f s", r.sparseWalkSeconds))
-            job.log(String(format: "walk, dense (8 squarings, float32 sgemm, %.0f GFLOP): %.2f s = %.1f GFLOP/s, %.2fx this machine's sgemm (%.1f GFLOP/s)",
-                           r.denseGFLOP, r.denseWalkSeconds, r.denseGFLOP / r.denseWalkSeconds, r.denseGFLOP / r.denseWalkSeconds / r.sgemmGFLOPS, r.sgemmGFLOPS))
-            job.log(String(format: "dense / sparse walk: %.0fx; per image (network + transition + walk): %.2f s fast, %.2f s dense",
-                           r.denseWalkSeconds / r.sparseWalkSeconds, r.networkSeconds + r.transitionSeconds + r.sparseWalkSeconds,
-                           r.networkSeconds + r.transitionSeconds + r.denseWalkSeconds))
-            job.log(String(format: "the two walks differ by %.1e relative; labels agree on %.4f of the pixels", r.maxRelativeDifference, r.labelsAgree))
+            RefineBenchmark.run(widthDivisor: widthDivisor, repeats: repeats, compute: job.compute, log: job.log).lines.forEach(job.log)
         }
     }
 }

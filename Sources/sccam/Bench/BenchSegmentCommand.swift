@@ -21,7 +21,7 @@ struct BenchSegment: ParsableCommand {
 
     @Option(help: "Divide every channel count by this (1 = the real ResNet-101).") var widthDivisor: Int = 1
     @Option(help: "Images per training step.") var batch: Int = 1
-    @Option(help: "Training crop (the reference: 321).") var crop: Int = 321
+    @Option(help: "Training crop (the reference's).") var crop = SegmentationTrainingStage.Settings(labels: "").crop
     @Option(help: "Test image side (the reference's largest VOC images: 500; DeepLab's 513).") var testSize: Int = 513
     @Option(help: "Steps of each kind to time.") var steps: Int = 3
 
@@ -33,14 +33,9 @@ struct BenchSegment: ParsableCommand {
     func run() throws {
         let job = Job.start(compute)
         job.run {
-            let r = try SegmentationBenchmark.run(widthDivisor: widthDivisor, batch: batch, crop: crop, testSize: testSize, steps: steps, compute: job.compute, log: job.log)
-            func best(_ times: [Double]) -> Double { (times.count > 1 ? Array(times.dropFirst()) : times).min()! }
-            let train = best(r.trainSeconds), test = best(r.testSeconds)
-            job.log(String(format: "train-seg step, batch %d at %d, width 1/%d: %.2f s, %.1f GFLOP = %.1f GFLOP/s, %.2fx sgemm (%.1f GFLOP/s)",
-                           batch, crop, widthDivisor, train, r.trainGFLOP, r.trainGFLOP / train, r.trainGFLOP / train / r.sgemmGFLOPS, r.sgemmGFLOPS))
-            job.log(String(format: "segment forward (MSC) at %d: %.2f s, %.1f GFLOP = %.1f GFLOP/s, %.2fx sgemm",
-                           testSize, test, r.testGFLOP, r.testGFLOP / test, r.testGFLOP / test / r.sgemmGFLOPS))
-            job.log(String(format: "peak resident %.2f GB", Double(r.peakResidentBytes) / 1e9))
+            try SegmentationBenchmark.run(widthDivisor: widthDivisor, batch: batch, crop: crop, testSize: testSize, steps: steps,
+                                          compute: job.compute, log: job.log)
+                .lines(batch: batch, crop: crop, testSize: testSize, widthDivisor: widthDivisor).forEach(job.log)
         }
     }
 }

@@ -18,7 +18,7 @@ struct BenchTrainAff: ParsableCommand {
 
     @Option(help: "Divide every channel count by this (1 = the real AffinityNet).") var widthDivisor: Int = 1
     @Option(help: "Images per step on this rank (psa's global batch is 8).") var batch: Int = 1
-    @Option(help: "Crop size (psa: 448).") var crop: Int = 448
+    @Option(help: "Crop size (psa's).") var crop = AffinityTrainingStage.Settings().crop
     @Option(help: "Training steps to time.") var steps: Int = 3
 
     func validate() throws {
@@ -29,12 +29,8 @@ struct BenchTrainAff: ParsableCommand {
     func run() throws {
         let job = Job.start(compute)
         job.run {
-            let r = AffinityTrainingBenchmark.run(widthDivisor: widthDivisor, batch: batch, crop: crop, steps: steps, compute: job.compute, log: job.log)
-            let steady = r.secondsPerStep.count > 1 ? Array(r.secondsPerStep.dropFirst()) : r.secondsPerStep
-            let best = steady.min()!
-            job.log(String(format: "train-aff step, batch %d at %d, width 1/%d: %.2f s (best after the first), %.0f GFLOP = %.1f GFLOP/s, %.2fx sgemm (%.1f GFLOP/s)",
-                           batch, crop, widthDivisor, best, r.gflopPerStep, r.gflopPerStep / best, r.gflopPerStep / best / r.sgemmGFLOPS, r.sgemmGFLOPS))
-            job.log(String(format: "workspace %.2f GB, peak resident %.2f GB", Double(r.workspaceBytes) / 1e9, Double(r.peakResidentBytes) / 1e9))
+            AffinityTrainingBenchmark.run(widthDivisor: widthDivisor, batch: batch, crop: crop, steps: steps, compute: job.compute, log: job.log)
+                .lines(batch: batch, crop: crop, widthDivisor: widthDivisor).forEach(job.log)
         }
     }
 }

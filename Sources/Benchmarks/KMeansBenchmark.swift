@@ -12,10 +12,11 @@ public enum KMeansBenchmark {
     /// Images per class in train_aug (spec 5).
     public static let classSizes = [590, 504, 705, 468, 714, 393, 1150, 1005, 1228, 267, 613, 1188, 445, 492, 4155, 522, 300, 649, 503, 567]
 
-    /// Writes the synthetic features, ids and labels to `folder` (rank 0) and
-    /// returns the inputs of the cluster stage.
+    /// Writes the synthetic features, ids and labels to `folder` (rank 0) where
+    /// `cluster --round 1 --work folder` reads them (features/R0_*), and returns them.
     public static func prepare(in folder: String, images: Int = 10_582, dimension: Int = 4096, communicator: Communicator) throws -> SubcategoryClustering.Inputs {
-        let inputs = SubcategoryClustering.Inputs(features: "\(folder)/features.npy", images: "\(folder)/images.txt", labels: "\(folder)/labels.npy")
+        let files = WorkLayout(folder).features(round: 0)
+        let inputs = SubcategoryClustering.Inputs(features: files.features, images: files.images, labels: files.labels)
         if communicator.isRoot {
             let random = CounterRandom(seed: 42)
             var labels = [Float](repeating: 0, count: images * 20)
@@ -54,13 +55,13 @@ public enum KMeansBenchmark {
 }
 
 extension KMeansBenchmark {
-    /// The cluster stage on the synthetic inputs in `folder`, its labels written to `folder/out-{ranks}`.
+    /// The cluster stage on the synthetic inputs in `folder`, its labels written to `folder/work-{ranks}/labels`.
     public static func run(folder: String, restarts: Int, strategy: SubcategoryClustering.Strategy,
                            communicator: Communicator) throws -> SubcategoryClustering.Report {
         var settings = ClusterStage.Settings(round: 1)
         (settings.restarts, settings.strategy) = (restarts, strategy)
         settings.inputs = try prepare(in: folder, communicator: communicator)
-        settings.output = "\(folder)/out-\(communicator.size)"
+        settings.output = WorkLayout(folder).benchmarkRun(ranks: communicator.size).labels
         return try ClusterStage.run(settings, in: StageContext(communicator: communicator, layout: WorkLayout(folder), log: { _ in }, warn: { _ in }))
     }
 }

@@ -52,7 +52,7 @@ public enum TrainingBenchmark {
         network.initializeHeads(seed: 1)
         // One warm-up epoch of a single step (plans and first-touches memory), then the timed steps.
         var options = Training.Options(round: 1, epochs: 1, globalBatch: globalBatch, learningRate: 0, cropSize: cropSize,
-                                       layout: WorkLayout("\(folder)/work-\(communicator.size)"))
+                                       layout: WorkLayout(folder).benchmarkRun(ranks: communicator.size))
         options.checkpointEvery = 1_000_000
         options.logEvery = 1_000_000
         options.exchange = exchange

@@ -113,6 +113,9 @@ public struct WorkLayout: Sendable, Equatable {
     public static func inferredRound(folderName: String) -> Int? {
         folderName.hasPrefix("R") ? Int(folderName.dropFirst()) : nil
     }
+    /// A benchmark's work folder for a run on `ranks` ranks, inside the benchmark's own folder.
+    public func benchmarkRun(ranks: Int) -> WorkLayout { WorkLayout(path("work-\(ranks)")) }
+
     /// `sccam infer`'s outputs: the work folder itself.
     public var camOutputs: CAMFolder { CAMFolder(root) }
 

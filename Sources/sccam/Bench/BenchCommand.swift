@@ -107,7 +107,7 @@ struct BenchKMeans: ParsableCommand {
     @OptionGroup var threads: ThreadOptions
 
     @Option(help: "Folder for the synthetic inputs and the outputs.") var folder: String = "/tmp/sccam-bench-kmeans"
-    @Option(help: "k-means restarts per class.") var nInit: Int = 10
+    @Option(help: "k-means restarts per class.") var nInit = ClusterStage.Settings().restarts
     @Option(help: "points or classes.") var strategy = ClusterStage.Settings().strategy
 
     func run() throws {

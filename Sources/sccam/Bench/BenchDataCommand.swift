@@ -19,7 +19,7 @@ struct BenchData: ParsableCommand {
     @Option(help: "Decode threads for the loader measurement.") var decodeThreads: Int = 1
     @Option(help: "Distinct JPEGs to write.") var images: Int = 16
     @Option(help: "Samples to decode and augment per measurement.") var samples: Int = 64
-    @Option(help: "Training crop size.") var cropSize: Int = 224
+    @Option(help: "Training crop size.") var cropSize = ClassifierTrainingStage.Settings(round: 1).crop
     @Option(help: "Training steps fed by one decode thread (0 skips them).") var trainSteps: Int = 3
     @Option(help: "Images per training step.") var trainBatch: Int = 2
     @Option(help: "Channel divisor of the network for the training steps (1 = real ResNet-38).") var widthDivisor: Int = 1

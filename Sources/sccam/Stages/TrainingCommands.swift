@@ -2,8 +2,8 @@ import ArgumentParser
 import Pipeline
 
 /// The defaults a training command's flags fall back on, as its --help prints them.
-func trainingDefaults<Settings: TrainingStageSettings>(_ settings: Settings, epochs: String) -> String {
-    "Defaults (the reference's): list \(settings.list), \(epochs), global batch \(settings.batch), lr \(settings.learningRate), "
+func trainingDefaults<Settings: TrainingStageSettings>(_ settings: Settings, epochs: String, title: String = "Defaults (the reference's)") -> String {
+    "\(title): list \(settings.list), \(epochs), global batch \(settings.batch), lr \(settings.learningRate), "
         + "crop \(settings.crop), momentum \(settings.momentum), weight decay \(settings.weightDecay), seed \(settings.seed), "
         + "a checkpoint every \(settings.checkpointEvery) epoch(s)."
 }
@@ -19,8 +19,9 @@ struct Train: ParsableCommand {
             momentum slot); --momentum 0.9 gives what its authors probably meant. Every round starts from --init \
             (ImageNet weights in the reference), with Xavier heads. SIGTERM or SIGUSR1 (Slurm's pre-emption \
             signal) finishes the current step, writes WORK/weights/R{round}_partial and exits with code 4; \
-            --resume continues from there exactly. \(trainingDefaults(ClassifierTrainingStage.Settings(round: 0), epochs: "15 epochs")) \
-            Rounds >= 1: \(trainingDefaults(ClassifierTrainingStage.Settings(round: 1), epochs: "61 epochs"))
+            --resume continues from there exactly. \
+            \(trainingDefaults(ClassifierTrainingStage.Settings(round: 0), epochs: "\(ClassifierTrainingStage.Settings(round: 0).epochs) epochs", title: "Round 0's defaults (psa's)")) \
+            \(trainingDefaults(ClassifierTrainingStage.Settings(round: 1), epochs: "\(ClassifierTrainingStage.Settings(round: 1).epochs) epochs", title: "Rounds >= 1 (SC-CAM's)"))
             """)
 
     @OptionGroup var compute: ComputeOptions

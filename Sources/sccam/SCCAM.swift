@@ -17,7 +17,7 @@ struct SCCAM: ParsableCommand {
             (rerun with --resume), 64 bad command line.
             """,
         version: version,
-        subcommands: [Demo.self, PipelineRun.self, Env.self, CheckData.self, Train.self, Extract.self, Cluster.self, Infer.self, CRF.self, AffinityLabelsCommand.self, TrainAffinity.self, RefineCommand.self, TrainSegmentation.self, SegmentCommand.self, Eval.self, Convert.self, Report.self, Bench.self])
+        subcommands: [Demo.self, PipelineRun.self, Env.self, CheckData.self, PrepareCOCO.self, Train.self, Extract.self, Cluster.self, Infer.self, CRF.self, AffinityLabelsCommand.self, TrainAffinity.self, RefineCommand.self, TrainSegmentation.self, SegmentCommand.self, Eval.self, Convert.self, Report.self, Bench.self])
 
     /// Picks OpenBLAS's kernels before anything else can run: fixing a
     /// misdetected CPU means re-executing this process, which must happen

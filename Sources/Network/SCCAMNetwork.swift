@@ -49,15 +49,15 @@ public final class SCCAMNetwork {
         if configuration.hasSubcategoryHead {
             let sub = configuration.subcategoryClasses
             heads = [
-                ClassifierHead(name: "fc8_20", classes: NetworkConfiguration.parentClasses,
-                               weight: layout.add("fc8_20.weight", shape: [NetworkConfiguration.parentClasses, features, 1, 1], trainable: true)),
+                ClassifierHead(name: "fc8_20", classes: configuration.classes,
+                               weight: layout.add("fc8_20.weight", shape: [configuration.classes, features, 1, 1], trainable: true)),
                 // The reference names it fc8_200 whatever k is.
                 ClassifierHead(name: "fc8_200", classes: sub,
                                weight: layout.add("fc8_200.weight", shape: [sub, features, 1, 1], trainable: true)),
             ]
         } else {
-            heads = [ClassifierHead(name: "fc8", classes: NetworkConfiguration.parentClasses,
-                                    weight: layout.add("fc8.weight", shape: [NetworkConfiguration.parentClasses, features, 1, 1], trainable: true))]
+            heads = [ClassifierHead(name: "fc8", classes: configuration.classes,
+                                    weight: layout.add("fc8.weight", shape: [configuration.classes, features, 1, 1], trainable: true))]
         }
         store = ParameterStore(layout: layout)
         blockGradientStarts = backbone.gradientStarts(in: layout)

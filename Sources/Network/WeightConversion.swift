@@ -17,19 +17,20 @@ public enum WeightConversion {
         public let notes: [String]
     }
 
-    /// The model a set of tensors describes: the width from conv1a, the round
-    /// and k from the heads (none: an ImageNet backbone, taken as round 1).
+    /// The model a set of tensors describes: the width from conv1a, the round,
+    /// the classes and k from the heads (none: an ImageNet backbone, taken as round 1).
     public static func configuration(of tensors: [SafetensorsTensor], path: String) throws -> (NetworkConfiguration, hasHeads: Bool) {
         guard let conv1a = tensors.first(where: { $0.name == "conv1a.weight" }), conv1a.shape.count == 4, conv1a.shape[0] > 0,
               64 % conv1a.shape[0] == 0, NetworkConfiguration.widthDivisors.contains(64 / conv1a.shape[0]) else {
             throw FormatError(path: path, "has no usable conv1a.weight: not a ResNet-38 checkpoint")
         }
         let divisor = 64 / conv1a.shape[0]
-        if tensors.contains(where: { $0.name == "fc8.weight" }) {
-            return (NetworkConfiguration(widthDivisor: divisor, round: 0), true)
+        if let head = tensors.first(where: { $0.name == "fc8.weight" }), let classes = head.shape.first, classes > 0 {
+            return (NetworkConfiguration(widthDivisor: divisor, round: 0, classes: classes), true)
         }
-        if let sub = tensors.first(where: { $0.name == "fc8_200.weight" }), let rows = sub.shape.first, rows % 20 == 0, rows > 0 {
-            return (NetworkConfiguration(widthDivisor: divisor, round: 1, subcategoriesPerClass: rows / 20), true)
+        let parents = tensors.first(where: { $0.name == "fc8_20.weight" })?.shape.first ?? NetworkConfiguration.vocClasses
+        if let sub = tensors.first(where: { $0.name == "fc8_200.weight" }), let rows = sub.shape.first, parents > 0, rows % parents == 0, rows > 0 {
+            return (NetworkConfiguration(widthDivisor: divisor, round: 1, subcategoriesPerClass: rows / parents, classes: parents), true)
         }
         return (NetworkConfiguration(widthDivisor: divisor, round: 1), false)
     }

@@ -1,6 +1,7 @@
 import Data
 import Formats
 import Foundation
+import Stages
 import Workflow
 
 extension SCCAMPipeline.Settings {
@@ -77,10 +78,12 @@ extension SCCAMPipeline.Settings {
     }
 }
 
-/// `sccam demo`'s synthetic VOC-layout dataset: written once into WORK/voc;
-/// a rerun with other data settings is refused rather than mixing two datasets.
+/// `sccam demo`'s synthetic dataset: VOC's layout (WORK/voc) or COCO's
+/// (WORK/coco, then made ready by prepare-coco), written once; a rerun with
+/// other data settings is refused rather than mixing two datasets.
 public enum DemoDataset {
     public struct Settings: Codable, Sendable, Equatable {
+        public var kind = DatasetKind.voc
         /// Images to synthesise (about 80% train, 20% val).
         public var images = 200
         /// Side of the square images (large enough for AffinityNet's radius-5 pairs on the stride-8 grid).
@@ -91,19 +94,54 @@ public enum DemoDataset {
 
         public init() {}
 
-        public init(images: Int, imageSize: Int, widthDivisor: Int, seed: UInt64) {
-            (self.images, self.imageSize, self.widthDivisor, self.seed) = (images, imageSize, widthDivisor, seed)
+        public init(kind: DatasetKind, images: Int, imageSize: Int, widthDivisor: Int, seed: UInt64) {
+            (self.kind, self.images, self.imageSize, self.widthDivisor, self.seed) = (kind, images, imageSize, widthDivisor, seed)
         }
     }
 
-    public static func root(work: String) -> String { WorkLayout(work).demoDataset }
+    public static func root(work: String, kind: DatasetKind = .voc) -> String { WorkLayout(work).demoDataset(kind) }
 
-    public static func prepare(_ settings: Settings, root: String, log: (String) -> Void) throws {
+    /// The pipeline's settings for the demo: the recipe, on this dataset.
+    public static func pipelineSettings(_ settings: Settings, work: String) -> SCCAMPipeline.Settings {
+        var pipeline = SCCAMPipeline.Settings.demo(vocRoot: root(work: work, kind: .voc), imageSize: settings.imageSize,
+                                                   widthDivisor: settings.widthDivisor)
+        if settings.kind == .coco {
+            // VOC's list names (train_aug, train, val) stand for train2014 and val2014 there.
+            (pipeline.vocRoot, pipeline.dataset, pipeline.cocoRoot) = (nil, .coco, root(work: work, kind: .coco))
+            // The classifier's loss averages over the dataset's classes: the COCO-layout demo has
+            // its 4, where the VOC one has VOC's 20, so each logit's gradient is 5x as large. At the
+            // VOC demo's rates the baseline lost one class for good (its CAMs all 0) and every later
+            // round fell to 0.14-0.21 mIoU; the rates scale with the class count instead.
+            let scale = Float(SyntheticCOCO.categories.count) / Float(VOCClasses.count)
+            pipeline.baselineLearningRate *= scale
+            pipeline.learningRate *= scale
+        }
+        return pipeline
+    }
+
+    /// Writes the dataset (rank 0) and, for COCO, prepares both splits on every rank.
+    public static func prepare(_ settings: Settings, work: String, context: StageContext) throws {
+        let root = root(work: work, kind: settings.kind)
         guard settings.images >= 8, settings.imageSize >= 16 else {
             throw DataError("the demo needs at least 8 images of at least 16 pixels (got \(settings.images) of \(settings.imageSize))")
         }
         let stamp = ImageFolder(root).member("demo-data.txt")
         let description = "images \(settings.images) size \(settings.imageSize) seed \(settings.seed)\n"
+        var failure = ""
+        if context.isRoot {
+            do { try write(settings, root: root, stamp: stamp, description: description, log: context.log) } catch { failure = "\(error)" }
+        }
+        failure = try context.communicator.broadcast(string: failure, root: 0)
+        guard failure.isEmpty else { throw DataError(failure) }
+        guard settings.kind == .coco else { return }
+        for split in SyntheticCOCO.splits {
+            var preparation = PrepareCOCOStage.Settings(root: root)
+            preparation.split = split
+            context.log("\(try PrepareCOCOStage.run(preparation, in: context))")
+        }
+    }
+
+    static func write(_ settings: Settings, root: String, stamp: String, description: String, log: (String) -> Void) throws {
         if let existing = try? String(contentsOfFile: stamp, encoding: .utf8) {
             guard existing == description else {
                 throw DataError("\(root) holds a demo dataset made with other flags (\(existing.trimmingCharacters(in: .whitespacesAndNewlines))); use another --work")
@@ -112,12 +150,20 @@ public enum DemoDataset {
             return
         }
         let start = Date()
-        let dataset = try SyntheticVOC.make(at: root, count: settings.images, width: settings.imageSize, height: settings.imageSize,
-                                            seed: settings.seed)
+        let size = settings.imageSize
+        switch settings.kind {
+        case .voc:
+            let dataset = try SyntheticVOC.make(at: root, count: settings.images, width: size, height: size, seed: settings.seed)
+            let train = dataset.images.filter { !$0.inVal }
+            let perClass = SyntheticVOC.catalogue.keys.sorted().map { c in "\(VOCClasses.names[c]) \(train.filter { $0.classes.contains(c) }.count)" }
+            log(String(format: "demo dataset: %d images (%d train) of %dx%d in %@ in %.1f s; train images per class: %@", settings.images,
+                       train.count, size, size, root, Date().timeIntervalSince(start), perClass.joined(separator: ", ")))
+        case .coco:
+            let made = try SyntheticCOCO.make(at: root, count: settings.images, width: size, height: size, seed: settings.seed)
+            log(String(format: "demo dataset (COCO layout): %d train2014 and %d val2014 images of %dx%d in %@ in %.1f s; %d annotations, %d crowd region(s), %d image(s) without any",
+                       made.images["train2014"] ?? 0, made.images["val2014"] ?? 0, size, size, root, Date().timeIntervalSince(start),
+                       made.annotations, made.crowds, made.empty))
+        }
         try AtomicFile.write(description, to: stamp)
-        let train = dataset.images.filter { !$0.inVal }
-        let perClass = SyntheticVOC.catalogue.keys.sorted().map { c in "\(VOCClasses.names[c]) \(train.filter { $0.classes.contains(c) }.count)" }
-        log(String(format: "demo dataset: %d images (%d train) of %dx%d in %@ in %.1f s; train images per class: %@", settings.images,
-                   train.count, settings.imageSize, settings.imageSize, root, Date().timeIntervalSince(start), perClass.joined(separator: ", ")))
     }
 }

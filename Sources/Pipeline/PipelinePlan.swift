@@ -36,7 +36,7 @@ struct PlannedStage {
 
 extension SCCAMPipeline {
     /// The stages in order, each a library stage with the settings this run gives it.
-    static func plan(_ settings: Settings, runtime: Runtime, context: StageContext) -> [PlannedStage] {
+    static func plan(_ settings: Settings, runtime: Runtime, context: StageContext) throws -> [PlannedStage] {
         let layout = context.layout
         let baseline = settings.baselineWeights ?? layout.classifierWeights(round: 0, epoch: settings.baselineEpochs - 1)
         func classifier(round: Int) -> String {
@@ -64,7 +64,7 @@ extension SCCAMPipeline {
                                        outputs: [classifier(round: round)], context: context))
             if round < settings.rounds { stages.append(extraction(settings, round: round, weights: classifier(round: round), context: context)) }
         }
-        let groundTruth = settings.groundTruth ?? context.dataset!.segmentationFolder
+        let groundTruth = try settings.groundTruth ?? context.dataset!.groundTruthFolder(forList: settings.inferList)
         for round in evaluatedRounds(settings) {
             var inference = InferStage.Settings(weights: classifier(round: round))
             (inference.list, inference.threshold, inference.scales) = (settings.inferList, settings.threshold, settings.scales)
@@ -90,7 +90,8 @@ extension SCCAMPipeline {
                                        classifier: classifier, context: context)
         }
         if let segmentation = settings.segmentation, settings.refine != nil {
-            stages += segmentationStages(settings, segmentation: segmentation, groundTruth: groundTruth, context: context)
+            let validation = try settings.groundTruth ?? context.dataset!.groundTruthFolder(forList: segmentation.validationList)
+            stages += segmentationStages(settings, segmentation: segmentation, groundTruth: validation, context: context)
         }
         return stages
     }

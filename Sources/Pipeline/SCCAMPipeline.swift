@@ -29,7 +29,12 @@ public enum SCCAMPipeline {
     /// What defines the experiment; a rerun must match it. The defaults are
     /// the stages' own (the reference's).
     public struct Settings: Codable, Equatable, Sendable {
-        public var vocRoot: String
+        /// The PASCAL VOC 2012 folder (VOC runs).
+        public var vocRoot: String?
+        /// Which dataset the run reads (nil: VOC, as every run.json written before COCO).
+        public var dataset: DatasetKind?
+        /// The prepared COCO folder (COCO runs).
+        public var cocoRoot: String?
         /// Backbone weights rounds start from (ImageNet in the reference); nil = He initialisation.
         public var initialWeights: String?
         /// A trained round-0 classifier (psa's res38_cls.pth); nil = train it here.
@@ -82,6 +87,10 @@ public enum SCCAMPipeline {
         public var gradientExchange: GradientWireFormat?
 
         public init(vocRoot: String) { self.vocRoot = vocRoot }
+
+        /// The dataset's kind and folder.
+        public var datasetKind: DatasetKind { dataset ?? .voc }
+        public var datasetRoot: String { (datasetKind == .coco ? cocoRoot : vocRoot) ?? "" }
 
         static let baselineTraining = ClassifierTrainingStage.Settings(round: 0)
         static let roundTraining = ClassifierTrainingStage.Settings(round: 1)
@@ -142,8 +151,9 @@ public enum SCCAMPipeline {
         var stageRuntime = runtime.stages
         stageRuntime.exchange.wireFormat = settings.gradientExchange ?? .fp32
         let context = StageContext(communicator: communicator, layout: layout, compute: compute,
-                                   dataset: try VOCDataset(root: settings.vocRoot), runtime: stageRuntime, log: log, warn: warn)
-        let stages = plan(settings, runtime: runtime, context: context)
+                                   dataset: try openDataset(settings.datasetKind, root: settings.datasetRoot), runtime: stageRuntime,
+                                   log: log, warn: warn)
+        let stages = try plan(settings, runtime: runtime, context: context)
         // Rank 0 decides what is finished, so every rank runs the same stages.
         var finished = stages.map { stage -> Int64 in
             guard communicator.isRoot, record.stage(stage.name)?.status == "done" else { return 0 }

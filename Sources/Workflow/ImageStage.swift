@@ -22,7 +22,7 @@ public enum ImageStage {
         }
     }
 
-    public static func run<Inputs>(dataset: VOCDataset, list: ImageList, skipUnreadable: Bool, communicator: Communicator,
+    public static func run<Inputs>(dataset: any SegmentationDataset, list: ImageList, skipUnreadable: Bool, communicator: Communicator,
                                    log: (String) -> Void, isDone: (String) -> Bool,
                                    read: (_ id: String, _ image: RGBImage) throws -> Inputs,
                                    process: (_ id: String, _ image: RGBImage, _ inputs: Inputs) throws -> Void) throws -> Summary {

@@ -24,14 +24,14 @@ public struct StageContext {
     public let layout: WorkLayout
     public let compute: Compute
     /// The dataset the stage reads (nil for stages that read none: cluster, crf).
-    public let dataset: VOCDataset?
+    public let dataset: (any SegmentationDataset)?
     public var runtime: StageRuntime
     /// Rank 0's progress and results (the other ranks' calls print nothing).
     public let log: (String) -> Void
     /// Rank 0's warnings.
     public let warn: (String) -> Void
 
-    public init(communicator: Communicator, layout: WorkLayout, compute: Compute = Compute(), dataset: VOCDataset? = nil,
+    public init(communicator: Communicator, layout: WorkLayout, compute: Compute = Compute(), dataset: (any SegmentationDataset)? = nil,
                 runtime: StageRuntime = StageRuntime(), log: @escaping (String) -> Void, warn: @escaping (String) -> Void) {
         self.communicator = communicator
         self.layout = layout
@@ -45,7 +45,7 @@ public struct StageContext {
     public var isRoot: Bool { communicator.isRoot }
 
     /// The dataset, for stages that read images.
-    public func requireDataset(for stage: String) throws -> VOCDataset {
+    public func requireDataset(for stage: String) throws -> any SegmentationDataset {
         guard let dataset else { throw DataError("\(stage) reads images: give --voc-root") }
         return dataset
     }

@@ -1,8 +1,10 @@
+import Data
+
 /// Every file and folder a run writes into its work folder, by name: no
 /// other code builds a work-folder path. The layout (WORK = `root`):
 ///
 ///     run.json                         the pipeline's record: settings, stages, results
-///     voc/                             `sccam demo`'s synthetic dataset
+///     voc/, coco/                      `sccam demo`'s synthetic dataset
 ///     report.html                      `sccam report`
 ///     image_labels.tsv                 the image-level labels, cached
 ///     weights/{R0..R3,AFF,SEG}_ep{e}   checkpoints (.safetensors, .state.safetensors), {prefix}_partial on a stop
@@ -33,7 +35,7 @@ public struct WorkLayout: Sendable, Equatable {
 
     public var runRecord: String { path("run.json") }
     /// `sccam demo`'s synthetic VOC-layout dataset.
-    public var demoDataset: String { path("voc") }
+    public func demoDataset(_ kind: DatasetKind = .voc) -> String { path(kind.rawValue) }
     public var report: String { path("report.html") }
     public var imageLabelCache: String { path("image_labels.tsv") }
     /// The shared-folder check's token (`WorkFolder`).

@@ -43,9 +43,10 @@ struct Job {
 
     /// The context a stage runs in: the work folder readied (stale temporaries
     /// gone, shared by every rank) and the dataset opened when given.
-    func context(work: String?, vocRoot: String? = nil, runtime: StageRuntime = StageRuntime()) throws -> StageContext {
+    func context(work: String?, dataset: DatasetOptions? = nil, runtime: StageRuntime = StageRuntime()) throws -> StageContext {
         let context = StageContext(communicator: communicator, layout: WorkLayout(work ?? "."), compute: compute,
-                                   dataset: try vocRoot.map { try VOCDataset(root: $0) }, runtime: runtime, log: log, warn: warn)
+                                   dataset: try dataset.map { try openDataset($0.dataset, root: $0.root) }, runtime: runtime, log: log,
+                                   warn: warn)
         if work != nil { try context.prepareWork() }
         return context
     }
@@ -56,7 +57,7 @@ struct Job {
         var runtime = runtime
         runtime.skipUnreadable = runtime.skipUnreadable || options.data.skipUnreadable
         self.run {
-            let context = try context(work: options.work, vocRoot: options.data.vocRoot, runtime: runtime)
+            let context = try context(work: options.work, dataset: options.data.source, runtime: runtime)
             log(report(try S.run(settings, in: context)))
         }
     }

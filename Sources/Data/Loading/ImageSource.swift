@@ -4,12 +4,12 @@ import Foundation
 /// Decodes a data set's images, either stopping at the first unreadable one
 /// (the default) or skipping such images with a warning and counting them.
 public final class ImageSource: @unchecked Sendable {
-    public let dataset: VOCDataset
+    public let dataset: any SegmentationDataset
     public let skipUnreadable: Bool
     private let lock = NSLock()
     private var skipped: [(id: String, reason: String)] = []
 
-    public init(dataset: VOCDataset, skipUnreadable: Bool) {
+    public init(dataset: any SegmentationDataset, skipUnreadable: Bool) {
         self.dataset = dataset
         self.skipUnreadable = skipUnreadable
     }

@@ -6,10 +6,18 @@ import Foundation
 /// sets that class (difficult and truncated objects included; part names such
 /// as "head" are not class names and so are ignored).
 public struct ImageLabels: Sendable {
-    /// id → the classes present (indices 0..<20, ascending).
+    /// id → the classes present (indices 0..<classNames.count, ascending).
     public private(set) var classes: [String: [Int]]
     /// Ids whose labels came from the mask because they had no annotation.
     public private(set) var fromMasks: [String]
+    /// The dataset's object classes.
+    public let classNames: [String]
+
+    public init(classes: [String: [Int]], fromMasks: [String] = [], classNames: [String] = VOCClasses.names) {
+        self.classes = classes
+        self.fromMasks = fromMasks
+        self.classNames = classNames
+    }
 
     /// The classes named in an annotation file's text: one linear pass over
     /// its bytes (a hostile file cannot make it quadratic).
@@ -72,10 +80,10 @@ public struct ImageLabels: Sendable {
         return labels
     }
 
-    /// The multi-hot [20] vector of an image.
+    /// The multi-hot vector of an image, one entry per class.
     public func multiHot(_ id: String) -> [Float]? {
         guard let present = classes[id] else { return nil }
-        var vector = [Float](repeating: 0, count: VOCClasses.count)
+        var vector = [Float](repeating: 0, count: classNames.count)
         for c in present { vector[c] = 1 }
         return vector
     }
@@ -85,7 +93,7 @@ public struct ImageLabels: Sendable {
         var text = "# sccam image-level labels: id, classes present, where they came from\n"
         let masks = Set(fromMasks)
         for id in classes.keys.sorted() {
-            let names = classes[id]!.map { VOCClasses.names[$0] }.joined(separator: ",")
+            let names = classes[id]!.map { classNames[$0] }.joined(separator: ",")
             text += "\(id)\t\(names)\t\(masks.contains(id) ? "mask" : "annotation")\n"
         }
         try AtomicFile.write(text, to: path)

@@ -49,8 +49,10 @@ public struct ImageList: Sendable {
 
 /// A PASCAL VOC 2012 root as users have it, and the image lists the
 /// reference trains and evaluates on.
-public struct VOCDataset: Sendable {
+public struct VOCDataset: SegmentationDataset {
     public let root: String
+    public var kind: DatasetKind { .voc }
+    public var classNames: [String] { VOCClasses.names }
 
     public init(root: String) throws {
         var isDirectory: ObjCBool = false
@@ -74,18 +76,6 @@ public struct VOCDataset: Sendable {
     /// (what the reference evaluates with), else SegmentationClass.
     public func groundTruthPath(_ id: String) -> String? {
         [augmentedSegmentationPath(id), segmentationPath(id)].first { FileManager.default.fileExists(atPath: $0) }
-    }
-
-    /// An image's ground-truth class ids, checked against the image's size.
-    public func groundTruth(_ id: String, width: Int, height: Int) throws -> IndexedImage {
-        guard let path = groundTruthPath(id) else {
-            throw DataError("\(id): no mask in SegmentationClassAug/ or SegmentationClass/")
-        }
-        let mask = try PNG.readIndexed(path)
-        guard mask.width == width && mask.height == height else {
-            throw DataError("\(path): mask is \(mask.width)x\(mask.height) but its image is \(width)x\(height); the mask belongs to another image or was resized")
-        }
-        return mask
     }
 
     public var hasAugmentedMasks: Bool { FileManager.default.fileExists(atPath: "\(root)/SegmentationClassAug") }
@@ -120,11 +110,13 @@ public struct VOCDataset: Sendable {
         return names.filter { $0.hasSuffix(".png") }.map { String($0.dropLast(4)) }
             .filter { !val.contains($0) }.sorted()
     }
+}
 
-    /// Checks that every id of a list has its JPEG; the error names the list's line.
-    public func validate(_ list: ImageList) throws {
-        for (index, id) in list.ids.enumerated() where !FileManager.default.fileExists(atPath: imagePath(id)) {
-            throw DataError("\(list.source):\(list.lines[index]): image '\(id)' is not in the data set (\(imagePath(id)) does not exist)")
-        }
+extension VOCDataset {
+    /// SegmentationClass, whatever the list: the reference scores against it.
+    public func groundTruthFolder(forList name: String) throws -> String { segmentationFolder }
+
+    public func imageLabels(ids: [String], cache: String?, warn: (String) -> Void) throws -> ImageLabels {
+        try ImageLabels.load(dataset: self, ids: ids, cache: cache, warn: warn)
     }
 }

@@ -28,11 +28,12 @@ public enum RunReport {
         let scores = ScoreColumns.read(layout)
         var page = ReportPage(title: "SC-CAM run: \((work as NSString).lastPathComponent)")
         page.add(summary(record, work: work, scores: scores))
-        page.add(classTable(scores))
+        let dataset = try? openDataset(record.settings.datasetKind, root: record.settings.datasetRoot)
+        page.add(classTable(scores, names: dataset?.classNames ?? VOCClasses.names))
         page.add(stageTable(record))
         page.add(TrainingCurves.section(metrics: layout.metricsLog,
                                         trainings: record.stages.map(\.name).filter { $0.hasPrefix("train") }))
-        page.add(SampleGallery.sections(layout, vocRoot: record.settings.vocRoot, samples: samples))
+        page.add(SampleGallery.sections(layout, dataset: dataset, samples: samples))
         return page.rendered()
     }
 
@@ -43,7 +44,7 @@ public enum RunReport {
         let seconds = record.stages.compactMap(\.seconds).reduce(0, +)
         let done = record.stages.filter { $0.status == "done" }.count
         var facts: [(String, String)] = [
-            ("work folder", work), ("dataset", settings.vocRoot),
+            ("work folder", work), ("dataset", "\(settings.datasetKind.rawValue.uppercased()) at \(settings.datasetRoot)"),
             ("stages", "\(done) of \(record.stages.count) done, \(ReportPage.duration(seconds)) in all"),
             ("rounds", "\(settings.rounds), k = \(settings.k) sub-categories per class"),
             ("classifier", "width 1/\(settings.widthDivisor), crop \(settings.crop), global batch \(settings.batch), seed \(settings.seed)"),
@@ -62,9 +63,9 @@ public enum RunReport {
         return html + "</table>\n"
     }
 
-    static func classTable(_ columns: [ScoreColumns.Column]) -> String {
+    static func classTable(_ columns: [ScoreColumns.Column], names objects: [String]) -> String {
         guard !columns.isEmpty else { return "" }
-        let names = ["background"] + VOCClasses.names
+        let names = ["background"] + objects
         var html = "<h2>IoU per class</h2>\n<table class=\"iou\">\n<tr><th>class</th>"
             + columns.map { "<th>\(ReportPage.escape($0.title))</th>" }.joined() + "</tr>\n"
         for (index, name) in names.enumerated() where columns.contains(where: { index < $0.classIoU.count && $0.classIoU[index] != nil }) {

@@ -25,8 +25,8 @@ enum SampleGallery {
         }
     }
 
-    static func sections(_ layout: WorkLayout, vocRoot: String, samples: Int) -> String {
-        guard samples > 0, let dataset = try? VOCDataset(root: vocRoot) else { return "" }
+    static func sections(_ layout: WorkLayout, dataset: (any SegmentationDataset)?, samples: Int) -> String {
+        guard samples > 0, let dataset else { return "" }
         var html = ""
         let groundTruth = Column(title: "ground truth", picture: { id in groundTruthPicture(id: id, dataset: dataset) })
         let image = Column(title: "image", type: "image/jpeg", path: dataset.imagePath)
@@ -79,14 +79,14 @@ enum SampleGallery {
         return Array(names.filter { $0.hasSuffix(".png") && !$0.hasPrefix(".") }.map { String($0.dropLast(4)) }.sorted().prefix(count))
     }
 
-    /// VOC's palette masks show as they are; the grey class-id masks of
-    /// SegmentationClassAug are given VOC's palette first.
-    static func groundTruthPicture(id: String, dataset: VOCDataset) -> String {
+    /// Palette masks show as they are; grey class-id masks (SegmentationClassAug,
+    /// COCO's) are given the VOC palette first.
+    static func groundTruthPicture(id: String, dataset: any SegmentationDataset) -> String {
         let title = "ground truth: \(id)"
-        let palette = dataset.segmentationPath(id)
-        if FileManager.default.fileExists(atPath: palette) { return ReportPage.image(palette, type: "image/png", title: title) }
-        let grey = dataset.augmentedSegmentationPath(id)
-        guard var mask = try? PNG.readIndexed(grey) else { return ReportPage.image(grey, type: "image/png", title: title) }
+        guard let path = dataset.groundTruthPath(id) else { return "" }
+        guard var mask = try? PNG.readIndexed(path) else { return ReportPage.image(path, type: "image/png", title: title) }
+        if mask.palette != nil { return ReportPage.image(path, type: "image/png", title: title) }
+        let grey = path
         mask.palette = VOCPalette.colors
         guard let bytes = try? PNG.encode(mask) else { return ReportPage.image(grey, type: "image/png", title: title) }
         return "<img alt=\"\(ReportPage.escape(title))\" title=\"\(ReportPage.escape(title))\" src=\"data:image/png;base64,\(Data(bytes).base64EncodedString())\">"

@@ -63,15 +63,15 @@ public enum InferStage: Stage {
         let dataset = try context.requireDataset(for: name)
         let list = try dataset.list(settings.list)
         try dataset.validate(list)
-        let labels = try ImageLabels.load(dataset: dataset, ids: list.ids, cache: context.isRoot ? context.layout.imageLabelCache : nil,
-                                          warn: context.warn)
+        let labels = try dataset.imageLabels(ids: list.ids, cache: context.isRoot ? context.layout.imageLabelCache : nil,
+                                             warn: context.warn)
         context.log("infer: \(list.ids.count) images, \(settings.scales.count * 2) views each, on \(context.communicator.size) rank(s)")
         let folder = settings.output.folder(in: context.layout)
         return ImagePassResult(try infer(network: network, dataset: dataset, list: list, labels: labels, settings: settings, folder: folder,
                                          context: context))
     }
 
-    static func infer(network: SCCAMNetwork, dataset: VOCDataset, list: ImageList, labels: ImageLabels, settings: Settings,
+    static func infer(network: SCCAMNetwork, dataset: any SegmentationDataset, list: ImageList, labels: ImageLabels, settings: Settings,
                       folder: CAMFolder, context: StageContext) throws -> ImageStage.Summary {
         let hasSub = network.configuration.hasSubcategoryHead
         let crfWorkspace = CRFWorkspace()

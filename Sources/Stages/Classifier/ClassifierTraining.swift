@@ -14,7 +14,7 @@ final class ClassifierTraining: TrainingModel {
     let augmentation: TrainingAugmentation
     let options: Training.Options
 
-    init(network: SCCAMNetwork, dataset: VOCDataset, ids: [String], targets: [[[Float]]], options: Training.Options) {
+    init(network: SCCAMNetwork, dataset: any SegmentationDataset, ids: [String], targets: [[[Float]]], options: Training.Options) {
         self.network = network
         self.ids = ids
         self.targets = targets
@@ -42,7 +42,8 @@ final class ClassifierTraining: TrainingModel {
                             mode: .training(dropout: dropout, inputGradient: false))
         }
         let batchTargets = targets.map { head in batch.items.flatMap { head[$0] } }
-        let accuracy = Self.parentAccuracy(logits: output.logits[0], targets: batchTargets[0], count: batch.count)
+        let accuracy = Self.parentAccuracy(logits: output.logits[0], targets: batchTargets[0], count: batch.count,
+                                           classes: network.configuration.classes)
         let losses = withoutActuallyEscaping(gradientsReady) { ready in
             network.backward(targets: batchTargets, normalizer: options.globalBatch, subcategoryWeight: options.subcategoryWeight,
                              gradientsReady: ready)
@@ -64,21 +65,21 @@ final class ClassifierTraining: TrainingModel {
 
 extension ClassifierTraining {
     /// Trains `network` on `ids` with per-image targets (one array per head).
-    static func run(network: SCCAMNetwork, dataset: VOCDataset, ids: [String], targets: [[[Float]]], options: Training.Options,
+    static func run(network: SCCAMNetwork, dataset: any SegmentationDataset, ids: [String], targets: [[[Float]]], options: Training.Options,
                            communicator: Communicator, log: (String) -> Void) throws -> Training.Summary {
         let model = ClassifierTraining(network: network, dataset: dataset, ids: ids, targets: targets, options: options)
         return try Training.run(model, imageCount: ids.count, options: options, communicator: communicator, log: log)
     }
 
-    /// The reference's 20-class accuracy, summed over this rank's images: per
+    /// The reference's parent-class accuracy, summed over this rank's images: per
     /// image the Jaccard index |P ∩ G| / (|G| + |P| - |P ∩ G|) of the predicted
     /// label set (sigmoid > 0.5, i.e. logit > 0) and the true one, rounded to 4 decimals.
-    static func parentAccuracy(logits: [Float], targets: [Float], count: Int) -> Double {
+    static func parentAccuracy(logits: [Float], targets: [Float], count: Int, classes: Int) -> Double {
         var total = 0.0
         for n in 0..<count {
             var both = 0, predicted = 0, truth = 0
-            for c in 0..<20 {
-                let p = logits[n * 20 + c] > 0, g = targets[n * 20 + c] == 1
+            for c in 0..<classes {
+                let p = logits[n * classes + c] > 0, g = targets[n * classes + c] == 1
                 if p { predicted += 1 }
                 if g { truth += 1 }
                 if p && g { both += 1 }

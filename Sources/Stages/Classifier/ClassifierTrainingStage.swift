@@ -64,7 +64,7 @@ public enum ClassifierTrainingStage: Stage {
                            "--long-side must be min,max in pixels, smallest first, like 256,512")
         let dataset = try context.requireDataset(for: name)
         let (ids, targets) = try self.targets(settings, dataset: dataset, context: context)
-        let network = try makeNetwork(settings, context: context)
+        let network = try makeNetwork(settings, classes: dataset.classCount, context: context)
         var options = Training.Options(round: settings.round, epochs: settings.epochs, globalBatch: settings.batch,
                                        learningRate: settings.learningRate, cropSize: settings.crop, layout: context.layout)
         options.longSide = settings.longSide[0]...settings.longSide[1]
@@ -86,11 +86,11 @@ public enum ClassifierTrainingStage: Stage {
     /// Xavier-initialised heads, as the reference starts every round; or,
     /// without a file, He initialisation with every residual branch scaled
     /// down so the fresh network starts near the identity (its BatchNorms are frozen).
-    static func makeNetwork(_ settings: Settings, context: StageContext) throws -> SCCAMNetwork {
+    static func makeNetwork(_ settings: Settings, classes: Int, context: StageContext) throws -> SCCAMNetwork {
         let round = settings.round, k = settings.k
         guard let initPath = settings.initialWeights else {
             context.warn("no initial weights: training round \(round) from scratch (He initialisation, residual branches x\(scratchBranchScale)), not from ImageNet as the reference does")
-            let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: settings.widthDivisor, round: round, subcategoriesPerClass: k),
+            let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: settings.widthDivisor, round: round, subcategoriesPerClass: k, classes: classes),
                                        compute: context.compute)
             network.initializeBackbone(seed: settings.seed, residualBranchScale: scratchBranchScale)
             network.initializeHeads(seed: settings.seed)
@@ -98,7 +98,7 @@ public enum ClassifierTrainingStage: Stage {
         }
         let (format, tensors) = try WeightFiles.read(initPath, note: context.warn)
         let (found, _) = try WeightConversion.configuration(of: tensors, path: initPath)
-        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: found.widthDivisor, round: round, subcategoriesPerClass: k),
+        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: found.widthDivisor, round: round, subcategoriesPerClass: k, classes: classes),
                                    compute: context.compute)
         network.initializeHeads(seed: settings.seed)
         try network.store.load(tensors.filter { !$0.name.hasPrefix("fc8") }, from: "\(initPath) (\(format.rawValue))",
@@ -108,14 +108,15 @@ public enum ClassifierTrainingStage: Stage {
 
     /// The images and per-head targets of a round: round 0 trains on the
     /// image labels of its list; rounds >= 1 on `cluster`'s sub-category labels.
-    static func targets(_ settings: Settings, dataset: VOCDataset, context: StageContext) throws -> (ids: [String], targets: [[[Float]]]) {
+    static func targets(_ settings: Settings, dataset: any SegmentationDataset, context: StageContext) throws -> (ids: [String], targets: [[[Float]]]) {
         guard settings.round == 0 else {
-            return try SubcategoryLabels.read(context.layout.subcategories(round: settings.round).table, k: settings.k)
+            return try SubcategoryLabels.read(context.layout.subcategories(round: settings.round).table, k: settings.k,
+                                              classes: dataset.classCount)
         }
         let imageList = try dataset.list(settings.list)
         try dataset.validate(imageList)
-        let labels = try ImageLabels.load(dataset: dataset, ids: imageList.ids, cache: context.isRoot ? context.layout.imageLabelCache : nil,
-                                          warn: context.warn)
+        let labels = try dataset.imageLabels(ids: imageList.ids, cache: context.isRoot ? context.layout.imageLabelCache : nil,
+                                             warn: context.warn)
         return (imageList.ids, [imageList.ids.map { labels.multiHot($0)! }])
     }
 }
@@ -140,7 +141,7 @@ enum TrainingOptions {
 extension ClassifierTrainingStage {
     /// The classifier's training on given images and targets (one array per
     /// head), for the training benchmark: the loop without the stage's setup.
-    package static func train(network: SCCAMNetwork, dataset: VOCDataset, ids: [String], targets: [[[Float]]], options: Training.Options,
+    package static func train(network: SCCAMNetwork, dataset: any SegmentationDataset, ids: [String], targets: [[[Float]]], options: Training.Options,
                               context: StageContext) throws -> Training.Summary {
         try ClassifierTraining.run(network: network, dataset: dataset, ids: ids, targets: targets, options: options,
                                    communicator: context.communicator, log: context.log)

@@ -55,14 +55,14 @@ public enum ExtractStage: Stage {
         let dataset = try context.requireDataset(for: name)
         let list = try dataset.list(settings.list)
         try dataset.validate(list)
-        let labels = try ImageLabels.load(dataset: dataset, ids: list.ids, cache: context.isRoot ? context.layout.imageLabelCache : nil,
-                                          warn: context.warn)
+        let labels = try dataset.imageLabels(ids: list.ids, cache: context.isRoot ? context.layout.imageLabelCache : nil,
+                                             warn: context.warn)
         let configuration = network.configuration
         context.log("extract: \(list.ids.count) images of \(list.source) with \(settings.weights) (width 1/\(configuration.widthDivisor), \(configuration.featureChannels)-d features) on \(context.communicator.size) rank(s)")
         return try extract(network: network, dataset: dataset, list: list, labels: labels, settings: settings, context: context)
     }
 
-    static func extract(network: SCCAMNetwork, dataset: VOCDataset, list: ImageList, labels: ImageLabels, settings: Settings,
+    static func extract(network: SCCAMNetwork, dataset: any SegmentationDataset, list: ImageList, labels: ImageLabels, settings: Settings,
                         context: StageContext) throws -> Result {
         let communicator = context.communicator, log = context.log
         let start = DispatchTime.now().uptimeNanoseconds
@@ -127,11 +127,11 @@ public enum ExtractStage: Stage {
                 if flag < 0 { skipped.append(id); continue }
                 features += all[(index * width + 1)..<((index + 1) * width)]
                 keptIDs.append(id)
-                keptLabels += labels.multiHot(id) ?? [Float](repeating: 0, count: VOCClasses.count)
+                keptLabels += labels.multiHot(id) ?? [Float](repeating: 0, count: labels.classNames.count)
             }
             kept = keptIDs.count
             try NPY.write(features, shape: [kept, dimension], to: files.features)
-            try NPY.write(keptLabels, shape: [kept, VOCClasses.count], to: files.labels)
+            try NPY.write(keptLabels, shape: [kept, labels.classNames.count], to: files.labels)
             try AtomicFile.write(keptIDs.joined(separator: "\n") + "\n", to: files.images)
             for id in skipped { context.warn("skipped unreadable image \(id)") }
         }

@@ -46,7 +46,6 @@ public enum SubcategoryClustering {
         public let seconds: Double
     }
 
-    public static let classes = 20
 
     /// Runs the stage; rank 0 writes `R{round}_subcategories.tsv`, `.npy` and
     /// `R{round}_report.json` into `output`.
@@ -64,9 +63,11 @@ public enum SubcategoryClustering {
             throw FormatError(path: inputs.images, "lists \(ids.count) images but \(inputs.features) has \(n) feature rows; they must come from the same extraction")
         }
         let labelArray = try NPY.read(inputs.labels)
-        guard labelArray.shape == [n, classes] else {
-            throw FormatError(path: inputs.labels, "must be [\(n), \(classes)] (one multi-hot row per image), not \(labelArray.shape)")
+        // The parent classes are the labels' columns: 20 for VOC, 80 for COCO.
+        guard labelArray.shape.count == 2, labelArray.shape[0] == n, labelArray.shape[1] >= 1 else {
+            throw FormatError(path: inputs.labels, "must be [\(n), classes] (one multi-hot row per image), not \(labelArray.shape)")
         }
+        let classes = labelArray.shape[1]
         let labels = labelArray.floatValues()
         guard labels.allSatisfy({ $0 == 0 || $0 == 1 }) else {
             throw FormatError(path: inputs.labels, "holds values other than 0 and 1")
@@ -144,7 +145,7 @@ public enum SubcategoryClustering {
                             inertia: reports.map { $0?.inertia }, classes: reports.map { $0 ?? ClassReport(images: 0, clusters: 0, sizes: [], inertia: nil, iterations: 0) },
                             seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         if communicator.isRoot {
-            var tsv = "# image id\tparent classes (0-19)\tsub-category ids (class * \(k) + cluster)\n"
+            var tsv = "# image id\tparent classes (0-\(classes - 1))\tsub-category ids (class * \(k) + cluster)\n"
             var multiHot = [Int32](repeating: 0, count: order.count * classes * k)
             for (row, image) in order.enumerated() {
                 let parents = (0..<classes).filter { labels[image * classes + $0] == 1 }

@@ -54,9 +54,9 @@ public enum DataCheckStage: Stage {
         let list = try dataset.list(options.list)
         try dataset.validate(list)
         // Rank 0 builds (and caches) the labels; the others read the cache or build their own.
-        let labels = try ImageLabels.load(dataset: dataset, ids: list.ids, cache: communicator.isRoot ? options.labelCache : nil,
-                                          warn: communicator.isRoot ? warn : { _ in })
-        var histogram = [Int](repeating: 0, count: VOCClasses.count + 1)
+        let labels = try dataset.imageLabels(ids: list.ids, cache: communicator.isRoot ? options.labelCache : nil,
+                                             warn: communicator.isRoot ? warn : { _ in })
+        var histogram = [Int](repeating: 0, count: dataset.classCount + 1)
         for id in list.ids { histogram[labels.classes[id]?.count ?? 0] += 1 }
         log("\(list.source): \(list.ids.count) images, \(histogram.enumerated().reduce(0) { $0 + $1.offset * $1.element }) positive labels")
 

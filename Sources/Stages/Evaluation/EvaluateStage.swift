@@ -30,6 +30,8 @@ public enum EvaluateStage: Stage {
         public var scores: String?
         /// Write the confusion matrix and the per-class IoU here as JSON.
         public var matrixReport: String?
+        /// The background and the object classes; nil = the context's dataset's (VOC's 21 without one).
+        public var classes: Int?
         /// Recorded with the result: whose CAMs the pseudo-labels walked, the list scored.
         public var camsRound: Int?
         public var listName: String?
@@ -63,32 +65,34 @@ public enum EvaluateStage: Stage {
     }
 
     public static func run(_ settings: Settings, in context: StageContext) throws -> Result {
+        let classes = settings.classes ?? context.dataset?.labelCount ?? 21
         var result = Result()
         (result.threshold, result.crfAlpha, result.camsRound, result.list) = (settings.threshold, settings.crfAlpha, settings.camsRound,
                                                                               settings.listName)
         if let cams = settings.cams {
             let matrices = try Evaluation.sweep(cams: cams, groundTruth: settings.groundTruth, thresholds: settings.thresholds,
-                                                list: settings.list, communicator: context.communicator)
+                                                list: settings.list, classes: classes, communicator: context.communicator)
             let best = Evaluation.best(thresholds: settings.thresholds, matrices: matrices)
             result.sweep = zip(settings.thresholds, matrices).map { [Double($0), $1.meanIoU ?? -1] }
             (result.bestThreshold, result.bestMiou) = (best.threshold, best.meanIoU)
         }
         if let predictions = settings.predictions {
-            let (matrix, images) = try scored(predictions, settings: settings, context: context)
+            let (matrix, images) = try scored(predictions, classes: classes, settings: settings, context: context)
             (result.images, result.matrix, result.miou) = (images, matrix, matrix.meanIoU)
             (result.classIoU, result.pixelAccuracy) = (matrix.classIoU, matrix.pixelAccuracy)
             if context.isRoot, let path = settings.matrixReport { try AtomicFile.writeJSON(matrix.jsonReport, to: path) }
         }
         if let crfPredictions = settings.crfPredictions {
-            result.crfMiou = try scored(crfPredictions, settings: settings, context: context).matrix.meanIoU
+            result.crfMiou = try scored(crfPredictions, classes: classes, settings: settings, context: context).matrix.meanIoU
         }
         if context.isRoot, let path = settings.scores { try AtomicFile.writeJSON(result, to: path) }
         return result
     }
 
-    static func scored(_ predictions: String, settings: Settings, context: StageContext) throws -> (matrix: ConfusionMatrix, images: Int) {
+    static func scored(_ predictions: String, classes: Int, settings: Settings,
+                       context: StageContext) throws -> (matrix: ConfusionMatrix, images: Int) {
         let (matrix, images) = try Evaluation.run(predictions: predictions, groundTruth: settings.groundTruth, list: settings.list,
-                                                  communicator: context.communicator)
+                                                  classes: classes, communicator: context.communicator)
         if settings.requireImages && (images == 0 || matrix.meanIoU == nil) {
             throw DataError("no label in \(predictions) has a ground-truth file in \(settings.groundTruth); give --ground-truth")
         }

@@ -4,42 +4,47 @@ import Formats
 import Foundation
 import Workflow
 
-/// The reference's segmentation metric (spec 6.5): one 21x21 confusion
-/// matrix over all pixels of all images (rows = ground truth, 255 ignored),
-/// per-class IoU, and the mean over the classes present in the ground truth.
+/// The reference's segmentation metric (spec 6.5): one confusion matrix
+/// over all pixels of all images (rows = ground truth; values of `classes` and
+/// above, 255 among them, ignored), per-class IoU, and the mean over the
+/// classes present in the ground truth. VOC: 21 classes; COCO: 81.
 public struct ConfusionMatrix: Sendable, Equatable {
-    public static let classes = 21
-    /// counts[gt * 21 + prediction]
+    /// The background and the object classes.
+    public let classes: Int
+    /// counts[gt * classes + prediction]
     public var counts: [Int64]
 
-    public init() { counts = [Int64](repeating: 0, count: Self.classes * Self.classes) }
+    public init(classes: Int = 21) {
+        self.classes = classes
+        counts = [Int64](repeating: 0, count: classes * classes)
+    }
 
     /// Adds one image; `source` names the prediction for error messages.
     public mutating func add(groundTruth: [UInt8], prediction: [UInt8], source: String) throws {
         guard groundTruth.count == prediction.count else {
             throw FormatError(path: source, "prediction has \(prediction.count) pixels, its ground truth \(groundTruth.count)")
         }
-        for (g, p) in zip(groundTruth, prediction) where g < Self.classes {
-            guard p < Self.classes else { throw FormatError(path: source, "holds class value \(p); predictions must be 0...20") }
-            counts[Int(g) * Self.classes + Int(p)] += 1
+        for (g, p) in zip(groundTruth, prediction) where g < classes {
+            guard p < classes else { throw FormatError(path: source, "holds class value \(p); predictions must be 0...\(classes - 1)") }
+            counts[Int(g) * classes + Int(p)] += 1
         }
     }
 
     public mutating func reduce(over communicator: Communicator) throws { try communicator.allreduceSum(&counts) }
 
-    public func row(_ c: Int) -> Int64 { (0..<Self.classes).reduce(0) { $0 + counts[c * Self.classes + $1] } }
-    public func column(_ c: Int) -> Int64 { (0..<Self.classes).reduce(0) { $0 + counts[$1 * Self.classes + c] } }
+    public func row(_ c: Int) -> Int64 { (0..<classes).reduce(0) { $0 + counts[c * classes + $1] } }
+    public func column(_ c: Int) -> Int64 { (0..<classes).reduce(0) { $0 + counts[$1 * classes + c] } }
 
     /// TP / (TP + FP + FN), nil where that is 0/0.
     public var classIoU: [Double?] {
-        (0..<Self.classes).map { c in
-            let tp = counts[c * Self.classes + c]
+        (0..<classes).map { c in
+            let tp = counts[c * classes + c]
             let denominator = row(c) + column(c) - tp
             return denominator == 0 ? nil : Double(tp) / Double(denominator)
         }
     }
 
-    public var presentInGroundTruth: [Bool] { (0..<Self.classes).map { row($0) > 0 } }
+    public var presentInGroundTruth: [Bool] { (0..<classes).map { row($0) > 0 } }
 
     /// The reported mIoU: the mean IoU over classes present in the ground truth.
     public var meanIoU: Double? {
@@ -49,12 +54,12 @@ public struct ConfusionMatrix: Sendable, Equatable {
 
     public var pixelAccuracy: Double? {
         let total = counts.reduce(0, +)
-        return total == 0 ? nil : Double((0..<Self.classes).reduce(Int64(0)) { $0 + counts[$1 * Self.classes + $1] }) / Double(total)
+        return total == 0 ? nil : Double((0..<classes).reduce(Int64(0)) { $0 + counts[$1 * classes + $1] }) / Double(total)
     }
 
     /// The table people read: one line per class, then the mean.
-    public func table() -> String {
-        let names = ["background"] + VOCClasses.names
+    public func table(names objects: [String] = VOCClasses.names) -> String {
+        let names = ["background"] + objects + (objects.count + 1..<max(classes, objects.count + 1)).map { "class \($0)" }
         var lines: [String] = []
         for (c, iou) in classIoU.enumerated() {
             let value = iou.map { String(format: "%.3f", $0) } ?? "  -  "
@@ -76,7 +81,7 @@ public struct ConfusionMatrix: Sendable, Equatable {
 
     public var jsonReport: JSONReport {
         JSONReport(miou: meanIoU, class_iou: classIoU, pixel_accuracy: pixelAccuracy,
-                   confusion: (0..<Self.classes).map { Array(counts[($0 * Self.classes)..<(($0 + 1) * Self.classes)]) },
+                   confusion: (0..<classes).map { Array(counts[($0 * classes)..<(($0 + 1) * classes)]) },
                    class_present_in_ground_truth: presentInGroundTruth)
     }
 }
@@ -85,9 +90,10 @@ public struct ConfusionMatrix: Sendable, Equatable {
 public enum Evaluation {
     /// Scores every `{id}.png` of `predictions` that has a ground-truth file (or
     /// the ids of `list`, each of which must have both).
-    public static func run(predictions: String, groundTruth: String, list: String?, communicator: Communicator) throws -> (ConfusionMatrix, images: Int) {
+    public static func run(predictions: String, groundTruth: String, list: String?, classes: Int = 21,
+                           communicator: Communicator) throws -> (ConfusionMatrix, images: Int) {
         let ids = try imageIDs(list: list, folder: predictions, suffix: ".png", groundTruth: groundTruth)
-        var matrix = ConfusionMatrix()
+        var matrix = ConfusionMatrix(classes: classes)
         for index in Sharding.contiguousRange(count: ids.count, rank: communicator.rank, size: communicator.size) {
             let id = ids[index]
             let truthPath = ImageFolder(groundTruth).png(id), predictionPath = ImageFolder(predictions).png(id)
@@ -130,10 +136,10 @@ extension Evaluation {
     /// The background-threshold sweep: masks made from the saved CAMs
     /// (`cams/{id}.npy` + `.classes.npy`) at each threshold, scored against
     /// the ground truth. Returns one matrix per threshold.
-    public static func sweep(cams: String, groundTruth: String, thresholds: [Float], list: String?,
+    public static func sweep(cams: String, groundTruth: String, thresholds: [Float], list: String?, classes: Int = 21,
                              communicator: Communicator) throws -> [ConfusionMatrix] {
         let ids = try imageIDs(list: list, folder: cams, suffix: ".classes.npy", groundTruth: groundTruth)
-        var matrices = [ConfusionMatrix](repeating: ConfusionMatrix(), count: thresholds.count)
+        var matrices = [ConfusionMatrix](repeating: ConfusionMatrix(classes: classes), count: thresholds.count)
         for index in Sharding.contiguousRange(count: ids.count, rank: communicator.rank, size: communicator.size) {
             let id = ids[index]
             let truth = try PNG.readIndexed(ImageFolder(groundTruth).png(id))

@@ -77,7 +77,7 @@ public enum AffinityLabelStage: Stage {
             let image: RGBImage, cams: CRFScores.CAMs
             do {
                 image = try JPEG.read(dataset.imagePath(id))
-                cams = try CRFScores.readCAMs(folder: options.cams, id: id, width: image.width, height: image.height)
+                cams = try CRFScores.readCAMs(folder: options.cams, id: id, width: image.width, height: image.height, classes: dataset.classCount)
             } catch {
                 guard context.runtime.skipUnreadable else { throw error }
                 failures.append("\(error)")

@@ -35,7 +35,7 @@ public final class AffinityTraining: TrainingModel {
     let decodeThreads: Int
 
     /// `scores`: the folder of `{id}.npy` stacks ([2, 1 + C, H, W]).
-    public init(network: AffinityNetwork, dataset: VOCDataset, ids: [String], scores: String, cropSize: Int,
+    public init(network: AffinityNetwork, dataset: any SegmentationDataset, ids: [String], scores: String, cropSize: Int,
                 microBatch: Int?, skipUnreadable: Bool, decodeThreads: Int) {
         self.network = network
         self.ids = ids

@@ -26,7 +26,7 @@ public enum CRFScores {
     }
 
     /// Reads and checks `folder/{id}.npy` and `folder/{id}.classes.npy` for an image of `width` x `height`.
-    public static func readCAMs(folder: String, id: String, width: Int, height: Int) throws -> CAMs {
+    public static func readCAMs(folder: String, id: String, width: Int, height: Int, classes classCount: Int = VOCClasses.count) throws -> CAMs {
         let mapsPath = ImageFolder(folder).npy(id), classesPath = ImageFolder(folder).classes(id)
         let classArray = try NPY.read(classesPath)
         let classes: [Int]
@@ -35,9 +35,9 @@ public enum CRFScores {
         case .int64: classes = try classArray.values(as: Int64.self, path: classesPath).map(Int.init)
         default: throw FormatError(path: classesPath, "holds \(classArray.type.rawValue) values; class ids are int32 or int64")
         }
-        guard classArray.shape.count == 1, classes.allSatisfy({ (0..<VOCClasses.count).contains($0) }),
+        guard classArray.shape.count == 1, classes.allSatisfy({ (0..<classCount).contains($0) }),
               Set(classes).count == classes.count else {
-            throw FormatError(path: classesPath, "must list distinct class ids 0-19 (sccam infer writes it beside the CAMs)")
+            throw FormatError(path: classesPath, "must list distinct class ids 0-\(classCount - 1) (sccam infer writes it beside the CAMs)")
         }
         let array = try NPY.read(mapsPath)
         guard array.type == .float32, array.shape == [classes.count, height, width] else {

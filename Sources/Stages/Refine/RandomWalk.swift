@@ -58,7 +58,7 @@ public enum RandomWalk {
         }
     }
 
-    /// The 21 score channels on the grid, [21][cells]: channel 0 is
+    /// The 1 + classCount score channels on the grid (VOC: 21), [channels][cells]: channel 0 is
     /// (1 - max over classes of the CAM)^alpha, channel c + 1 the CAM of class
     /// c (zero for absent classes), zero-padded on the right and bottom and
     /// averaged over 8 x 8 blocks. `cams` is [classes.count][H][W].

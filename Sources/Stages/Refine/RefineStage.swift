@@ -47,8 +47,10 @@ public enum RefineStage: Stage {
         return ImagePassResult(try ImageStage.run(
             dataset: dataset, list: list, skipUnreadable: context.runtime.skipUnreadable, communicator: context.communicator, log: context.log,
             isDone: { FileManager.default.fileExists(atPath: folders.labels.png($0)) },
-            read: { id, image in try CRFScores.readCAMs(folder: settings.cams, id: id, width: image.width, height: image.height) }) { id, image, cams in
-            let result = labels(network: network, image: image, cams: cams, walk: walk)
+            read: { id, image in
+                try CRFScores.readCAMs(folder: settings.cams, id: id, width: image.width, height: image.height, classes: dataset.classCount)
+            }) { id, image, cams in
+            let result = labels(network: network, image: image, cams: cams, walk: walk, classes: dataset.classCount)
             try PNG.write(IndexedImage(width: image.width, height: image.height, indices: result, palette: VOCPalette.colors),
                           to: folders.colour.png(id))
             if settings.overlays, let overlays = folders.overlays {
@@ -81,15 +83,16 @@ public enum RefineStage: Stage {
 
     /// The refined label of every pixel of an image, from its CAMs.
     public static func labels(network: AffinityNetwork, image: RGBImage, cams: CRFScores.CAMs,
-                              walk parameters: RandomWalk.Parameters) -> [UInt8] {
+                              walk parameters: RandomWalk.Parameters, classes: Int = VOCClasses.count) -> [UInt8] {
         let g = RandomWalk.Geometry(height: image.height, width: image.width)
-        let pooled = RandomWalk.pooledScores(cams: cams.maps, classes: cams.classes, geometry: g, alpha: parameters.alpha)
+        let pooled = RandomWalk.pooledScores(cams: cams.maps, classes: cams.classes, geometry: g, alpha: parameters.alpha,
+                                             classCount: classes)
         network.inferencePairCoverage = parameters.pairs
         let pairAffinities = affinities(network: network, image: image)
         // The network planned these pairs for this grid; no need to build them again.
         let transition = RandomWalk.transition(affinities: pairAffinities, pairs: network.pairs, beta: parameters.beta)
-        let walked = RandomWalk.walk(pooled, channels: VOCClasses.count + 1, transition: transition, logT: parameters.logT)
-        return RandomWalk.labels(walked: walked, channels: VOCClasses.count + 1, geometry: g)
+        let walked = RandomWalk.walk(pooled, channels: classes + 1, transition: transition, logT: parameters.logT)
+        return RandomWalk.labels(walked: walked, channels: classes + 1, geometry: g)
     }
 
     /// The image beside its labels in the VOC palette blended over it (2:1).

@@ -51,7 +51,8 @@ public enum SegmentStage: Stage {
         let dataset = try context.requireDataset(for: name)
         let list = try dataset.list(settings.list)
         try dataset.validate(list)
-        let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: settings.widthDivisor, inputResize: settings.inputResize),
+        let network = DeepLabV2(configuration: DeepLabConfiguration(widthDivisor: settings.widthDivisor, classes: dataset.labelCount,
+                                                                    inputResize: settings.inputResize),
                                 compute: context.compute)
         let (source, report) = try network.loadWeights(settings.weights)
         guard report.keptAtInitialization.isEmpty else {
@@ -105,7 +106,7 @@ public enum SegmentStage: Stage {
         return out
     }
 
-    static func segment(network: DeepLabV2, dataset: VOCDataset, list: ImageList, settings: Settings,
+    static func segment(network: DeepLabV2, dataset: any SegmentationDataset, list: ImageList, settings: Settings,
                         context: StageContext) throws -> ImageStage.Summary {
         let plain = context.layout.segmentation(crf: false), withCRF = context.layout.segmentation(crf: true)
         let classes = network.configuration.classes

@@ -38,7 +38,7 @@ public final class SegmentationTraining: TrainingModel {
     /// (1/4096 is training the stem as if its weights were stored x64).
     public var stemLearningRateMultiplier: Float = 1
 
-    public init(network: DeepLabV2, dataset: VOCDataset, ids: [String], labels: String, augmentation: SegmentationAugmentation,
+    public init(network: DeepLabV2, dataset: any SegmentationDataset, ids: [String], labels: String, augmentation: SegmentationAugmentation,
                 subBatchSize: Int, microBatch: Int?, skipUnreadable: Bool, decodeThreads: Int) {
         self.network = network
         self.ids = ids

@@ -58,7 +58,8 @@ public enum SegmentationTrainingStage: Stage {
         let dataset = try context.requireDataset(for: name)
         let list = try dataset.list(settings.list)
         try dataset.validate(list)
-        let configuration = DeepLabConfiguration(widthDivisor: settings.widthDivisor, inputResize: settings.inputResize)
+        let configuration = DeepLabConfiguration(widthDivisor: settings.widthDivisor, classes: dataset.labelCount,
+                                                 inputResize: settings.inputResize)
         let (network, loaded) = try makeNetwork(configuration: configuration, settings: settings, compute: context.compute)
         if let loaded {
             context.log("initial weights: \(loaded)")

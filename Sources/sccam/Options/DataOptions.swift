@@ -1,12 +1,34 @@
 import ArgumentParser
 import Pipeline
 
-/// The dataset flags of every command that reads images.
-struct DataOptions: ParsableArguments {
+/// Which dataset a command reads, and where it is.
+struct DatasetOptions: ParsableArguments {
+    @Option(help: "voc (PASCAL VOC 2012, 20 classes) or coco (MS COCO 2014 prepared by `sccam prepare-coco`, 80 classes).")
+    var dataset = DatasetKind.voc
+
     @Option(name: .customLong("voc-root"), help: ArgumentHelp(
         "The VOC 2012 folder (VOCdevkit/VOC2012).",
         discussion: "It holds JPEGImages/, Annotations/, ImageSets/Segmentation/, SegmentationClass/ and, for train_aug, SegmentationClassAug/."))
-    var vocRoot: String
+    var vocRoot: String?
+
+    @Option(help: ArgumentHelp(
+        "The COCO 2014 folder, prepared by `sccam prepare-coco`.",
+        discussion: "It holds train2014/, val2014/, annotations/, and what prepare-coco writes: SegmentationClass/, ImageSets/, ImageLabels/. VOC's list names train_aug, train and val stand for train2014 and val2014."))
+    var cocoRoot: String?
+
+    func validate() throws {
+        switch dataset {
+        case .voc: guard vocRoot != nil else { throw ValidationError("give --voc-root (or --dataset coco with --coco-root)") }
+        case .coco: guard cocoRoot != nil else { throw ValidationError("--dataset coco needs --coco-root") }
+        }
+    }
+
+    var root: String { (dataset == .coco ? cocoRoot : vocRoot) ?? "" }
+}
+
+/// The dataset flags of every command that reads images.
+struct DataOptions: ParsableArguments {
+    @OptionGroup var source: DatasetOptions
 
     @Option(help: "The images: train, val, train_aug, or the path of a list file (default: the command's, in its --help).") var list: String?
     @Flag(help: "Skip unreadable images (counted and reported) instead of stopping.") var skipUnreadable = false
@@ -54,3 +76,4 @@ struct TrainingOptions: ParsableArguments {
         return runtime
     }
 }
+extension DatasetKind: ExpressibleByArgument {}

@@ -24,7 +24,7 @@ struct CheckData: ParsableCommand {
         var runtime = StageRuntime()
         runtime.skipUnreadable = data.skipUnreadable
         let job = Job.start(threads)
-        job.run { job.log("\(try DataCheckStage.run(settings, in: try job.context(work: nil, vocRoot: data.vocRoot, runtime: runtime)))") }
+        job.run { job.log("\(try DataCheckStage.run(settings, in: try job.context(work: nil, dataset: data.source, runtime: runtime)))") }
     }
 }
 
@@ -91,6 +91,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Folder of ground-truth masks (SegmentationClass or SegmentationClassAug).") var gt: String
     @Option(help: "Score only the ids of this list (each must have both files).") var list: String?
     @Option(help: "Also write miou, class_iou, pixel_accuracy and the confusion matrix as JSON.") var json: String?
+    @Option(help: "Classes of the masks, the background included (VOC: 21, COCO: 81).") var classes: Int?
 
     func validate() throws {
         guard pred != nil || cams != nil else { throw ValidationError("give --pred (masks), --cams (a threshold sweep), or both") }
@@ -98,7 +99,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         var settings = EvaluateStage.Settings(groundTruth: gt)
-        (settings.predictions, settings.cams, settings.list, settings.matrixReport) = (pred, cams, list, json)
+        (settings.predictions, settings.cams, settings.list, settings.matrixReport, settings.classes) = (pred, cams, list, json, classes)
         settings.thresholds = thresholds?.values ?? settings.thresholds
         let job = Job.start(threads)
         job.run {

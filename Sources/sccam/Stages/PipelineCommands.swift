@@ -23,7 +23,7 @@ struct PipelineRun: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
     @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var method: MethodOptions
-    @Option(name: .customLong("voc-root"), help: "The VOC 2012 folder (VOCdevkit/VOC2012).") var vocRoot: String
+    @OptionGroup var source: DatasetOptions
     @Option(help: "Work folder: run.json, features/, labels/, weights/, logs/, infer/, ... (docs/stages.md).") var work: String
     @Option(help: "Initial backbone weights, ImageNet ResNet-38 in the reference (MXNet .params, PyTorch .pth or safetensors). Without it, He initialisation.")
     var `init`: String?
@@ -35,7 +35,7 @@ struct PipelineRun: ParsableCommand {
     @Option(help: "Ground-truth masks for scoring (default VOC_ROOT/SegmentationClass).") var groundTruth: String?
 
     func run() throws {
-        var settings = SCCAMPipeline.Settings(vocRoot: vocRoot)
+        var settings = source.dataset == .coco ? SCCAMPipeline.Settings.coco(root: source.root) : SCCAMPipeline.Settings(vocRoot: source.root)
         (settings.initialWeights, settings.baselineWeights, settings.groundTruth) = (`init`, baseline, groundTruth)
         (settings.widthDivisor, settings.trainList) = (widthDivisor ?? settings.widthDivisor, trainList ?? settings.trainList)
         settings.inferList = inferList ?? settings.inferList
@@ -63,7 +63,9 @@ struct Demo: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
     @OptionGroup var exchange: ExchangeOptions
     @OptionGroup var method: MethodOptions
-    @Option(help: "Work folder; the dataset goes into WORK/voc.") var work = "sccam-demo"
+    @Option(help: "Work folder; the dataset goes into WORK/voc (WORK/coco with --dataset coco).") var work = "sccam-demo"
+    @Option(help: "The synthetic dataset's layout: voc, or coco (COCO's layout and annotation format, prepared with prepare-coco).")
+    var dataset = DemoDataset.Settings().kind
     @Option(help: "Images to synthesise (about 80% train, 20% val).") var images = DemoDataset.Settings().images
     @Option(help: "Side of the square images, in pixels (large enough for AffinityNet's radius-5 pairs on the stride-8 grid).")
     var imageSize = DemoDataset.Settings().imageSize
@@ -71,15 +73,13 @@ struct Demo: ParsableCommand {
     @Option(help: "Seed of the synthetic dataset.") var dataSeed = DemoDataset.Settings().seed
 
     func run() throws {
-        let dataset = DemoDataset.Settings(images: images, imageSize: imageSize, widthDivisor: widthDivisor, seed: dataSeed)
-        var settings = SCCAMPipeline.Settings.demo(vocRoot: DemoDataset.root(work: work), imageSize: imageSize, widthDivisor: widthDivisor)
+        let data = DemoDataset.Settings(kind: dataset, images: images, imageSize: imageSize, widthDivisor: widthDivisor, seed: dataSeed)
+        var settings = DemoDataset.pipelineSettings(data, work: work)
         method.apply(to: &settings, compute: compute, exchange: exchange)
         if method.usedEpochs == nil { settings.usedEpochs = Array(repeating: settings.epochs - 1, count: settings.rounds) }
         let job = Job.start(compute)
         job.run {
-            _ = try job.context(work: work)
-            if job.isRoot { try DemoDataset.prepare(dataset, root: settings.vocRoot, log: job.log) }
-            try job.communicator.barrier()
+            try DemoDataset.prepare(data, work: work, context: try job.context(work: work))
             try job.runPipeline(settings, work: work, runtime: method.runtime(exchange: exchange, logEvery: 50))
         }
     }

@@ -1,7 +1,7 @@
 """A synthetic instances_train2014.json of COCO's full size, for timing readers.
 
 82,783 images (640 x 480 and 480 x 640), 604,907 annotations over COCO's 80
-category ids: 95% polygon annotations (1-3 polygons of 6-60 vertices, two
+category ids: 95% polygon annotations (1-3 polygons of 6-28 vertices, two
 decimals, as COCO's are), 5% crowd annotations as uncompressed RLE with ids
 above 2^32; 702 images get no annotation. About 330 MB, like the real file.
 
@@ -43,7 +43,7 @@ with open(out, "w") as f:
             segmentation = []
             for _ in range(rng.choice([1, 1, 1, 2, 3])):
                 cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(5, 120)
-                k = rng.randint(6, 60)
+                k = rng.randint(6, 28)
                 polygon = []
                 for j in range(k):
                     angle = 2 * math.pi * j / k

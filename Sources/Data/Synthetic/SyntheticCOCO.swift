@@ -140,15 +140,7 @@ public enum SyntheticCOCO {
         var covered = [UInt8](repeating: 0, count: mask.height * mask.width)
         covered.withUnsafeMutableBufferPointer { mask.paint(1, into: $0.baseAddress!) }
         for (i, inside) in covered.enumerated() where inside == 1 {
-            let x = i % width, y = i / width
-            let on: Bool
-            switch subtype.texture {
-            case .solid: on = true
-            case .stripes: on = (x / 3) % 2 == 0
-            case .checker: on = ((x / 4) + (y / 4)) % 2 == 0
-            case .dots: on = !(x % 5 < 2 && y % 5 < 2)
-            }
-            let color = on ? subtype.color : (subtype.color.0 / 3, subtype.color.1 / 3, subtype.color.2 / 3)
+            let color = subtype.color(x: i % width, y: i / width)
             (pixels[3 * i], pixels[3 * i + 1], pixels[3 * i + 2]) = color
         }
     }

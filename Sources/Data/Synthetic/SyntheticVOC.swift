@@ -17,6 +17,18 @@ public struct SyntheticVOC: Sendable {
         public let shape: Shape
         public let texture: Texture
         public let color: (UInt8, UInt8, UInt8)
+
+        /// The colour of pixel (x, y) of an object of this sub-type: its texture, in its colour or a third of it.
+        public func color(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {
+            let on: Bool
+            switch texture {
+            case .solid: on = true
+            case .stripes: on = (x / 3) % 2 == 0
+            case .checker: on = ((x / 4) + (y / 4)) % 2 == 0
+            case .dots: on = !(x % 5 < 2 && y % 5 < 2)
+            }
+            return on ? color : (color.0 / 3, color.1 / 3, color.2 / 3)
+        }
     }
 
     public struct Object: Sendable {
@@ -105,14 +117,7 @@ public struct SyntheticVOC: Sendable {
                     case .ring: let d = (dx * dx + dy * dy).squareRoot(); inside = d <= radius && d >= radius * 0.45
                     }
                     guard inside else { continue }
-                    let on: Bool
-                    switch subtype.texture {
-                    case .solid: on = true
-                    case .stripes: on = (x / 3) % 2 == 0
-                    case .checker: on = ((x / 4) + (y / 4)) % 2 == 0
-                    case .dots: on = !(x % 5 < 2 && y % 5 < 2)
-                    }
-                    let color = on ? subtype.color : (subtype.color.0 / 3, subtype.color.1 / 3, subtype.color.2 / 3)
+                    let color = subtype.color(x: x, y: y)
                     let i = y * width + x
                     (pixels[3 * i], pixels[3 * i + 1], pixels[3 * i + 2]) = color
                     mask[i] = UInt8(object.parent + 1)

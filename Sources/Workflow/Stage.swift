@@ -61,6 +61,12 @@ public struct StageContext {
         let removed = try WorkFolder.prepare(layout, communicator: communicator)
         if removed > 0 { log("removed \(removed) temporary file(s) left in \(layout.root) by an interrupted writer") }
     }
+
+    /// After a stage: the temporaries of writers that were still dying when it started go too.
+    public func finishWork() throws {
+        let removed = try WorkFolder.sweep(layout, communicator: communicator)
+        if removed > 0 { log("removed \(removed) more temporary file(s) of an interrupted writer that had not yet ended") }
+    }
 }
 
 /// Knobs that change how fast a stage runs or what it tolerates, never its numbers.

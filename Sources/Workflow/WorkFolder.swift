@@ -31,6 +31,15 @@ public enum WorkFolder {
         return removed
     }
 
+    /// Removes again, once a stage is done, the temporaries of writers that
+    /// have ended since it started: a writer of a killed job may still be
+    /// dying when the next run prepares the folder. Returns rank 0's count.
+    @discardableResult
+    public static func sweep(_ layout: WorkLayout, communicator: Communicator) throws -> Int {
+        try communicator.barrier()
+        return communicator.isRoot ? removeStaleTemporaries(in: layout.root) : 0
+    }
+
     /// A temporary name of `AtomicFile`: `.NAME.tmp-PID-RANDOM`.
     static func temporaryOwner(_ name: String) -> pid_t? {
         guard name.hasPrefix("."), let marker = name.range(of: ".tmp-", options: .backwards) else { return nil }

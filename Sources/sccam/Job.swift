@@ -59,6 +59,7 @@ struct Job {
         self.run {
             let context = try context(work: options.work, dataset: options.data.source, runtime: runtime)
             log(report(try S.run(settings, in: context)))
+            try context.finishWork()
         }
     }
 

@@ -46,7 +46,7 @@ public struct StageContext {
 
     /// The dataset, for stages that read images.
     public func requireDataset(for stage: String) throws -> any SegmentationDataset {
-        guard let dataset else { throw DataError("\(stage) reads images: give --voc-root") }
+        guard let dataset else { throw DataError("\(stage) reads images: give --voc-root, or --dataset coco with --coco-root") }
         return dataset
     }
 

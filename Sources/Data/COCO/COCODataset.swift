@@ -38,7 +38,8 @@ public struct COCODataset: SegmentationDataset {
 
     /// `train2014`, `val2014` (any prepared split; VOC's names map onto them) or a list file's path.
     public func list(_ name: String) throws -> ImageList {
-        let name = Self.vocListNames[name].flatMap { FileManager.default.fileExists(atPath: layout.list(name)) ? nil : $0 } ?? name
+        var name = name
+        if let split = Self.vocListNames[name], !FileManager.default.fileExists(atPath: layout.list(name)) { name = split }
         let prepared = layout.list(name)
         if !name.contains("/"), FileManager.default.fileExists(atPath: prepared) { return try ImageList(reading: prepared) }
         guard FileManager.default.fileExists(atPath: name) else {

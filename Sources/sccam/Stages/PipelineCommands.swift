@@ -41,7 +41,7 @@ struct PipelineRun: ParsableCommand {
         settings.inferList = inferList ?? settings.inferList
         method.apply(to: &settings, compute: compute, exchange: exchange)
         let job = Job.start(compute)
-        job.run { try job.runPipeline(settings, work: work, runtime: method.runtime(exchange: exchange)) }
+        job.run { try job.runPipeline(settings, in: try job.context(work: work), runtime: method.runtime(exchange: exchange)) }
     }
 }
 
@@ -79,16 +79,17 @@ struct Demo: ParsableCommand {
         if method.usedEpochs == nil { settings.usedEpochs = Array(repeating: settings.epochs - 1, count: settings.rounds) }
         let job = Job.start(compute)
         job.run {
-            try DemoDataset.prepare(data, work: work, context: try job.context(work: work))
-            try job.runPipeline(settings, work: work, runtime: method.runtime(exchange: exchange, logEvery: 50))
+            let context = try job.context(work: work)
+            try DemoDataset.prepare(data, work: work, context: context)
+            try job.runPipeline(settings, in: context, runtime: method.runtime(exchange: exchange, logEvery: 50))
         }
     }
 }
 
 extension Job {
-    /// Runs the pipeline, prints its scores and writes its report.
-    func runPipeline(_ settings: SCCAMPipeline.Settings, work: String, runtime: SCCAMPipeline.Runtime) throws {
-        _ = try context(work: work)
+    /// Runs the pipeline in a readied work folder, prints its scores and writes its report.
+    func runPipeline(_ settings: SCCAMPipeline.Settings, in context: StageContext, runtime: SCCAMPipeline.Runtime) throws {
+        let work = context.layout.root
         let summary: SCCAMPipeline.Summary
         do {
             summary = try SCCAMPipeline.run(settings: settings, work: work, runtime: runtime, compute: compute, communicator: communicator,

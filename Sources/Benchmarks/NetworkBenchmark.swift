@@ -11,23 +11,34 @@ public enum NetworkBenchmark {
         public let path: ConvolutionPath
         /// oneDNN's algorithm for float32 (ignored by im2col and bf16).
         public let algorithm: ConvolutionAlgorithm
+        /// How oneDNN runs the dilated layers (ignored by im2col).
+        public let dilated: DilatedConvolutions
 
-        public init(_ path: ConvolutionPath, _ algorithm: ConvolutionAlgorithm = .direct) {
+        public init(_ path: ConvolutionPath, _ algorithm: ConvolutionAlgorithm = .direct, dilated: DilatedConvolutions = .auto) {
             self.path = path
             self.algorithm = algorithm
+            self.dilated = dilated
         }
 
         /// How a network computes on this variant.
         public var compute: Compute {
             switch path {
             case .im2col: return Compute(threads: Parallel.threadCount, implementation: .im2col)
-            case .oneDNN(let precision): return Compute(threads: Parallel.threadCount, precision: precision, algorithm: algorithm)
+            case .oneDNN(let precision):
+                return Compute(threads: Parallel.threadCount, precision: precision, algorithm: algorithm, dilatedConvolutions: dilated)
             }
         }
 
-        /// "im2col", "oneDNN fp32 direct", "oneDNN fp32 winograd", "oneDNN bf16".
+        /// "im2col", "oneDNN fp32 direct", "oneDNN fp32 winograd", "oneDNN bf16", each oneDNN one
+        /// followed by ", dilated kernels" when its dilated layers run on oneDNN's dilated kernels.
         public var name: String {
-            path == .oneDNN(.fp32) ? "\(path.shortName) \(algorithm.rawValue)" : path.shortName
+            if path == .im2col { return path.shortName }
+            let base = path == .oneDNN(.fp32) ? "\(path.shortName) \(algorithm.rawValue)" : path.shortName
+            switch dilated {
+            case .auto: return base
+            case .phases: return base + ", all dilated layers on phases"
+            case .dilated: return base + ", dilated kernels"
+            }
         }
     }
 
@@ -104,7 +115,7 @@ public enum NetworkBenchmark {
         }
         /// The loop a path's GFLOP/s is related to: bf16 runs on the dot product where the CPU has it.
         func peakFor(_ path: String) -> FMAPeak.Measurement {
-            path == Variant(.oneDNN(.bf16)).name && bf16Peak.gflops > 0 ? bf16Peak : peak
+            path.hasPrefix(Variant(.oneDNN(.bf16)).name) && bf16Peak.gflops > 0 ? bf16Peak : peak
         }
         progress(DNNLRuntime.report(engine: (paths.first?.compute ?? Compute()).convolutionEngine))
         let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))

@@ -10,4 +10,15 @@
 void omp_set_num_threads(int count);
 int omp_get_max_threads(void);
 
+// GNU OpenMP's own entry point for a parallel region (what `#pragma omp
+// parallel num_threads(n)` compiles to with GCC): our element-wise loops run
+// on the same thread team as oneDNN's primitives, so the two never compete
+// for cores and the team's threads are already awake when a loop starts.
+void GOMP_parallel(void (*body)(void *context), void *context, unsigned threads, unsigned flags);
+
+/// The next task index of a parallel region's shared counter.
+static inline long sccam_next_task(long *counter) {
+    return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
 #endif

@@ -1,3 +1,4 @@
+import CDNNL
 import Foundation
 
 /// Splits loops across the threads given to this rank. BLAS threads and these
@@ -59,16 +60,14 @@ extension Parallel {
         return try body()
     }
 
-    /// `count` tasks on the spinning team if one is waiting, else on Dispatch's pool.
+    /// `count` tasks on the spinning team if one is waiting, else on the
+    /// OpenMP team oneDNN's primitives run on (`OpenMPTeam`).
     @usableFromInline
     static func perform(_ count: Int, _ body: (Int) -> Void) {
         if let team, !team.isRunning, team.isOwnedByThisThread {
             team.perform(count, body)
         } else {
-            withoutActuallyEscaping(body) { body in
-                let shared = UncheckedSendable(body)
-                DispatchQueue.concurrentPerform(iterations: count) { shared.value($0) }
-            }
+            OpenMPTeam.perform(count, threads: min(count, threadCount), body)
         }
     }
 }

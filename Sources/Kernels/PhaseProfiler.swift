@@ -5,7 +5,7 @@ import Foundation
 /// inside a recorded phase), so plain counters suffice.
 public enum PhaseProfiler {
     public enum Phase: Int, CaseIterable, Sendable {
-        case gemm, im2col, col2im, oneDNNConvolution, oneDNNReorder, elementwise
+        case gemm, im2col, col2im, oneDNNConvolution, oneDNNReorder, phaseTransforms, elementwise
 
         public var name: String {
             switch self {
@@ -14,6 +14,7 @@ public enum PhaseProfiler {
             case .col2im: return "col2im"
             case .oneDNNConvolution: return "oneDNN convolution"
             case .oneDNNReorder: return "oneDNN reorders"
+            case .phaseTransforms: return "dilation phases"
             case .elementwise: return "BN/ReLU/dropout/pool"
             }
         }

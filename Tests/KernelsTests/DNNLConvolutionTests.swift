@@ -68,8 +68,9 @@ final class DNNLConvolutionTests: XCTestCase {
     }
 
     private func compare(precision: ConvolutionPrecision, algorithm: ConvolutionAlgorithm = .direct, winogradMinimumChannels: Int = 64,
-                         tolerance: Double) {
-        let engine = OneDNNConvolutionEngine(precision: precision, algorithm: algorithm, winogradMinimumChannels: winogradMinimumChannels)
+                         dilated: DilatedConvolutions = .auto, tolerance: Double) {
+        let engine = OneDNNConvolutionEngine(precision: precision, algorithm: algorithm, winogradMinimumChannels: winogradMinimumChannels,
+                                             dilatedConvolutions: dilated)
         for (index, c) in Self.cases.enumerated() {
             let g = c.geometry
             let (outH, outW) = g.outputSize(height: c.height, width: c.width)
@@ -87,7 +88,7 @@ final class DNNLConvolutionTests: XCTestCase {
                 let ours = run(c, engine: engine, x: x, w: w, b: b, r: r,
                                accumulate: accumulate, start: start)
                 let label = "case \(index) \(g) batch \(c.batch) \(c.height)x\(c.width) bias \(c.bias) accumulate \(accumulate) "
-                    + "\(precision) \(algorithm)"
+                    + "\(precision) \(algorithm) dilated \(dilated)"
                 XCTAssertLessThan(relativeError(ours.y, reference.y), tolerance, "forward, \(label)")
                 XCTAssertLessThan(relativeError(ours.dx, reference.dx), tolerance, "backward-data, \(label)")
                 XCTAssertLessThan(relativeError(ours.dw, reference.dw), tolerance, "backward-weights, \(label)")
@@ -97,21 +98,86 @@ final class DNNLConvolutionTests: XCTestCase {
     }
 
     func testFloat32MatchesTheIm2colReferenceOnEveryLayerKind() {
-        compare(precision: .fp32, algorithm: .direct, tolerance: 1e-5)
+        compare(precision: .fp32, algorithm: .direct, dilated: .dilated, tolerance: 1e-5)
     }
 
     /// Winograd's transforms round differently from a direct sum, but on these
     /// shapes stay within float32's 1e-5 of the reference too.
     func testWinogradMatchesTheIm2colReferenceOnEveryLayerKind() {
-        compare(precision: .fp32, algorithm: .winograd, winogradMinimumChannels: 1, tolerance: 1e-5)
+        compare(precision: .fp32, algorithm: .winograd, winogradMinimumChannels: 1, dilated: .dilated, tolerance: 1e-5)
+    }
+
+    /// Dilated layers on their phase images (odd sizes that leave padded rows
+    /// and columns, dilations 2, 4 and 6, bias, accumulating outputs), on the
+    /// direct kernels and on Winograd, match the dilated reference.
+    func testDilatedLayersOnTheirPhasesMatchTheReference() {
+        compare(precision: .fp32, algorithm: .direct, dilated: .phases, tolerance: 1e-5)
+        compare(precision: .fp32, algorithm: .winograd, winogradMinimumChannels: 1, dilated: .phases, tolerance: 1e-5)
+        compare(precision: .bf16, dilated: .phases, tolerance: 1e-5)
+    }
+
+    /// Splitting into phases and merging back is the identity (padding
+    /// dropped), and each phase image holds the pixels d apart.
+    func testPhaseImagesHoldThePixelsDilationApart() {
+        for (d, height, width) in [(2, 5, 4), (4, 14, 15), (3, 7, 7), (6, 9, 9)] {
+            let g = ConvolutionGeometry(inputChannels: 3, outputChannels: 5, kernel: 3, padding: d, dilation: d)
+            let phases = DilationPhases(g, height: height, width: width)!
+            XCTAssertEqual(phases.phaseHeight, (height + d - 1) / d)
+            let batch = 2, channels = 3
+            let x = random(batch * channels * height * width)
+            var split = [Float](repeating: .nan, count: phases.phaseCount(batch: batch, channels: channels))
+            phases.split(x, batch: batch, channels: channels, into: &split)
+            for n in 0..<batch {
+                for c in 0..<channels {
+                    for y in 0..<(phases.phaseHeight * d) {
+                        for x0 in 0..<(phases.phaseWidth * d) {
+                            let (p, i, q, j) = (y % d, y / d, x0 % d, x0 / d)
+                            let value = split[((((n * d + p) * d + q) * channels + c) * phases.phaseHeight + i) * phases.phaseWidth + j]
+                            let expected = y < height && x0 < width ? x[((n * channels + c) * height + y) * width + x0] : 0
+                            XCTAssertEqual(value, expected, "d \(d) \(height)x\(width) image \(n) channel \(c) at (\(y), \(x0))")
+                        }
+                    }
+                }
+            }
+            var merged = [Float](repeating: 1, count: x.count)
+            phases.merge(split, batch: batch, channels: channels, into: &merged, accumulate: true)
+            XCTAssertEqual(merged, x.map { $0 + 1 }, "merge adds every pixel back once")
+            phases.merge(split, batch: batch, channels: channels, into: &merged, accumulate: false)
+            XCTAssertEqual(merged, x)
+        }
+        XCTAssertNil(DilationPhases(ConvolutionGeometry(inputChannels: 3, outputChannels: 3, kernel: 3, stride: 2, padding: 2, dilation: 2),
+                                    height: 8, width: 8), "strided layers have no phase form")
+        XCTAssertNil(DilationPhases(ConvolutionGeometry(inputChannels: 3, outputChannels: 3, kernel: 3, padding: 1, dilation: 2),
+                                    height: 8, width: 8), "only the same-size padding keeps phases apart")
+        XCTAssertNil(DilationPhases(ConvolutionGeometry(inputChannels: 3, outputChannels: 3, kernel: 3, padding: 1), height: 8, width: 8))
+    }
+
+    /// auto takes the phases where the undilated layer runs Winograd (and bf16 on AMX), the dilated kernels elsewhere.
+    func testAutoTakesThePhasesWhereTheyWin() {
+        let wide = ConvolutionGeometry(inputChannels: 64, outputChannels: 64, kernel: 3, padding: 4, dilation: 4)
+        let thin = ConvolutionGeometry(inputChannels: 64, outputChannels: 21, kernel: 3, padding: 6, dilation: 6)
+        func kernel(_ g: ConvolutionGeometry, _ precision: ConvolutionPrecision, _ algorithm: ConvolutionAlgorithm,
+                    _ dilated: DilatedConvolutions = .auto) -> LayerKernel {
+            OneDNNConvolutionEngine(precision: precision, algorithm: algorithm, dilatedConvolutions: dilated)
+                .kernel(for: g, height: 28, width: 28)
+        }
+        let phases = DilationPhases(wide, height: 28, width: 28)!
+        XCTAssertEqual(kernel(wide, .fp32, .winograd), .phases(phases, .winograd))
+        XCTAssertEqual(kernel(wide, .fp32, .direct), .oneDNN(.direct), "direct kernels: the dilated ones are as fast")
+        XCTAssertEqual(kernel(thin, .fp32, .winograd), .oneDNN(.direct), "21 channels: too thin for Winograd")
+        XCTAssertEqual(kernel(wide, .bf16, .winograd), DNNLRuntime.hasAMX ? .phases(phases, .direct) : .oneDNN(.direct))
+        XCTAssertEqual(kernel(wide, .fp32, .winograd, .dilated), .oneDNN(.winograd), "resolved per pass by oneDNN: direct for dilated layers")
+        XCTAssertEqual(kernel(wide, .fp32, .direct, .phases), .phases(phases, .direct))
     }
 
     /// Where oneDNN has Winograd kernels (AVX-512), eligible layers use them and
     /// the others (strided, dilated, 1x1, bf16) fall back to direct ones.
     func testWinogradRunsWhereOneDNNHasItAndDirectElsewhere() throws {
         try XCTSkipUnless(DNNLRuntime.hasWinograd, "oneDNN has no Winograd kernels for this CPU (\(DNNLRuntime.instructionSet))")
-        func kernel(_ c: Case, _ precision: ConvolutionPrecision, _ algorithm: ConvolutionAlgorithm, minimumChannels: Int = 64) -> String {
-            OneDNNConvolutionEngine(precision: precision, algorithm: algorithm, winogradMinimumChannels: minimumChannels)
+        func kernel(_ c: Case, _ precision: ConvolutionPrecision, _ algorithm: ConvolutionAlgorithm, minimumChannels: Int = 64,
+                    dilated: DilatedConvolutions = .dilated) -> String {
+            OneDNNConvolutionEngine(precision: precision, algorithm: algorithm, winogradMinimumChannels: minimumChannels,
+                                    dilatedConvolutions: dilated)
                 .forwardImplementation(c.geometry, batch: c.batch, height: c.height, width: c.width, hasBias: c.bias)
         }
         let wide = Self.cases[10]
@@ -124,13 +190,15 @@ final class DNNLConvolutionTests: XCTestCase {
         for index in [1, 2, 4, 6] {
             XCTAssertFalse(kernel(Self.cases[index], .fp32, .winograd, minimumChannels: 1).contains("wino"), "case \(index) has no Winograd form")
         }
+        let onPhases = kernel(Self.cases[4], .fp32, .winograd, minimumChannels: 1, dilated: .auto)
+        XCTAssertTrue(onPhases.hasPrefix("4 phases of 6x5: ") && onPhases.contains("wino"), "a dilated layer's phases run Winograd: \(onPhases)")
     }
 
     /// Native (AMX, AVX512-BF16) or emulated, bf16 multiplies the operands
     /// rounded to bfloat16 and accumulates in float32: the float32 reference on
     /// rounded operands is the same up to summation order.
     func testBFloat16IsTheFloat32ConvolutionOfRoundedOperands() {
-        compare(precision: .bf16, tolerance: 1e-5)
+        compare(precision: .bf16, dilated: .dilated, tolerance: 1e-5)
     }
 
     func testBFloat16RoundsToNearestEven() {

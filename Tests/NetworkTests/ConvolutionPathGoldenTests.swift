@@ -4,8 +4,9 @@ import XCTest
 /// The golden cases of every network (ResNet-38 classifier, AffinityNet,
 /// DeepLab-v2) on the paths the default one (oneDNN fp32, Winograd where it
 /// pays, which on these thin networks is nowhere) is not: Winograd on every
-/// layer that has it, oneDNN's direct kernels and the im2col reference at
-/// float32's tolerances, and bf16 at bf16's.
+/// layer that has it (the dilated ones on their phase images, or not),
+/// oneDNN's direct kernels (dilated, or on phases) and the im2col reference
+/// at float32's tolerances, and bf16 (dilated, or on phases) at bf16's.
 final class ConvolutionPathGoldenTests: XCTestCase, GoldenComparing {
     var compute = Compute()
 
@@ -32,12 +33,22 @@ final class ConvolutionPathGoldenTests: XCTestCase, GoldenComparing {
 
     /// The golden networks are too thin for the default's Winograd threshold
     /// (64 channels); here every layer oneDNN has a Winograd kernel for uses it.
+    /// The dilated layers then run Winograd on their phase images, as the full-width networks' do.
     func testEveryGoldenWithWinogradOnEveryEligibleLayer() throws {
         try everyGolden(on: Compute(algorithm: .winograd, winogradMinimumChannels: 1))
     }
 
+    /// Winograd on the undilated layers only, the dilated ones on oneDNN's dilated kernels.
+    func testEveryGoldenWithWinogradAndDilatedKernels() throws {
+        try everyGolden(on: Compute(algorithm: .winograd, winogradMinimumChannels: 1, dilatedConvolutions: .dilated))
+    }
+
     func testEveryGoldenOnOneDNNsDirectKernels() throws {
         try everyGolden(on: Compute(algorithm: .direct))
+    }
+
+    func testEveryGoldenOnDirectKernelsWithDilatedLayersOnPhases() throws {
+        try everyGolden(on: Compute(algorithm: .direct, dilatedConvolutions: .phases))
     }
 
     func testEveryGoldenOnTheIm2colReference() throws {
@@ -45,6 +56,10 @@ final class ConvolutionPathGoldenTests: XCTestCase, GoldenComparing {
     }
 
     func testEveryGoldenInBFloat16() throws {
-        try everyGolden(on: Compute(precision: .bf16))
+        try everyGolden(on: Compute(precision: .bf16, dilatedConvolutions: .dilated))
+    }
+
+    func testEveryGoldenInBFloat16WithDilatedLayersOnPhases() throws {
+        try everyGolden(on: Compute(precision: .bf16, dilatedConvolutions: .phases))
     }
 }

@@ -18,16 +18,20 @@ public struct Compute: Equatable, Sendable, CustomStringConvertible {
     /// The fewest input and output channels a layer needs to run Winograd
     /// (tests lower it, to run the Winograd kernels on thin networks).
     public var winogradMinimumChannels: Int
+    /// How oneDNN runs dilated layers: on their phase images (undilated kernels) or its dilated kernels.
+    public var dilatedConvolutions: DilatedConvolutions
 
     public init(threads: Int = 1, implementation: Implementation = .onednn, precision: ConvolutionPrecision = .fp32,
                 algorithm: ConvolutionAlgorithm = .winograd,
-                winogradMinimumChannels: Int = ConvolutionAlgorithm.referenceWinogradMinimumChannels) {
+                winogradMinimumChannels: Int = ConvolutionAlgorithm.referenceWinogradMinimumChannels,
+                dilatedConvolutions: DilatedConvolutions = .auto) {
         precondition(implementation == .onednn || precision == .fp32, "im2col computes in fp32 only")
         self.threads = max(1, threads)
         self.implementation = implementation
         self.precision = precision
         self.algorithm = algorithm
         self.winogradMinimumChannels = winogradMinimumChannels
+        self.dilatedConvolutions = dilatedConvolutions
     }
 
     /// The convolution path of the reports: im2col, oneDNN fp32, oneDNN bf16.
@@ -40,7 +44,8 @@ public struct Compute: Equatable, Sendable, CustomStringConvertible {
         switch implementation {
         case .im2col: return Im2colConvolutionEngine()
         case .onednn:
-            return OneDNNConvolutionEngine(precision: precision, algorithm: algorithm, winogradMinimumChannels: winogradMinimumChannels)
+            return OneDNNConvolutionEngine(precision: precision, algorithm: algorithm, winogradMinimumChannels: winogradMinimumChannels,
+                                           dilatedConvolutions: dilatedConvolutions)
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What computes a network's convolutions: forward and both backward passes
 /// over NCHW float32 tensors with OIHW weights. A network is given one when it
 /// is built (through `Compute`), so that each layer makes one call and never
@@ -51,63 +53,166 @@ public struct Im2colConvolutionEngine: ConvolutionEngine {
     }
 }
 
-/// oneDNN's convolution primitives in one precision, Winograd or direct as
-/// the algorithm resolves per layer shape (the resolved choice is part of the
-/// cached primitive's key, so a layer's plan is chosen once).
+/// oneDNN's convolution primitives in one precision. Each layer shape gets a
+/// `LayerKernel` once: dilated layers run on their phase images where that is
+/// chosen, and Winograd or direct as the algorithm resolves (the resolved
+/// choice is part of the cached primitive's key).
 public struct OneDNNConvolutionEngine: ConvolutionEngine {
     public let precision: ConvolutionPrecision
     public let algorithm: ConvolutionAlgorithm
     /// The fewest input and output channels a layer needs to run Winograd.
     public let winogradMinimumChannels: Int
+    /// How dilated layers run: on phase images (undilated kernels) or oneDNN's dilated kernels.
+    public let dilatedConvolutions: DilatedConvolutions
 
     public init(precision: ConvolutionPrecision = .fp32, algorithm: ConvolutionAlgorithm = .winograd,
-                winogradMinimumChannels: Int = ConvolutionAlgorithm.referenceWinogradMinimumChannels) {
+                winogradMinimumChannels: Int = ConvolutionAlgorithm.referenceWinogradMinimumChannels,
+                dilatedConvolutions: DilatedConvolutions = .auto) {
         self.precision = precision
         self.algorithm = algorithm
         self.winogradMinimumChannels = winogradMinimumChannels
+        self.dilatedConvolutions = dilatedConvolutions
     }
 
     public var needsScratch: Bool { false }
     public var description: String {
-        precision == .bf16 && !DNNLRuntime.hasNativeBFloat16 ? "oneDNN bf16, emulated"
-            : "oneDNN \(precision.rawValue)" + (precision == .fp32 ? ", \(algorithm.rawValue)" : "")
+        (precision == .bf16 && !DNNLRuntime.hasNativeBFloat16 ? "oneDNN bf16, emulated"
+            : "oneDNN \(precision.rawValue)" + (precision == .fp32 ? ", \(algorithm.rawValue)" : ""))
+            + ", dilated layers \(dilatedConvolutions.rawValue)"
     }
 
-    /// The algorithm a layer of this shape runs with.
-    public func algorithm(for g: ConvolutionGeometry) -> ConvolutionAlgorithm {
-        algorithm.resolved(for: g, precision: precision, winogradMinimumChannels: winogradMinimumChannels)
+    /// How a layer of this shape, on inputs of this size, runs.
+    public func kernel(for g: ConvolutionGeometry, height: Int, width: Int) -> LayerKernel {
+        if dilatedConvolutions != .dilated, let phases = DilationPhases(g, height: height, width: width) {
+            let algorithm = algorithm.resolved(for: phases.undilated, height: phases.phaseHeight, width: phases.phaseWidth,
+                                               precision: precision, winogradMinimumChannels: winogradMinimumChannels)
+            if dilatedConvolutions == .phases || Self.phasesWin(algorithm: algorithm, precision: precision) {
+                return .phases(phases, algorithm)
+            }
+        }
+        return .oneDNN(algorithm.resolved(for: g, height: height, width: width, precision: precision,
+                                          winogradMinimumChannels: winogradMinimumChannels))
+    }
+
+    /// Whether a dilated layer gains from running on its phase images, given
+    /// the algorithm the undilated primitive would run. Measured per layer on
+    /// Zen 4 (ResNet-38 at 224, batch 2; DeepLab at 321): with Winograd, every
+    /// pass of every dilated layer ran 1.1-2.0x faster, the 7x7 phases of
+    /// dilation 4 included (their 4x4 tiles waste 31%); with the direct
+    /// kernels (float32, or bf16 on AVX512-BF16) the phases ran 0.6-1.0x the
+    /// dilated kernels, which are as fast as the undilated ones there. On AMX,
+    /// oneDNN 2.6 runs undilated bf16 layers 3-4x faster than dilated ones (the
+    /// issue's probe on a 2-core Sapphire Rapids), so bf16 takes the phases there.
+    static func phasesWin(algorithm: ConvolutionAlgorithm, precision: ConvolutionPrecision) -> Bool {
+        algorithm == .winograd || (precision == .bf16 && DNNLRuntime.hasAMX)
     }
 
     public func forward(_ g: ConvolutionGeometry, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, input: UnsafePointer<Float>,
                         batch: Int, height: Int, width: Int, output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
                         scratch: UnsafeMutablePointer<Float> = ConvolutionScratch.none) {
-        DNNLConvolution.forward(g, precision: precision, weight: weight, bias: bias, input: input, batch: batch, height: height,
-                                width: width, output: output, accumulate: accumulate, algorithm: algorithm(for: g))
+        let phases: DilationPhases, algorithm: ConvolutionAlgorithm
+        switch kernel(for: g, height: height, width: width) {
+        case .oneDNN(let algorithm):
+            return DNNLConvolution.forward(g, precision: precision, weight: weight, bias: bias, input: input, batch: batch,
+                                           height: height, width: width, output: output, accumulate: accumulate,
+                                           algorithm: algorithm)
+        case .phases(let p, let a): (phases, algorithm) = (p, a)
+        }
+        PhaseBuffers.lock.withLock {
+            let phasedInput = PhaseBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+            let phasedOutput = PhaseBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
+            phases.split(input, batch: batch, channels: g.inputChannels, into: phasedInput)
+            DNNLConvolution.forward(phases.undilated, precision: precision, weight: weight, bias: bias, input: phasedInput,
+                                    batch: batch * phases.phaseCount, height: phases.phaseHeight, width: phases.phaseWidth,
+                                    output: phasedOutput, accumulate: false, algorithm: algorithm)
+            phases.merge(phasedOutput, batch: batch, channels: g.outputChannels, into: output, accumulate: accumulate)
+        }
     }
 
     public func backwardWeight(_ g: ConvolutionGeometry, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                                batch: Int, height: Int, width: Int, weightGradient: UnsafeMutablePointer<Float>,
                                biasGradient: UnsafeMutablePointer<Float>?, accumulate: Bool,
                                scratch: UnsafeMutablePointer<Float> = ConvolutionScratch.none) {
-        DNNLConvolution.backwardWeight(g, precision: precision, input: input, outputGradient: outputGradient, batch: batch,
-                                       height: height, width: width, weightGradient: weightGradient, biasGradient: biasGradient,
-                                       accumulate: accumulate, algorithm: algorithm(for: g))
+        let phases: DilationPhases, algorithm: ConvolutionAlgorithm
+        switch kernel(for: g, height: height, width: width) {
+        case .oneDNN(let algorithm):
+            return DNNLConvolution.backwardWeight(g, precision: precision, input: input, outputGradient: outputGradient,
+                                                  batch: batch, height: height, width: width, weightGradient: weightGradient,
+                                                  biasGradient: biasGradient, accumulate: accumulate, algorithm: algorithm)
+        case .phases(let p, let a): (phases, algorithm) = (p, a)
+        }
+        // The weight gradient sums over the batch, so over the phase batch it is the layer's own.
+        PhaseBuffers.lock.withLock {
+            let phasedInput = PhaseBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+            let phasedGradient = PhaseBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
+            phases.split(input, batch: batch, channels: g.inputChannels, into: phasedInput)
+            phases.split(outputGradient, batch: batch, channels: g.outputChannels, into: phasedGradient)
+            DNNLConvolution.backwardWeight(phases.undilated, precision: precision, input: phasedInput,
+                                           outputGradient: phasedGradient, batch: batch * phases.phaseCount,
+                                           height: phases.phaseHeight, width: phases.phaseWidth,
+                                           weightGradient: weightGradient, biasGradient: biasGradient,
+                                           accumulate: accumulate, algorithm: algorithm)
+        }
     }
 
     public func backwardInput(_ g: ConvolutionGeometry, weight: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                               batch: Int, height: Int, width: Int, inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
                               scratch: UnsafeMutablePointer<Float> = ConvolutionScratch.none) {
-        DNNLConvolution.backwardInput(g, precision: precision, weight: weight, outputGradient: outputGradient, batch: batch,
-                                      height: height, width: width, inputGradient: inputGradient, accumulate: accumulate,
-                                      algorithm: algorithm(for: g))
+        let phases: DilationPhases, algorithm: ConvolutionAlgorithm
+        switch kernel(for: g, height: height, width: width) {
+        case .oneDNN(let algorithm):
+            return DNNLConvolution.backwardInput(g, precision: precision, weight: weight, outputGradient: outputGradient,
+                                                 batch: batch, height: height, width: width, inputGradient: inputGradient,
+                                                 accumulate: accumulate, algorithm: algorithm)
+        case .phases(let p, let a): (phases, algorithm) = (p, a)
+        }
+        PhaseBuffers.lock.withLock {
+            let phasedGradient = PhaseBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
+            let phasedInputGradient = PhaseBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+            phases.split(outputGradient, batch: batch, channels: g.outputChannels, into: phasedGradient)
+            DNNLConvolution.backwardInput(phases.undilated, precision: precision, weight: weight,
+                                          outputGradient: phasedGradient, batch: batch * phases.phaseCount,
+                                          height: phases.phaseHeight, width: phases.phaseWidth,
+                                          inputGradient: phasedInputGradient, accumulate: false, algorithm: algorithm)
+            phases.merge(phasedInputGradient, batch: batch, channels: g.inputChannels, into: inputGradient,
+                         accumulate: accumulate)
+        }
     }
 
     /// oneDNN's name for the kernel a forward convolution of this shape runs
-    /// on, e.g. "jit_wino_4x3:avx512_core" or "jit:avx2".
+    /// on, e.g. "jit_wino_4x3:avx512_core" or "jit:avx2", after its phases if it has them.
     public func forwardImplementation(_ g: ConvolutionGeometry, batch: Int, height: Int, width: Int, hasBias: Bool) -> String {
-        DNNLConvolution.forwardImplementation(g, precision: precision, batch: batch, height: height, width: width, hasBias: hasBias,
-                                              algorithm: algorithm(for: g))
+        let phases: DilationPhases, algorithm: ConvolutionAlgorithm
+        switch kernel(for: g, height: height, width: width) {
+        case .oneDNN(let algorithm):
+            return DNNLConvolution.forwardImplementation(g, precision: precision, batch: batch, height: height, width: width,
+                                                         hasBias: hasBias, algorithm: algorithm)
+        case .phases(let p, let a): (phases, algorithm) = (p, a)
+        }
+        return "\(phases): " + DNNLConvolution.forwardImplementation(
+            phases.undilated, precision: precision, batch: batch * phases.phaseCount, height: phases.phaseHeight,
+            width: phases.phaseWidth, hasBias: hasBias, algorithm: algorithm)
     }
+}
+
+/// How a dilated convolution runs on oneDNN.
+public enum DilatedConvolutions: String, CaseIterable, Codable, Sendable {
+    /// On its phase images where that was measured to win (`OneDNNConvolutionEngine.phasesWin`),
+    /// else on oneDNN's dilated kernels: the default.
+    case auto
+    /// Always as an undilated convolution on its d x d phase images
+    /// (`DilationPhases`), so that every 3x3 layer reaches oneDNN's undilated kernels.
+    case phases
+    /// oneDNN's own dilated kernels (direct only in oneDNN 2.6): the reference.
+    case dilated
+}
+
+/// What one layer shape runs on.
+public enum LayerKernel: Hashable, Sendable {
+    /// A oneDNN primitive of the layer itself, with this algorithm.
+    case oneDNN(ConvolutionAlgorithm)
+    /// A oneDNN primitive of the undilated layer on the dilated layer's phase images.
+    case phases(DilationPhases, ConvolutionAlgorithm)
 }
 
 /// Scratch for engines that need none.

@@ -16,7 +16,8 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
     /// fell to 0.6-0.7x at 16-32 channels, the 3- and 8-channel stems to
     /// 0.4-0.9x, and the width-1/16 demo took 157 s instead of 139 s.
     /// oneDNN's Winograd is float32 only, so bf16 is always direct.
-    func resolved(for g: ConvolutionGeometry, precision: ConvolutionPrecision, winogradMinimumChannels: Int) -> ConvolutionAlgorithm {
+    func resolved(for g: ConvolutionGeometry, height: Int, width: Int, precision: ConvolutionPrecision,
+                  winogradMinimumChannels: Int) -> ConvolutionAlgorithm {
         guard self == .winograd, precision == .fp32 else { return .direct }
         return min(g.inputChannels, g.outputChannels) >= winogradMinimumChannels ? .winograd : .direct
     }

@@ -37,7 +37,7 @@ struct BenchNetwork: ParsableCommand {
     @Option(help: "Comma-separated batch sizes.") var batches: String = "1,2"
     @Option(help: "Timed iterations per case (after one untimed warm-up); the best and the median are reported.") var iterations: Int = 3
     @Option(help: ArgumentHelp(
-        "Comma-separated convolution paths to time, interleaved: im2col, direct (oneDNN fp32, direct kernels), winograd (oneDNN fp32, Winograd where it has it), fp32 (= winograd), bf16 (oneDNN).",
+        "Comma-separated convolution paths to time, interleaved: im2col, direct (oneDNN fp32, direct kernels), winograd (oneDNN fp32, Winograd where it has it), fp32 (= winograd), bf16 (oneDNN); a oneDNN path with the suffix -dilated runs every dilated layer on oneDNN's dilated kernels, with -phases on its phase images (e.g. winograd-dilated, bf16-phases), instead of where each wins.",
         discussion: """
             Default: im2col, direct, winograd where oneDNN has Winograd kernels for this CPU, and bf16 where it has bf16 \
             kernels (both AVX-512); ask for bf16 to time the emulation.
@@ -54,12 +54,19 @@ struct BenchNetwork: ParsableCommand {
                 + (DNNLRuntime.hasNativeBFloat16 ? [.init(.oneDNN(.bf16))] : [])
         }
         return try paths.split(separator: ",").map { name -> NetworkBenchmark.Variant in
-            switch name.trimmingCharacters(in: .whitespaces).lowercased() {
-            case "im2col": return .init(.im2col)
-            case "direct": return .init(.oneDNN(.fp32), .direct)
-            case "winograd", "fp32", "onednn": return .init(.oneDNN(.fp32), .winograd)
-            case "bf16": return .init(.oneDNN(.bf16))
-            default: throw ValidationError("--paths: unknown path '\(name)'; use im2col, direct, winograd, fp32 or bf16")
+            var path = name.trimmingCharacters(in: .whitespaces).lowercased()
+            var dilated = DilatedConvolutions.auto
+            for forced in [DilatedConvolutions.dilated, .phases] where path.hasSuffix("-\(forced.rawValue)") {
+                dilated = forced
+                path.removeLast(forced.rawValue.count + 1)
+            }
+            switch path {
+            case "im2col" where dilated == .auto: return .init(.im2col)
+            case "direct": return .init(.oneDNN(.fp32), .direct, dilated: dilated)
+            case "winograd", "fp32", "onednn": return .init(.oneDNN(.fp32), .winograd, dilated: dilated)
+            case "bf16": return .init(.oneDNN(.bf16), dilated: dilated)
+            default:
+                throw ValidationError("--paths: unknown path '\(name)'; use im2col, direct, winograd, fp32 or bf16, the oneDNN ones optionally with -dilated or -phases")
             }
         }
     }

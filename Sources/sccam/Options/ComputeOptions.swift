@@ -49,6 +49,19 @@ struct ComputeOptions: ParsableArguments {
         valueName: "winograd|direct"))
     var convolutionAlgorithm: ConvolutionAlgorithm?
 
+    @Option(help: ArgumentHelp(
+        "How oneDNN runs dilated convolutions: auto (default), phases or dilated.",
+        discussion: """
+            phases runs a stride-1 dilated layer (ResNet-38's b5-b7, DeepLab's layer3, layer4 and ASPP) as one \
+            undilated convolution on its d x d phase-subsampled images, so that it reaches oneDNN's undilated \
+            kernels (Winograd in float32, AMX in bf16): the same multiply-adds summed in another order. dilated \
+            keeps oneDNN's own dilated kernels, the reference. auto takes the phases where they were measured to \
+            win: where the undilated layer runs Winograd, and bf16 on AMX. `sccam env` and `sccam bench network` \
+            list which kernel each layer runs.
+            """,
+        valueName: "auto|phases|dilated"))
+    var dilatedConvolutions: DilatedConvolutions?
+
     func validate() throws {
         if convolutions == .im2col && precision == .bf16 {
             throw ValidationError("--convolutions im2col computes in fp32 only; drop --precision bf16 or use --convolutions onednn")
@@ -56,11 +69,15 @@ struct ComputeOptions: ParsableArguments {
         if convolutions == .im2col, let convolutionAlgorithm {
             throw ValidationError("--convolution-algorithm \(convolutionAlgorithm.rawValue) chooses among oneDNN's kernels; drop it or use --convolutions onednn")
         }
+        if convolutions == .im2col, let dilatedConvolutions {
+            throw ValidationError("--dilated-convolutions \(dilatedConvolutions.rawValue) chooses among oneDNN's kernels; drop it or use --convolutions onednn")
+        }
     }
 
     /// The value every network of the command is built with.
     func compute(threads: Int) -> Compute {
-        Compute(threads: threads, implementation: convolutions, precision: precision, algorithm: convolutionAlgorithm ?? .winograd)
+        Compute(threads: threads, implementation: convolutions, precision: precision, algorithm: convolutionAlgorithm ?? .winograd,
+                dilatedConvolutions: dilatedConvolutions ?? .auto)
     }
 
     /// What a pipeline's run.json records: nil for fp32.
@@ -70,3 +87,4 @@ struct ComputeOptions: ParsableArguments {
 extension Compute.Implementation: ExpressibleByArgument {}
 extension ConvolutionPrecision: ExpressibleByArgument {}
 extension ConvolutionAlgorithm: ExpressibleByArgument {}
+extension DilatedConvolutions: ExpressibleByArgument {}

@@ -85,6 +85,8 @@ public enum NetworkBenchmark {
         public let forwardGFLOPPerImage: Double
         public let trainGFLOPPerImage: Double
         public let cases: [Case]
+        /// The forward kernel of each distinct layer shape, per path (at the first batch size).
+        public let layerKernels: [LayerKernelTable.Row]
         public let peakResidentBytes: Int
     }
 
@@ -120,6 +122,10 @@ public enum NetworkBenchmark {
         progress(DNNLRuntime.report(engine: (paths.first?.compute ?? Compute()).convolutionEngine))
         let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))
         network.initializeBackbone(seed: 1)
+        let layerKernels = LayerKernelTable.rows(network.convolutionLayers(height: size, width: size), batch: batches.first ?? 1,
+                                                 engines: paths.map { $0.compute.convolutionEngine })
+        progress("Kernels per layer (forward, batch \(batches.first ?? 1)):\n"
+                 + LayerKernelTable.text(layerKernels, engines: paths.map(\.name)))
         let forwardFLOP = 2 * Double(network.backboneMACs(height: size, width: size).total)
         let trainFLOP = 2 * Double(network.trainingMACs(height: size, width: size))
         var cases: [Case] = []
@@ -210,6 +216,6 @@ public enum NetworkBenchmark {
                       sgemmGFLOPS: sgemm, fmaPeakGFLOPS: peak.gflops, bf16DotPeakGFLOPS: bf16Peak.gflops,
                       oneDNN: "\(DNNLRuntime.version) \(DNNLRuntime.instructionSet)",
                       forwardGFLOPPerImage: forwardFLOP / 1e9, trainGFLOPPerImage: trainFLOP / 1e9,
-                      cases: cases, peakResidentBytes: peakResidentBytes())
+                      cases: cases, layerKernels: layerKernels, peakResidentBytes: peakResidentBytes())
     }
 }

@@ -18,6 +18,10 @@ public protocol ConvolutionEngine: Sendable, CustomStringConvertible {
                         batch: Int, height: Int, width: Int, weightGradient: UnsafeMutablePointer<Float>,
                         biasGradient: UnsafeMutablePointer<Float>?, accumulate: Bool, scratch: UnsafeMutablePointer<Float>)
 
+    /// What a forward pass of this layer shape runs on, in a few words
+    /// (oneDNN's own kernel name where oneDNN runs it).
+    func kernelName(_ g: ConvolutionGeometry, batch: Int, height: Int, width: Int) -> String
+
     /// inputGradient (+)= convᵀ(outputGradient).
     func backwardInput(_ g: ConvolutionGeometry, weight: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                        batch: Int, height: Int, width: Int, inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
@@ -30,6 +34,10 @@ public struct Im2colConvolutionEngine: ConvolutionEngine {
 
     public var needsScratch: Bool { true }
     public var description: String { "im2col + sgemm (fp32)" }
+
+    public func kernelName(_ g: ConvolutionGeometry, batch: Int, height: Int, width: Int) -> String {
+        g.isDirectGEMM ? "sgemm" : "im2col + sgemm"
+    }
 
     public func forward(_ g: ConvolutionGeometry, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, input: UnsafePointer<Float>,
                         batch: Int, height: Int, width: Int, output: UnsafeMutablePointer<Float>, accumulate: Bool,
@@ -78,7 +86,7 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
     public var description: String {
         (precision == .bf16 && !DNNLRuntime.hasNativeBFloat16 ? "oneDNN bf16, emulated"
             : "oneDNN \(precision.rawValue)" + (precision == .fp32 ? ", \(algorithm.rawValue)" : ""))
-            + ", dilated layers \(dilatedConvolutions.rawValue)"
+            + ", dilated layers \(dilatedConvolutions.summary)"
     }
 
     /// How a layer of this shape, on inputs of this size, runs.
@@ -179,6 +187,10 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
         }
     }
 
+    public func kernelName(_ g: ConvolutionGeometry, batch: Int, height: Int, width: Int) -> String {
+        forwardImplementation(g, batch: batch, height: height, width: width, hasBias: false)
+    }
+
     /// oneDNN's name for the kernel a forward convolution of this shape runs
     /// on, e.g. "jit_wino_4x3:avx512_core" or "jit:avx2", after its phases if it has them.
     public func forwardImplementation(_ g: ConvolutionGeometry, batch: Int, height: Int, width: Int, hasBias: Bool) -> String {
@@ -205,6 +217,15 @@ public enum DilatedConvolutions: String, CaseIterable, Codable, Sendable {
     case phases
     /// oneDNN's own dilated kernels (direct only in oneDNN 2.6): the reference.
     case dilated
+
+    /// Where the dilated layers run, in a few words.
+    public var summary: String {
+        switch self {
+        case .auto: return "on phases where they win"
+        case .phases: return "on phases"
+        case .dilated: return "on dilated kernels"
+        }
+    }
 }
 
 /// What one layer shape runs on.

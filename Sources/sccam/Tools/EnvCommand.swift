@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benchmarks
 import Pipeline
 import Foundation
 
@@ -10,16 +11,18 @@ struct Env: ParsableCommand {
             it runs with how that was chosen, the threads per rank, oneDNN's version, the instruction set its \
             convolutions dispatch to, its OpenMP threads, how bf16 runs and whether it has Winograd kernels, \
             and a short sgemm measurement \
-            on each rank. Run it under the same launcher as a real job to check a cluster set-up; \
+            on each rank; then, from rank 0, which kernel every convolution of the full-width ResNet-38 (at \
+            224) and DeepLab-v2 (at 321) runs on with the convolution flags given. Run it under the same launcher as a real job to check a cluster set-up; \
             add --check-collectives to also verify MPI transfers between the ranks.
             """)
 
-    @OptionGroup var threads: ThreadOptions
+    @OptionGroup var compute: ComputeOptions
 
     @Option(help: "Seconds of sgemm measurement per rank (0 skips it).") var probeSeconds: Double = 1.0
     @Option(help: "Matrix size of the sgemm measurement (n x n times n x n).") var probeSize: Int = 2048
     @Flag(help: "Verify allreduce, broadcast, gather and allgather results across the ranks.") var checkCollectives = false
     @Flag(help: "Print one JSON document instead of text.") var json = false
+    @Flag(help: "Leave out the per-layer kernels of the full-width networks.") var noKernels = false
 
     func validate() throws {
         guard probeSeconds >= 0 else { throw ValidationError("--probe-seconds must be 0 or more") }
@@ -27,7 +30,7 @@ struct Env: ParsableCommand {
     }
 
     func run() throws {
-        let job = Job.start(threads)
+        let job = Job.start(compute)
         job.run {
             let communicator = job.communicator
             var mine = RankReport(
@@ -59,7 +62,9 @@ struct Env: ParsableCommand {
             let report = EnvReport(
                 version: SCCAM.version, mpiLibrary: MPICommunicator.libraryVersion(),
                 transport: communicator.transportDescription, size: communicator.size,
-                blasConfiguration: BLASRuntime.configuration, ranks: ranks, gathered: gathered)
+                blasConfiguration: BLASRuntime.configuration, ranks: ranks, gathered: gathered,
+                engine: job.compute.convolutionEngine.description,
+                kernels: noKernels ? nil : LayerKernelTable.referenceNetworks(on: job.compute).map { EnvReport.KernelTable(network: $0.title, layers: $0.rows) })
             if json {
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
                 job.log(String(decoding: try encoder.encode(report), as: UTF8.self))
@@ -101,6 +106,14 @@ struct EnvReport: Codable {
     var ranks: [RankReport]
     /// Rank 0's result of the variable-length gather check.
     var gathered: [[Float]]?
+    /// How the networks compute their convolutions here, and rank 0's kernel per layer shape.
+    var engine: String
+    var kernels: [KernelTable]?
+
+    struct KernelTable: Codable {
+        var network: String
+        var layers: [LayerKernelTable.Row]
+    }
 
     var text: String {
         var lines = [
@@ -122,6 +135,11 @@ struct EnvReport: Codable {
             if let check = rank.collectives {
                 lines.append("  collectives \(check.passed ? "ok" : "FAILED: \(check.failures.joined(separator: "; "))")")
             }
+        }
+        lines.append("convolutions  \(engine)")
+        for table in kernels ?? [] {
+            lines.append("kernels of \(table.network), rank 0, forward:")
+            lines.append(LayerKernelTable.text(table.layers, engines: ["kernel"]).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
         }
         return lines.joined(separator: "\n")
     }

@@ -46,7 +46,7 @@ final class DNNLConvolutionTests: XCTestCase {
     /// Forward, backward-data and backward-weights of one case on one engine, each
     /// starting from `start` (all zeros, or values that accumulating outputs keep).
     private func run(_ c: Case, engine: any ConvolutionEngine, x: [Float], w: [Float],
-                     b: [Float], r: [Float], accumulate: Bool, start: Results) -> Results {
+                     b: [Float], r: [Float], accumulate: Bool, start: Results, combined: Bool = true) -> Results {
         let g = c.geometry
         var out = start
         var scratch = [Float](repeating: 0, count: max(1, g.scratchCount(height: c.height, width: c.width)))
@@ -55,12 +55,26 @@ final class DNNLConvolutionTests: XCTestCase {
                 let bias = c.bias ? b.baseAddress! : nil
                 engine.forward(g, weight: w.baseAddress!, bias: bias, input: x.baseAddress!, batch: c.batch, height: c.height,
                                width: c.width, output: &out.y, accumulate: accumulate, scratch: s.baseAddress!)
-                engine.backwardInput(g, weight: w.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch, height: c.height,
-                                     width: c.width, inputGradient: &out.dx, accumulate: accumulate, scratch: s.baseAddress!)
                 out.db.withUnsafeMutableBufferPointer { db in
-                    engine.backwardWeight(g, input: x.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch,
-                                          height: c.height, width: c.width, weightGradient: &out.dw,
-                                          biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate, scratch: s.baseAddress!)
+                    out.dw.withUnsafeMutableBufferPointer { dw in
+                        out.dx.withUnsafeMutableBufferPointer { dx in
+                            if combined {
+                                engine.backward(g, input: x.baseAddress!, weight: w.baseAddress!, outputGradient: r.baseAddress!,
+                                                batch: c.batch, height: c.height, width: c.width, weightGradient: dw.baseAddress!,
+                                                biasGradient: c.bias ? db.baseAddress! : nil, accumulateWeightGradient: accumulate,
+                                                inputGradient: dx.baseAddress!, accumulateInputGradient: accumulate,
+                                                scratch: s.baseAddress!)
+                                return
+                            }
+                            engine.backwardInput(g, weight: w.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch,
+                                                 height: c.height, width: c.width, inputGradient: dx.baseAddress!,
+                                                 accumulate: accumulate, scratch: s.baseAddress!)
+                            engine.backwardWeight(g, input: x.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch,
+                                                  height: c.height, width: c.width, weightGradient: dw.baseAddress!,
+                                                  biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate,
+                                                  scratch: s.baseAddress!)
+                        }
+                    }
                 }
             }
         } } } }
@@ -114,6 +128,30 @@ final class DNNLConvolutionTests: XCTestCase {
         compare(precision: .fp32, algorithm: .direct, dilated: .phases, tolerance: 1e-5)
         compare(precision: .fp32, algorithm: .winograd, winogradMinimumChannels: 1, dilated: .phases, tolerance: 1e-5)
         compare(precision: .bf16, dilated: .phases, tolerance: 1e-5)
+    }
+
+    /// Both backward passes in one call (the output gradient converted once)
+    /// give exactly what the two separate calls give, on every path.
+    func testOneBackwardCallEqualsTheTwoPasses() {
+        for engine in [OneDNNConvolutionEngine(dilatedConvolutions: .dilated), OneDNNConvolutionEngine(dilatedConvolutions: .phases),
+                       OneDNNConvolutionEngine(algorithm: .winograd, winogradMinimumChannels: 1, dilatedConvolutions: .phases),
+                       OneDNNConvolutionEngine(precision: .bf16)] {
+            for c in Self.cases {
+                let g = c.geometry
+                let (outH, outW) = g.outputSize(height: c.height, width: c.width)
+                let x = random(c.batch * g.inputChannels * c.height * c.width), w = random(g.weightCount)
+                let b = random(g.outputChannels), r = random(c.batch * g.outputChannels * outH * outW)
+                for accumulate in [false, true] {
+                    let start = Results(y: random(r.count), dx: random(x.count), dw: random(w.count), db: random(g.outputChannels))
+                    let one = run(c, engine: engine, x: x, w: w, b: b, r: r, accumulate: accumulate, start: start)
+                    let two = run(c, engine: engine, x: x, w: w, b: b, r: r, accumulate: accumulate, start: start, combined: false)
+                    let label = "\(engine) \(g) \(c.height)x\(c.width) accumulate \(accumulate)"
+                    XCTAssertEqual(one.dx, two.dx, "input gradient, \(label)")
+                    XCTAssertEqual(one.dw, two.dw, "weight gradient, \(label)")
+                    XCTAssertEqual(one.db, two.db, "bias gradient, \(label)")
+                }
+            }
+        }
     }
 
     /// Splitting into phases and merging back is the identity (padding

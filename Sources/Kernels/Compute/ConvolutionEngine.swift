@@ -18,6 +18,15 @@ public protocol ConvolutionEngine: Sendable, CustomStringConvertible {
                         batch: Int, height: Int, width: Int, weightGradient: UnsafeMutablePointer<Float>,
                         biasGradient: UnsafeMutablePointer<Float>?, accumulate: Bool, scratch: UnsafeMutablePointer<Float>)
 
+    /// Both backward passes of a layer from one output gradient: the weight
+    /// gradient (+)= (when `weightGradient` is given) and the input gradient
+    /// (+)= (when `inputGradient` is given), each accumulating as its flag says.
+    func backward(_ g: ConvolutionGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                  outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                  weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?,
+                  accumulateWeightGradient: Bool, inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
+                  scratch: UnsafeMutablePointer<Float>)
+
     /// What a forward pass of this layer shape runs on, in a few words
     /// (oneDNN's own kernel name where oneDNN runs it).
     func kernelName(_ g: ConvolutionGeometry, batch: Int, height: Int, width: Int) -> String
@@ -26,6 +35,25 @@ public protocol ConvolutionEngine: Sendable, CustomStringConvertible {
     func backwardInput(_ g: ConvolutionGeometry, weight: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                        batch: Int, height: Int, width: Int, inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
                        scratch: UnsafeMutablePointer<Float>)
+}
+
+extension ConvolutionEngine {
+    /// The two passes one after the other (engines with nothing to share between them).
+    public func backward(_ g: ConvolutionGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                         weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?,
+                         accumulateWeightGradient: Bool, inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
+                         scratch: UnsafeMutablePointer<Float>) {
+        if let weightGradient {
+            backwardWeight(g, input: input, outputGradient: outputGradient, batch: batch, height: height, width: width,
+                           weightGradient: weightGradient, biasGradient: biasGradient, accumulate: accumulateWeightGradient,
+                           scratch: scratch)
+        }
+        if let inputGradient {
+            backwardInput(g, weight: weight, outputGradient: outputGradient, batch: batch, height: height, width: width,
+                          inputGradient: inputGradient, accumulate: accumulateInputGradient, scratch: scratch)
+        }
+    }
 }
 
 /// im2col + OpenBLAS sgemm, one image at a time: the plain float32 reference.
@@ -184,6 +212,42 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
                                           inputGradient: phasedInputGradient, accumulate: false, algorithm: algorithm)
             phases.merge(phasedInputGradient, batch: batch, channels: g.inputChannels, into: inputGradient,
                          accumulate: accumulate)
+        }
+    }
+
+    /// Both passes on one conversion of the output gradient: its phase images
+    /// (dilated layers) are split once, and its copy in oneDNN's layout is made once.
+    public func backward(_ g: ConvolutionGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                         weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?,
+                         accumulateWeightGradient: Bool, inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
+                         scratch: UnsafeMutablePointer<Float> = ConvolutionScratch.none) {
+        let phases: DilationPhases, algorithm: ConvolutionAlgorithm
+        switch kernel(for: g, height: height, width: width) {
+        case .oneDNN(let algorithm):
+            return DNNLConvolution.backward(g, precision: precision, input: input, weight: weight, outputGradient: outputGradient,
+                                            batch: batch, height: height, width: width, weightGradient: weightGradient,
+                                            biasGradient: biasGradient, accumulateWeightGradient: accumulateWeightGradient,
+                                            inputGradient: inputGradient, accumulateInputGradient: accumulateInputGradient,
+                                            algorithm: algorithm)
+        case .phases(let p, let a): (phases, algorithm) = (p, a)
+        }
+        PhaseBuffers.lock.withLock {
+            let phasedGradient = PhaseBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
+            let phasedInput = PhaseBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+            let phasedInputGradient = PhaseBuffers.buffer(2, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+            phases.split(outputGradient, batch: batch, channels: g.outputChannels, into: phasedGradient)
+            if weightGradient != nil { phases.split(input, batch: batch, channels: g.inputChannels, into: phasedInput) }
+            DNNLConvolution.backward(phases.undilated, precision: precision, input: phasedInput, weight: weight,
+                                     outputGradient: phasedGradient, batch: batch * phases.phaseCount,
+                                     height: phases.phaseHeight, width: phases.phaseWidth, weightGradient: weightGradient,
+                                     biasGradient: biasGradient, accumulateWeightGradient: accumulateWeightGradient,
+                                     inputGradient: inputGradient.map { _ in phasedInputGradient }, accumulateInputGradient: false,
+                                     algorithm: algorithm)
+            if let inputGradient {
+                phases.merge(phasedInputGradient, batch: batch, channels: g.inputChannels, into: inputGradient,
+                             accumulate: accumulateInputGradient)
+            }
         }
     }
 

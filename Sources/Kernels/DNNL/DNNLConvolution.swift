@@ -57,6 +57,41 @@ public enum DNNLConvolution {
                          diffWeights: UnsafeMutableRawPointer(weightGradient), diffBias: biasGradient.map { UnsafeMutableRawPointer($0) }))
     }
 
+    /// Both backward passes of one layer from one output gradient, in the
+    /// order the layers always ran them (the weight gradient reads the input,
+    /// the input gradient is written after): the second reads the output
+    /// gradient the first already converted into the primitives' layout (when
+    /// both want the same one) instead of converting it again.
+    static func backward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, input: UnsafePointer<Float>,
+                         weight: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                         weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?,
+                         accumulateWeightGradient: Bool, inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
+                         algorithm: ConvolutionAlgorithm) {
+        lock.withLock {
+            DNNLRuntime.applyThreadCount()
+            var converted: Plan.Converted?
+            if let weightGradient {
+                let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
+                              algorithm: algorithm, hasBias: biasGradient != nil, accumulate: accumulateWeightGradient)
+                let weights = plan(for: key)
+                weights.execute(Tensors(source: UnsafeMutableRawPointer(mutating: input),
+                                        diffDestination: UnsafeMutableRawPointer(mutating: outputGradient),
+                                        diffWeights: UnsafeMutableRawPointer(weightGradient),
+                                        diffBias: biasGradient.map { UnsafeMutableRawPointer($0) }), pool: &pool)
+                converted = weights.converted(DNNL_ARG_DIFF_DST, from: outputGradient)
+            }
+            if let inputGradient {
+                let key = Key(kind: .backwardData, geometry: g, batch: batch, height: height, width: width, precision: precision,
+                              algorithm: algorithm, hasBias: false, accumulate: accumulateInputGradient)
+                // Its buffers start past the first plan's, whose converted output gradient it reads.
+                plan(for: key).execute(Tensors(weights: UnsafeMutableRawPointer(mutating: weight),
+                                               diffSource: UnsafeMutableRawPointer(inputGradient),
+                                               diffDestination: UnsafeMutableRawPointer(mutating: outputGradient)),
+                                       pool: &pool, firstSlot: 4, converted: converted)
+            }
+        }
+    }
+
     /// oneDNN's name for the kernel a forward convolution of this shape runs
     /// on, e.g. "jit_wino_4x3:avx512_core" or "jit:avx2" (its plan is cached).
     static func forwardImplementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int,

@@ -136,9 +136,11 @@ extension DNNLConvolution {
         }
 
         /// Runs the primitive on these tensors (by DNNL_ARG_*), converting operands on the way.
-        func execute(_ tensors: Tensors, pool: inout BufferPool) {
+        /// Its pooled buffers start at `firstSlot`; an input found in `converted` (already in
+        /// this primitive's layout, from the plan that ran before) is used as it is.
+        func execute(_ tensors: Tensors, pool: inout BufferPool, firstSlot: Int = 0, converted: Converted? = nil) {
             withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: operands.count) { arguments in
-                bind(tensors, into: arguments, pool: &pool)
+                bind(tensors, into: arguments, pool: &pool, firstSlot: firstSlot, converted: converted)
                 PhaseProfiler.measure(.oneDNNConvolution) {
                     DNNLRuntime.require(dnnl_primitive_execute(primitive, DNNLRuntime.stream, Int32(arguments.count),
                                                                arguments.baseAddress), "primitive_execute")
@@ -151,7 +153,8 @@ extension DNNLConvolution {
         }
 
         /// Points every operand at its tensor, converting the inputs into the primitive's layouts.
-        private func bind(_ tensors: Tensors, into arguments: UnsafeMutableBufferPointer<dnnl_exec_arg_t>, pool: inout BufferPool) {
+        private func bind(_ tensors: Tensors, into arguments: UnsafeMutableBufferPointer<dnnl_exec_arg_t>, pool: inout BufferPool,
+                          firstSlot: Int, converted: Converted?) {
             for (index, operand) in operands.enumerated() {
                 guard let pointer = tensors.pointer(for: operand.argument) else { fatalError("oneDNN operand \(operand.argument) missing") }
                 DNNLRuntime.require(dnnl_memory_set_data_handle(operand.user, pointer), "memory_set_data_handle")
@@ -159,7 +162,12 @@ extension DNNLConvolution {
                     arguments.initializeElement(at: index, to: dnnl_exec_arg_t(arg: operand.argument, memory: operand.user))
                     continue
                 }
-                DNNLRuntime.require(dnnl_memory_set_data_handle(inner, pool.buffer(slot: index, bytes: operand.innerBytes)),
+                if let converted, converted.argument == operand.argument, converted.source == pointer,
+                   Self.sameLayout(converted.memory, inner) {
+                    arguments.initializeElement(at: index, to: dnnl_exec_arg_t(arg: operand.argument, memory: converted.memory))
+                    continue
+                }
+                DNNLRuntime.require(dnnl_memory_set_data_handle(inner, pool.buffer(slot: firstSlot + index, bytes: operand.innerBytes)),
                                     "memory_set_data_handle")
                 if !operand.isOutput {
                     Self.reorder(operand.reorder!, from: operand.user, to: inner)
@@ -171,6 +179,27 @@ extension DNNLConvolution {
                 }
                 arguments.initializeElement(at: index, to: dnnl_exec_arg_t(arg: operand.argument, memory: inner))
             }
+        }
+
+        /// An input this plan converted in its last execution: the tensor it came
+        /// from and its copy in the primitive's layout (valid until the pool slot is reused).
+        func converted(_ argument: Int32, from source: UnsafeRawPointer) -> Converted? {
+            guard let operand = operands.first(where: { $0.argument == argument && !$0.isOutput }), let inner = operand.inner else { return nil }
+            return Converted(argument: argument, source: UnsafeMutableRawPointer(mutating: source), memory: inner)
+        }
+
+        struct Converted {
+            let argument: Int32
+            let source: UnsafeMutableRawPointer
+            let memory: dnnl_memory_t
+        }
+
+        private static func sameLayout(_ a: dnnl_memory_t, _ b: dnnl_memory_t) -> Bool {
+            var descA: UnsafePointer<dnnl_memory_desc_t>?, descB: UnsafePointer<dnnl_memory_desc_t>?
+            dnnl_memory_get_memory_desc(a, &descA)
+            dnnl_memory_get_memory_desc(b, &descB)
+            guard let descA, let descB else { return false }
+            return dnnl_memory_desc_equal(descA, descB) != 0
         }
 
         private static func reorder(_ reorder: dnnl_primitive_t, from source: dnnl_memory_t, to target: dnnl_memory_t) {

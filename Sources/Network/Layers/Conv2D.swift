@@ -37,16 +37,11 @@ struct Conv2D {
     /// (added to it with `accumulate`).
     func backward(_ pass: Pass, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                   height: Int, width: Int, inputGradient: UnsafeMutablePointer<Float>?, accumulate: Bool = false) {
-        if isTrainable {
-            pass.convolutions.backwardWeight(geometry, input: input, outputGradient: outputGradient, batch: pass.batch,
-                                             height: height, width: width, weightGradient: pass.store.gradientPointer(weight),
-                                             biasGradient: bias.map { pass.store.gradientPointer($0) },
-                                             accumulate: pass.accumulateGradients, scratch: pass.scratch)
-        }
-        if let inputGradient {
-            pass.convolutions.backwardInput(geometry, weight: pass.store.pointer(weight), outputGradient: outputGradient,
-                                            batch: pass.batch, height: height, width: width, inputGradient: inputGradient,
-                                            accumulate: accumulate, scratch: pass.scratch)
-        }
+        pass.convolutions.backward(geometry, input: input, weight: pass.store.pointer(weight), outputGradient: outputGradient,
+                                   batch: pass.batch, height: height, width: width,
+                                   weightGradient: isTrainable ? pass.store.gradientPointer(weight) : nil,
+                                   biasGradient: isTrainable ? bias.map { pass.store.gradientPointer($0) } : nil,
+                                   accumulateWeightGradient: pass.accumulateGradients, inputGradient: inputGradient,
+                                   accumulateInputGradient: accumulate, scratch: pass.scratch)
     }
 }

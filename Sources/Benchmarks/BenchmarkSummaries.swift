@@ -45,6 +45,11 @@ extension TrainingBenchmark.Result {
     public func lines(ranks: Int, threads: Int, globalBatch: Int, exchange settings: GradientExchange.Settings) -> [String] {
         var lines = [String(format: "train: %d rank(s) x %d thread(s), global batch %d: %.2f s/step, %.3f images/s, %.1f%% of the step waiting for allreduce",
                             ranks, threads, globalBatch, secondsPerStep, imagesPerSecond, 100 * communicationFraction)]
+        if !phaseSecondsPerStep.isEmpty {
+            let profiled = phaseSecondsPerStep.reduce(0) { $0 + $1.seconds }
+            lines.append("per step (rank 0): " + phaseSecondsPerStep.map { String(format: "%@ %.3f s", $0.phase.name, $0.seconds) }
+                .joined(separator: ", ") + String(format: ", the rest %.3f s", secondsPerStep - profiled))
+        }
         guard ranks > 1 else { return lines }
         lines.append(String(format: "exchange: %.0f MB of gradients, %@ wire, %d MB buckets, %@; exchanged with nothing computing: %.3f s",
                             Double(gradientBytes) / 1e6, settings.wireFormat.rawValue, settings.bucketBytes >> 20,

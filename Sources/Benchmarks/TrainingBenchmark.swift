@@ -29,6 +29,8 @@ public enum TrainingBenchmark {
         /// The timed steps' exchange (nil on one rank).
         public let exchange: GradientExchange.Statistics?
         public let gradientBytes: Int
+        /// With SCCAM_PROFILE=1: rank 0's seconds per step in each profiled phase (empty otherwise).
+        public let phaseSecondsPerStep: [(phase: PhaseProfiler.Phase, seconds: Double)]
     }
 
     public static func run(globalBatch: Int, steps: Int, widthDivisor: Int, cropSize: Int, compute: Compute,
@@ -62,15 +64,18 @@ public enum TrainingBenchmark {
         _ = try ClassifierTrainingStage.train(network: network, dataset: dataset, ids: warmIDs,
                                               targets: targets.map { Array($0.prefix(globalBatch)) }, options: options, context: context)
         let timedIDs = Array(ids.prefix(globalBatch * steps))
+        PhaseProfiler.reset()
         let summary = try ClassifierTrainingStage.train(network: network, dataset: dataset, ids: timedIDs,
                                                         targets: targets.map { Array($0.prefix(globalBatch * steps)) }, options: options,
                                                         context: context)
-        var times = [summary.seconds, summary.communicationWaitSeconds]
+        var times = [summary.stepSeconds, summary.communicationWaitSeconds]
         try communicator.allreduceMax(&times)
         return Result(steps: summary.steps, secondsPerStep: times[0] / Double(summary.steps),
                       imagesPerSecond: Double(summary.steps * globalBatch) / times[0], communicationFraction: times[1] / times[0],
                       allreduceAloneSeconds: try allreduceAlone(network.store.gradients, exchange: exchange, communicator: communicator),
-                      exchange: summary.exchange, gradientBytes: network.store.gradients.count * MemoryLayout<Float>.stride)
+                      exchange: summary.exchange, gradientBytes: network.store.gradients.count * MemoryLayout<Float>.stride,
+                      phaseSecondsPerStep: PhaseProfiler.isEnabled
+                        ? PhaseProfiler.seconds.filter { $0.1 > 0 }.map { ($0.0, $0.1 / Double(summary.steps)) } : [])
     }
 
     /// What the exchange costs when nothing hides it: every bucket queued at once.

@@ -1,11 +1,14 @@
 import Foundation
 
 /// Wall-clock time per kind of work, for `sccam bench` with SCCAM_PROFILE=1.
+/// The training loop's phases are recorded by the loop, the rest inside the network.
 /// Only the thread that drives the network records (the parallel loops run
 /// inside a recorded phase), so plain counters suffice.
 public enum PhaseProfiler {
     public enum Phase: Int, CaseIterable, Sendable {
         case gemm, im2col, col2im, oneDNNConvolution, oneDNNReorder, phaseTransforms, elementwise
+        /// The training loop's own work around the network.
+        case dataWait, exchangeWait, gradientCheck, optimizer
 
         public var name: String {
             switch self {
@@ -16,6 +19,10 @@ public enum PhaseProfiler {
             case .oneDNNReorder: return "oneDNN reorders"
             case .phaseTransforms: return "dilation phases"
             case .elementwise: return "BN/ReLU/dropout/pool"
+            case .dataWait: return "waiting for data"
+            case .exchangeWait: return "waiting for the allreduce"
+            case .gradientCheck: return "finite-gradient check"
+            case .optimizer: return "optimiser"
             }
         }
     }
@@ -24,12 +31,11 @@ public enum PhaseProfiler {
     nonisolated(unsafe) private static var nanoseconds = [UInt64](repeating: 0, count: Phase.allCases.count)
 
     @inline(__always)
-    public static func measure<Result>(_ phase: Phase, _ body: () -> Result) -> Result {
-        guard isEnabled else { return body() }
+    public static func measure<Result>(_ phase: Phase, _ body: () throws -> Result) rethrows -> Result {
+        guard isEnabled else { return try body() }
         let start = DispatchTime.now().uptimeNanoseconds
-        let result = body()
-        nanoseconds[phase.rawValue] += DispatchTime.now().uptimeNanoseconds - start
-        return result
+        defer { nanoseconds[phase.rawValue] += DispatchTime.now().uptimeNanoseconds - start }
+        return try body()
     }
 
     public static func reset() { nanoseconds = [UInt64](repeating: 0, count: Phase.allCases.count) }

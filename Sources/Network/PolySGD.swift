@@ -1,3 +1,4 @@
+import Kernels
 /// The reference's optimiser (tool/torchutils.PolyOptimizer over PyTorch 1.0
 /// SGD, spec 3.4), on the flat gradient buffer:
 ///
@@ -75,17 +76,21 @@ public final class PolySGD: @unchecked Sendable {
             for group in groups {
                 let rate = lr * group.multiplier, weightDecay = group.decay
                 let w = values + group.value, g = gradients + group.gradient, b = buf + group.gradient
-                if hasBuffer {
-                    for i in 0..<group.count {
-                        let d = g[i] + weightDecay * w[i]
-                        b[i] = momentum * b[i] + d
-                        w[i] -= rate * b[i]
-                    }
-                } else {
-                    for i in 0..<group.count {
-                        let d = g[i] + weightDecay * w[i]
-                        b[i] = d
-                        w[i] -= rate * d
+                let (momentum, hasBuffer) = (self.momentum, self.hasBuffer)
+                // Element by element, so the threads' split changes no result.
+                Parallel.forRanges(group.count, minimumChunk: 1 << 16) { range in
+                    if hasBuffer {
+                        for i in range {
+                            let d = g[i] + weightDecay * w[i]
+                            b[i] = momentum * b[i] + d
+                            w[i] -= rate * b[i]
+                        }
+                    } else {
+                        for i in range {
+                            let d = g[i] + weightDecay * w[i]
+                            b[i] = d
+                            w[i] -= rate * d
+                        }
                     }
                 }
             }

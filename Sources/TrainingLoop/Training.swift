@@ -87,6 +87,9 @@ public enum Training {
         public let checkpoints: [String]
         public let communicationWaitSeconds: Double
         public let seconds: Double
+        /// The steps alone: from asking for a batch to the end of its log line,
+        /// without the set-up and the checkpoint writes that `seconds` includes.
+        public var stepSeconds: Double = 0
         /// What the gradient exchange did (nil on one rank).
         public var exchange: GradientExchange.Statistics? = nil
     }
@@ -138,12 +141,14 @@ public enum Training {
         let events = communicator.isRoot && options.logEvery < 1_000_000 ? try TensorBoardWriter(folder: options.layout.tensorBoardLogs(options.checkpointPrefix)) : nil
         defer { events?.flush() }
         var stepsRun = 0
+        var stepNanoseconds: UInt64 = 0
         let runStart = DispatchTime.now().uptimeNanoseconds
         for epoch in firstEpoch...lastEpoch {
             let startBatch = epoch == firstEpoch ? firstBatch : 0
             let loader = model.loader(schedule: schedule, epoch: epoch, firstBatch: startBatch, rank: communicator.rank, size: communicator.size)
             var batchIndex = startBatch
-            while optimizer.step < maxStep, let batch = try loader.next() {
+            var stepStart = DispatchTime.now().uptimeNanoseconds
+            while optimizer.step < maxStep, let batch = try PhaseProfiler.measure(.dataWait, { try loader.next() }) {
                 let step = optimizer.step
                 let context = DropoutContext(random: CounterRandom(seed: options.seed ^ 0x44524F50), step: step,
                                              firstSampleIndex: model.firstSampleIndex(batch))
@@ -152,17 +157,17 @@ public enum Training {
                 let values = try model.trainStep(batch, dropout: context, communicator: communicator) { ready in
                     exchange.gradientsReady(from: ready.lowerBound)
                 }
-                waitSeconds += try exchange.finishStep()
+                waitSeconds += try PhaseProfiler.measure(.exchangeWait) { try exchange.finishStep() }
                 // A diverged run must stop loudly: NaN weights would otherwise train on silently
                 // (ReLU maps NaN to 0, so the loss would look like a calm ln 2).
-                if !allFinite(gradients) {
+                if !PhaseProfiler.measure(.gradientCheck, { allFinite(gradients) }) {
                     throw DataError("gradients became NaN or infinite at step \(optimizer.step + 1) (loss \(values[0])): training diverged; lower --lr or check the data")
                 }
                 // The stop flag rides on the loss reduction, so every rank sees the same decision.
                 var reported = values + [Double(stopRequested)]
                 try communicator.allreduceSum(&reported)
                 let stopNow = reported.removeLast() > 0
-                optimizer.apply(to: model.store)
+                PhaseProfiler.measure(.optimizer) { optimizer.apply(to: model.store) }
                 stepsRun += 1
                 batchIndex += 1
                 if firstLoss.isNaN { firstLoss = reported[0] }
@@ -181,6 +186,8 @@ public enum Training {
                     events?.scalars(entries.compactMap { entry in entry.tensorBoardTag.map { ($0, entry.value) } }
                                     + [("Learning Rate", Double(optimizer.learningRate))], step: optimizer.step)
                 }
+                stepNanoseconds += DispatchTime.now().uptimeNanoseconds - stepStart
+                stepStart = DispatchTime.now().uptimeNanoseconds
                 if stopNow {
                     loader.stop()
                     let path = options.layout.partialCheckpoint(options.checkpointPrefix)
@@ -200,7 +207,7 @@ public enum Training {
         exchange.close()  // idempotent: completes the statistics before they are returned
         return Summary(steps: stepsRun, lastLoss: lastLoss, firstLoss: firstLoss, checkpoints: checkpoints,
                        communicationWaitSeconds: waitSeconds, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
-                       exchange: communicator.size > 1 ? exchange.statistics : nil)
+                       stepSeconds: Double(stepNanoseconds) / 1e9, exchange: communicator.size > 1 ? exchange.statistics : nil)
     }
 
     /// Weights, then the state (momentum, step, epoch, next batch): resume
@@ -235,9 +242,17 @@ public enum Training {
     static func allFinite(_ values: UnsafeMutableBufferPointer<Float>) -> Bool {
         // Summing is a fast finiteness test: any NaN or infinity makes the sum non-finite
         // (a finite overflow to infinity would be just as fatal for training).
-        var sum: Float = 0
-        for value in values { sum += value * 0 }
-        return sum == 0
+        let chunks = max(1, min(Parallel.threadCount * 4, values.count / 65_536))
+        var finite = [Bool](repeating: true, count: chunks)
+        finite.withUnsafeMutableBufferPointer { finite in
+            let finite = UncheckedSendable(finite)
+            Parallel.forEach(chunks) { chunk in
+                var sum: Float = 0
+                for i in (values.count * chunk / chunks)..<(values.count * (chunk + 1) / chunks) { sum += values[i] * 0 }
+                finite.value[chunk] = sum == 0
+            }
+        }
+        return !finite.contains(false)
     }
 
     static func appendLine(_ line: String, to path: String) throws {

@@ -9,6 +9,7 @@
 
 void omp_set_num_threads(int count);
 int omp_get_max_threads(void);
+int omp_in_parallel(void);
 
 // GNU OpenMP's own entry point for a parallel region (what `#pragma omp
 // parallel num_threads(n)` compiles to with GCC): our element-wise loops run

@@ -12,11 +12,17 @@ public enum Parallel {
     /// The spinning workers of `withSpinningWorkers`, while its body runs.
     @usableFromInline nonisolated(unsafe) static var team: SpinningTeam?
 
+    /// The thread that set the count: the rank's compute thread, whose loops
+    /// run on OpenMP's team (`perform`).
+    nonisolated(unsafe) private static var computeThread: pthread_t?
+
     public static var threadCount: Int { configuredThreads }
 
     /// Sets the compute threads of this process: ours, OpenBLAS's and oneDNN's.
+    /// The calling thread becomes the one whose loops run on OpenMP's team.
     public static func setThreadCount(_ count: Int) {
         configuredThreads = max(1, count)
+        computeThread = pthread_self()
         BLASRuntime.setThreadCount(configuredThreads)
         DNNLRuntime.setThreadCount(configuredThreads)
     }
@@ -60,14 +66,29 @@ extension Parallel {
         return try body()
     }
 
-    /// `count` tasks on the spinning team if one is waiting, else on the
-    /// OpenMP team oneDNN's primitives run on (`OpenMPTeam`).
+    /// Whether this thread is running inside an OpenMP parallel region.
+    static var isInsideOpenMPRegion: Bool { omp_in_parallel() != 0 }
+
+    /// `count` tasks on the spinning team if one is waiting, else, on the
+    /// compute thread, on the OpenMP team oneDNN's primitives run on
+    /// (`OpenMPTeam`). Other threads keep off that team: a region started
+    /// from a data loader's thread makes GNU OpenMP a second team, and with
+    /// more OpenMP threads than cores it stops spinning between regions and
+    /// sleeps instead, which made the demo's DeepLab training 2x slower.
+    /// Their loops run on Dispatch's pool, or inline inside an OpenMP region.
     @usableFromInline
     static func perform(_ count: Int, _ body: (Int) -> Void) {
         if let team, !team.isRunning, team.isOwnedByThisThread {
             team.perform(count, body)
-        } else {
+        } else if let computeThread, pthread_equal(computeThread, pthread_self()) != 0 {
             OpenMPTeam.perform(count, threads: min(count, threadCount), body)
+        } else if isInsideOpenMPRegion {
+            for task in 0..<count { body(task) }
+        } else {
+            withoutActuallyEscaping(body) { body in
+                let shared = UncheckedSendable(body)
+                DispatchQueue.concurrentPerform(iterations: count) { shared.value($0) }
+            }
         }
     }
 }

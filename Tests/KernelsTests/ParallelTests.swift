@@ -86,4 +86,44 @@ final class ParallelTests: XCTestCase {
             }
         }
     }
+
+    /// Per task of a two-task loop: whether it ran inside an OpenMP region.
+    private static func regionFlags() -> [Bool] {
+        var flags = [Bool](repeating: false, count: 2)
+        flags.withUnsafeMutableBufferPointer { buffer in
+            let flags = UncheckedSendable(buffer.baseAddress!)
+            Parallel.forEach(2) { flags.value[$0] = Parallel.isInsideOpenMPRegion }
+        }
+        return flags
+    }
+
+    /// The compute thread's loops run on OpenMP's team; another thread's (a
+    /// data loader's) keep off it, since a second team would make OpenMP sleep
+    /// between regions; loops inside a region run inline. Each still covers
+    /// every index once.
+    func testOnlyTheComputeThreadsLoopsRunOnOpenMPsTeam() {
+        withThreads(2) {
+            XCTAssertEqual(Self.regionFlags(), [true, true], "the compute thread's loop runs on the team")
+            let done = DispatchSemaphore(value: 0)
+            let result = UncheckedSendable(UnsafeMutablePointer<([Bool], [Int])>.allocate(capacity: 1))
+            Thread {
+                result.value.initialize(to: (Self.regionFlags(), Self.squares(500, balanced: true)))
+                done.signal()
+            }.start()
+            done.wait()
+            XCTAssertEqual(result.value.pointee.0, [false, false], "another thread's loop keeps off the team")
+            XCTAssertEqual(result.value.pointee.1, (0..<500).map { $0 * $0 })
+            result.value.deinitialize(count: 1)
+            result.value.deallocate()
+
+            var nested = [Int](repeating: 0, count: 4)
+            nested.withUnsafeMutableBufferPointer { buffer in
+                let nested = UncheckedSendable(buffer.baseAddress!)
+                Parallel.forEach(2) { outer in
+                    Parallel.forEach(2) { inner in nested.value[outer * 2 + inner] = outer * 2 + inner + 1 }
+                }
+            }
+            XCTAssertEqual(nested, [1, 2, 3, 4])
+        }
+    }
 }

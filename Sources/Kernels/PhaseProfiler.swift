@@ -6,7 +6,7 @@ import Foundation
 /// inside a recorded phase), so plain counters suffice.
 public enum PhaseProfiler {
     public enum Phase: Int, CaseIterable, Sendable {
-        case gemm, im2col, col2im, oneDNNConvolution, oneDNNReorder, phaseTransforms, elementwise
+        case gemm, im2col, col2im, oneDNNConvolution, oneDNNReorder, oneDNNWeightReorder, phaseTransforms, elementwise
         /// The training loop's own work around the network.
         case dataWait, exchangeWait, gradientCheck, optimizer
 
@@ -16,7 +16,8 @@ public enum PhaseProfiler {
             case .im2col: return "im2col"
             case .col2im: return "col2im"
             case .oneDNNConvolution: return "oneDNN convolution"
-            case .oneDNNReorder: return "oneDNN reorders"
+            case .oneDNNReorder: return "activation reorders"
+            case .oneDNNWeightReorder: return "weight reorders"
             case .phaseTransforms: return "dilation phases"
             case .elementwise: return "BN/ReLU/dropout/pool"
             case .dataWait: return "waiting for data"

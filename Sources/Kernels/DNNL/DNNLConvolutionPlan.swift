@@ -19,6 +19,14 @@ extension DNNLConvolution {
             let reorder: dnnl_primitive_t?
             /// Emulated bf16: the inner copy is rounded to bfloat16 values before the primitive reads it.
             let roundsToBFloat16: Bool
+
+            /// Weights and their gradients are profiled apart from activations.
+            var phase: PhaseProfiler.Phase {
+                switch argument {
+                case DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DIFF_BIAS: return .oneDNNWeightReorder
+                default: return .oneDNNReorder
+                }
+            }
         }
 
         let primitive: dnnl_primitive_t
@@ -148,7 +156,7 @@ extension DNNLConvolution {
                 }
             }
             for operand in operands where operand.isOutput {
-                if let inner = operand.inner { Self.reorder(operand.reorder!, from: inner, to: operand.user) }
+                if let inner = operand.inner { Self.reorder(operand.reorder!, from: inner, to: operand.user, phase: operand.phase) }
             }
         }
 
@@ -170,7 +178,7 @@ extension DNNLConvolution {
                 DNNLRuntime.require(dnnl_memory_set_data_handle(inner, pool.buffer(slot: firstSlot + index, bytes: operand.innerBytes)),
                                     "memory_set_data_handle")
                 if !operand.isOutput {
-                    Self.reorder(operand.reorder!, from: operand.user, to: inner)
+                    Self.reorder(operand.reorder!, from: operand.user, to: inner, phase: operand.phase)
                     if operand.roundsToBFloat16 {
                         var handle: UnsafeMutableRawPointer?
                         dnnl_memory_get_data_handle(inner, &handle)
@@ -202,8 +210,9 @@ extension DNNLConvolution {
             return dnnl_memory_desc_equal(descA, descB) != 0
         }
 
-        private static func reorder(_ reorder: dnnl_primitive_t, from source: dnnl_memory_t, to target: dnnl_memory_t) {
-            PhaseProfiler.measure(.oneDNNReorder) {
+        private static func reorder(_ reorder: dnnl_primitive_t, from source: dnnl_memory_t, to target: dnnl_memory_t,
+                                    phase: PhaseProfiler.Phase) {
+            PhaseProfiler.measure(phase) {
                 withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: 2) { arguments in
                     arguments.initializeElement(at: 0, to: dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source))
                     arguments.initializeElement(at: 1, to: dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target))

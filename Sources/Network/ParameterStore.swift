@@ -21,6 +21,10 @@ public final class ParameterStore: @unchecked Sendable {
         public let count: Int
         /// Offset in the gradient buffer; nil for frozen tensors.
         public let gradientOffset: Int?
+        /// How the gradient lies there: OIHW, or the convolution engine's blocked layout.
+        public internal(set) var gradientLayout: WeightGradientLayout = .plain
+        /// The convolution this tensor is the weight of, if it is one that a convolution engine computes.
+        public internal(set) var convolution: ConvolutionGeometry?
         public var isTrainable: Bool { gradientOffset != nil }
     }
 
@@ -31,6 +35,14 @@ public final class ParameterStore: @unchecked Sendable {
         private var gradientCount = 0
 
         public init() {}
+
+        /// A convolution's OIHW weight, whose gradient the convolution engine
+        /// writes in its own layout (`ParameterStore.useGradientLayouts(of:)`).
+        public mutating func addConvolutionWeight(_ name: String, geometry g: ConvolutionGeometry, trainable: Bool) -> ParameterID {
+            let id = add(name, shape: [g.outputChannels, g.inputChannels, g.kernel, g.kernel], trainable: trainable)
+            entries[id.index].convolution = g
+            return id
+        }
 
         public mutating func add(_ name: String, shape: [Int], trainable: Bool) -> ParameterID {
             precondition(!entries.contains { $0.name == name }, "duplicate parameter \(name)")
@@ -45,7 +57,7 @@ public final class ParameterStore: @unchecked Sendable {
         var totals: (values: Int, gradients: Int) { (valueCount, gradientCount) }
     }
 
-    public let entries: [Entry]
+    public private(set) var entries: [Entry]
     public let values: UnsafeMutableBufferPointer<Float>
     public let gradients: UnsafeMutableBufferPointer<Float>
     private let indexByName: [String: Int]
@@ -53,16 +65,23 @@ public final class ParameterStore: @unchecked Sendable {
     public init(layout: Layout) {
         entries = layout.entries
         let totals = layout.totals
-        values = .allocate(capacity: totals.values)
-        values.initialize(repeating: 0)
-        gradients = .allocate(capacity: totals.gradients)
-        gradients.initialize(repeating: 0)
+        values = Self.allocateAligned(totals.values)
+        gradients = Self.allocateAligned(totals.gradients)
         indexByName = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
     }
 
     deinit {
-        values.deallocate()
-        gradients.deallocate()
+        UnsafeMutableRawPointer(values.baseAddress!).deallocate()
+        UnsafeMutableRawPointer(gradients.baseAddress!).deallocate()
+    }
+
+    /// Zeros on a 64-byte boundary: where a convolution engine's kernels may
+    /// write a gradient with aligned stores (`ConvolutionEngine.weightGradientLayout`).
+    private static func allocateAligned(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<Float>.stride, alignment: 64)
+        let buffer = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: max(1, count)), count: count)
+        buffer.initialize(repeating: 0)
+        return buffer
     }
 
     public var parameterCount: Int { values.count }
@@ -89,9 +108,26 @@ public final class ParameterStore: @unchecked Sendable {
         entry(named: name).map { UnsafeMutableBufferPointer(start: values.baseAddress! + $0.offset, count: $0.count) }
     }
 
+    /// A tensor's gradient in the tensor's own (OIHW) order, whatever its layout in the buffer.
+    public func plainGradient(_ name: String) -> [Float]? {
+        guard let entry = entry(named: name), let view = gradientView(name) else { return nil }
+        return entry.gradientLayout.plain(UnsafeBufferPointer(view), shape: entry.shape)
+    }
+
+    /// The gradient as stored, in `entry.gradientLayout`.
     public func gradientView(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
         guard let entry = entry(named: name), let offset = entry.gradientOffset else { return nil }
         return UnsafeMutableBufferPointer(start: gradients.baseAddress! + offset, count: entry.count)
+    }
+
+    /// Records how `engine` writes each convolution's weight gradient; a
+    /// network calls it whenever its engine changes (the gradient buffer's
+    /// contents are then stale until the next backward pass rewrites them).
+    public func useGradientLayouts(of engine: any ConvolutionEngine) {
+        for index in entries.indices {
+            guard entries[index].isTrainable, let g = entries[index].convolution else { continue }
+            entries[index].gradientLayout = engine.weightGradientLayout(g, gradient: gradients.baseAddress! + entries[index].gradientOffset!)
+        }
     }
 
     public func zeroGradients() { gradients.update(repeating: 0) }

@@ -27,11 +27,13 @@ public final class PolySGD: @unchecked Sendable {
     public let power: Double
     public let maxStep: Int
     public private(set) var step: Int
-    /// Momentum buffers, laid out as the gradient buffer.
+    /// Momentum buffers at the gradient buffer's offsets, each in its tensor's
+    /// own (OIHW) order whatever the gradient's layout, so that a checkpoint's
+    /// state does not depend on the convolution engine.
     public private(set) var buffer: [Float]
     private var hasBuffer: Bool
-    /// Per trainable tensor: (value offset, gradient offset, count, lr multiplier).
-    private let groups: [(value: Int, gradient: Int, count: Int, multiplier: Float, decay: Float)]
+    /// Per trainable tensor: (its store entry, lr multiplier, weight decay).
+    private let groups: [(entry: Int, multiplier: Float, decay: Float)]
     private var currentLearningRate: Float
     public let stepSize: Int
 
@@ -51,10 +53,11 @@ public final class PolySGD: @unchecked Sendable {
         buffer = [Float](repeating: 0, count: store.trainableCount)
         self.stepSize = max(1, stepSize)
         let rule = group ?? { entry in (headPrefixes.contains { entry.name.hasPrefix($0) } ? 10 : 1, true) }
-        groups = store.entries.compactMap { entry in
-            guard let gradient = entry.gradientOffset else { return nil }
+        groups = store.entries.indices.compactMap { index in
+            let entry = store.entries[index]
+            guard entry.isTrainable else { return nil }
             let (multiplier, decays) = rule(entry)
-            return (entry.offset, gradient, entry.count, multiplier, decays ? weightDecay : 0)
+            return (index, multiplier, decays ? weightDecay : 0)
         }
         currentLearningRate = baseLearningRate
     }
@@ -74,22 +77,31 @@ public final class PolySGD: @unchecked Sendable {
         buffer.withUnsafeMutableBufferPointer { momentumBuffer in
             let buf = momentumBuffer.baseAddress!
             for group in groups {
-                let rate = lr * group.multiplier, weightDecay = group.decay
-                let w = values + group.value, g = gradients + group.gradient, b = buf + group.gradient
-                let (momentum, hasBuffer) = (self.momentum, self.hasBuffer)
+                let entry = store.entries[group.entry]
+                let step = Step(rate: lr * group.multiplier, weightDecay: group.decay, momentum: momentum, hasBuffer: hasBuffer)
+                let w = values + entry.offset, g = gradients + entry.gradientOffset!, b = buf + entry.gradientOffset!
                 // Element by element, so the threads' split changes no result.
-                Parallel.forRanges(group.count, minimumChunk: 1 << 16) { range in
-                    if hasBuffer {
-                        for i in range {
-                            let d = g[i] + weightDecay * w[i]
-                            b[i] = momentum * b[i] + d
-                            w[i] -= rate * b[i]
-                        }
-                    } else {
-                        for i in range {
-                            let d = g[i] + weightDecay * w[i]
-                            b[i] = d
-                            w[i] -= rate * d
+                switch entry.gradientLayout {
+                case .plain:
+                    Parallel.forRanges(entry.count, minimumChunk: 1 << 16) { range in
+                        for i in range { step.update(&w[i], &b[i], gradient: g[i]) }
+                    }
+                case .blocked16:
+                    // One 16 x 16 channel tile (all its taps) at a time: OIHW rows for
+                    // the weights and momentum, one contiguous block of the gradient.
+                    let outputs = entry.shape[0], inputs = entry.shape[1], taps = entry.count / (outputs * inputs)
+                    let inputTiles = inputs / 16
+                    Parallel.forEach((outputs / 16) * inputTiles, minimumChunk: max(1, 4096 / (256 * taps))) { tile in
+                        let (ot, it) = tile.quotientAndRemainder(dividingBy: inputTiles)
+                        let tileGradient = g + tile * taps * 256
+                        for o in 0..<16 {
+                            let row = ((ot * 16 + o) * inputs + it * 16) * taps
+                            for i in 0..<16 {
+                                for k in 0..<taps {
+                                    let p = row + i * taps + k
+                                    step.update(&w[p], &b[p], gradient: tileGradient[(k << 8) + (i << 4) + o])
+                                }
+                            }
                         }
                     }
                 }
@@ -97,6 +109,19 @@ public final class PolySGD: @unchecked Sendable {
         }
         hasBuffer = true
         step += 1
+    }
+
+    /// The update of one element.
+    private struct Step {
+        let rate, weightDecay, momentum: Float
+        let hasBuffer: Bool
+
+        @inline(__always)
+        func update(_ w: inout Float, _ b: inout Float, gradient: Float) {
+            let d = gradient + weightDecay * w
+            b = hasBuffer ? momentum * b + d : d
+            w -= rate * b
+        }
     }
 
     /// Restores the state saved with a checkpoint.

@@ -21,7 +21,12 @@ public final class SCCAMNetwork {
 
     let backbone: ResNet38
     /// How the convolutions run: oneDNN (fp32 or bf16) or the im2col reference.
-    public var compute: Compute { didSet { convolutions = compute.convolutionEngine } }
+    public var compute: Compute {
+        didSet {
+            convolutions = compute.convolutionEngine
+            store.useGradientLayouts(of: convolutions)
+        }
+    }
     /// The engine every convolution layer calls (from `compute`).
     private(set) var convolutions: any ConvolutionEngine
     /// Keys of dropout7 in the counter-based RNG (b6 uses 1 and 2, b7 3 and 4).
@@ -60,6 +65,7 @@ public final class SCCAMNetwork {
                                     weight: layout.add("fc8.weight", shape: [configuration.classes, features, 1, 1], trainable: true))]
         }
         store = ParameterStore(layout: layout)
+        store.useGradientLayouts(of: convolutions)
         blockGradientStarts = backbone.gradientStarts(in: layout)
         folded = .allocate(capacity: foldedCount)
         folded.initialize(repeating: 0, count: foldedCount)

@@ -49,6 +49,15 @@ final class DNNLConvolutionTests: XCTestCase {
                      b: [Float], r: [Float], accumulate: Bool, start: Results, combined: Bool = true) -> Results {
         let g = c.geometry
         var out = start
+        // The engine may write the weight gradient blocked (into aligned memory, as the
+        // parameter store's): it starts from, and is compared as, OIHW.
+        let weightShape = [g.outputChannels, g.inputChannels, g.kernel, g.kernel]
+        let alignedGradient = UnsafeMutableRawPointer.allocate(byteCount: start.dw.count * 4, alignment: 64)
+        defer { alignedGradient.deallocate() }
+        let layout = engine.weightGradientLayout(g, gradient: alignedGradient)
+        let storedGradient = layout.stored(start.dw, shape: weightShape)
+        let dwPointer = alignedGradient.bindMemory(to: Float.self, capacity: storedGradient.count)
+        dwPointer.initialize(from: storedGradient, count: storedGradient.count)
         var scratch = [Float](repeating: 0, count: max(1, g.scratchCount(height: c.height, width: c.width)))
         x.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { w in b.withUnsafeBufferPointer { b in r.withUnsafeBufferPointer { r in
             scratch.withUnsafeMutableBufferPointer { s in
@@ -56,7 +65,8 @@ final class DNNLConvolutionTests: XCTestCase {
                 engine.forward(g, weight: w.baseAddress!, bias: bias, input: x.baseAddress!, batch: c.batch, height: c.height,
                                width: c.width, output: &out.y, accumulate: accumulate, scratch: s.baseAddress!)
                 out.db.withUnsafeMutableBufferPointer { db in
-                    out.dw.withUnsafeMutableBufferPointer { dw in
+                    do {
+                        let dw = UnsafeMutableBufferPointer(start: dwPointer, count: storedGradient.count)
                         out.dx.withUnsafeMutableBufferPointer { dx in
                             if combined {
                                 engine.backward(g, input: x.baseAddress!, weight: w.baseAddress!, outputGradient: r.baseAddress!,
@@ -78,6 +88,7 @@ final class DNNLConvolutionTests: XCTestCase {
                 }
             }
         } } } }
+        out.dw = layout.plain(UnsafeBufferPointer(start: dwPointer, count: storedGradient.count), shape: weightShape)
         return out
     }
 
@@ -128,6 +139,28 @@ final class DNNLConvolutionTests: XCTestCase {
         compare(precision: .fp32, algorithm: .direct, dilated: .phases, tolerance: 1e-5)
         compare(precision: .fp32, algorithm: .winograd, winogradMinimumChannels: 1, dilated: .phases, tolerance: 1e-5)
         compare(precision: .bf16, dilated: .phases, tolerance: 1e-5)
+    }
+
+    /// oneDNN writes the weight gradient in its OIhw16i16o where the channels
+    /// fill 16-blocks and the memory is 64-byte aligned (its kernels store
+    /// aligned); anywhere else it stays OIHW, and im2col is always OIHW.
+    func testWeightGradientsAreBlockedOnlyWhereOneDNNCanWriteThem() {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: 1024, alignment: 64)
+        defer { memory.deallocate() }
+        let wide = ConvolutionGeometry(inputChannels: 32, outputChannels: 48, kernel: 3, padding: 1)
+        let thin = ConvolutionGeometry(inputChannels: 8, outputChannels: 48, kernel: 1)
+        let engine = OneDNNConvolutionEngine()
+        XCTAssertEqual(engine.weightGradientLayout(wide, gradient: memory), .blocked16)
+        XCTAssertEqual(engine.weightGradientLayout(wide, gradient: memory + 4), .plain, "not on a 64-byte boundary")
+        XCTAssertEqual(engine.weightGradientLayout(thin, gradient: memory), .plain, "8 inputs do not fill a block")
+        XCTAssertEqual(Im2colConvolutionEngine().weightGradientLayout(wide, gradient: memory), .plain)
+        // Element (o, i, k) of the blocked layout: tile (o/16, i/16), then tap, then i, with o innermost.
+        XCTAssertEqual(WeightGradientLayout.blocked16.element(output: 17, input: 3, tap: 5, inputs: 32, taps: 9),
+                       ((1 * 2 + 0) * 9 + 5) * 256 + 3 * 16 + 1)
+        let values = (0..<(48 * 32 * 9)).map(Float.init), shape = [48, 32, 3, 3]
+        let blocked = WeightGradientLayout.blocked16.stored(values, shape: shape)
+        XCTAssertNotEqual(blocked, values)
+        XCTAssertEqual(blocked.withUnsafeBufferPointer { WeightGradientLayout.blocked16.plain($0, shape: shape) }, values)
     }
 
     /// Both backward passes in one call (the output gradient converted once)

@@ -51,7 +51,7 @@ final class NetworkBehaviourTests: XCTestCase {
         let learningRate = Float(0.01 * before / squaredNorm)
         for entry in network.store.entries where entry.isTrainable {
             let values = network.store.values.baseAddress! + entry.offset
-            let gradient = network.store.gradients.baseAddress! + entry.gradientOffset!
+            let gradient = network.store.plainGradient(entry.name)!
             for i in 0..<entry.count { values[i] -= learningRate * gradient[i] }
         }
         let after = trainingLoss()

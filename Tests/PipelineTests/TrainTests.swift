@@ -1,4 +1,5 @@
 import Formats
+import Kernels
 import Foundation
 import Network
 import TestSupport
@@ -6,13 +7,17 @@ import XCTest
 
 final class OptimizerTests: XCTestCase {
     /// Two steps of PolySGD against spec 3.4 written out per element, for a
-    /// backbone tensor (x1), a head (x10), and the frozen stem (must not move).
+    /// backbone tensor (x1) with an OIHW gradient and one whose gradient oneDNN
+    /// leaves 16-blocked, a head (x10), and the frozen stem (must not move).
     func testUpdateRuleForEveryGroup() throws {
-        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: 16, round: 1))
+        let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: 16, round: 1),
+                                   compute: Compute(implementation: .onednn))
         network.initializeBackbone(seed: 3)
         let store = network.store
         let optimizer = PolySGD(store: store, baseLearningRate: 0.01, maxStep: 10, weightDecay: 5e-4, momentum: 0.0005)
-        let names = ["b3.conv_branch2a.weight", "fc8_200.weight"]
+        let names = ["b3.conv_branch2a.weight", "b5.conv_branch2b1.weight", "fc8_200.weight"]
+        XCTAssertEqual(store.entry(named: names[0])?.gradientLayout, .plain, "8 input channels do not fill a block")
+        XCTAssertEqual(store.entry(named: names[1])?.gradientLayout, .blocked16)
         let stem = Array(store.view("conv1a.weight")!)
         var expectedW = names.map { Array(store.view($0)!) }
         var expectedBuffer = names.map { [Float](repeating: 0, count: store.view($0)!.count) }
@@ -21,7 +26,7 @@ final class OptimizerTests: XCTestCase {
             let lr = Float(0.01 * pow(1 - Double(step) / 10, 0.9))
             for (n, name) in names.enumerated() {
                 let multiplier: Float = name.hasPrefix("fc8") ? 10 : 1
-                let gradient = Array(store.gradientView(name)!)
+                let gradient = store.plainGradient(name)!
                 for i in expectedW[n].indices {
                     let d = gradient[i] + 5e-4 * expectedW[n][i]
                     expectedBuffer[n][i] = step == 0 ? d : 0.0005 * expectedBuffer[n][i] + d
@@ -37,6 +42,12 @@ final class OptimizerTests: XCTestCase {
         }
         XCTAssertEqual(Array(store.view("conv1a.weight")!), stem, "the frozen stem never moves")
         XCTAssertEqual(optimizer.step, 2)
+        let momentum = optimizer.buffer
+        for (n, name) in names.enumerated() {
+            let offset = store.entry(named: name)!.gradientOffset!
+            let actual = Array(momentum[offset..<offset + expectedBuffer[n].count])
+            XCTAssertLessThanOrEqual(zip(actual, expectedBuffer[n]).map { abs($0 - $1) }.max()!, 1e-7, "\(name): momentum in OIHW order")
+        }
     }
 }
 

@@ -31,6 +31,10 @@ public protocol ConvolutionEngine: Sendable, CustomStringConvertible {
     /// (oneDNN's own kernel name where oneDNN runs it).
     func kernelName(_ g: ConvolutionGeometry, batch: Int, height: Int, width: Int) -> String
 
+    /// How this engine writes the weight gradient of a layer of this shape
+    /// into `gradient` (the parameter store records it, the optimiser reads it so).
+    func weightGradientLayout(_ g: ConvolutionGeometry, gradient: UnsafeRawPointer) -> WeightGradientLayout
+
     /// inputGradient (+)= convᵀ(outputGradient).
     func backwardInput(_ g: ConvolutionGeometry, weight: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                        batch: Int, height: Int, width: Int, inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
@@ -38,6 +42,8 @@ public protocol ConvolutionEngine: Sendable, CustomStringConvertible {
 }
 
 extension ConvolutionEngine {
+    public func weightGradientLayout(_ g: ConvolutionGeometry, gradient: UnsafeRawPointer) -> WeightGradientLayout { .plain }
+
     /// The two passes one after the other (engines with nothing to share between them).
     public func backward(_ g: ConvolutionGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
@@ -111,6 +117,16 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
     }
 
     public var needsScratch: Bool { false }
+
+    /// oneDNN's AVX-512 backward-weights kernels write OIhw16i16o wherever the
+    /// channels fill its 16-blocks; the gradient stays so (on CPUs whose kernels
+    /// block by 8, the primitive's output is reordered into it). They write
+    /// with aligned stores, so only a gradient on a 64-byte boundary is handed
+    /// to them; any other stays OIHW, through a reorder from an aligned buffer.
+    public func weightGradientLayout(_ g: ConvolutionGeometry, gradient: UnsafeRawPointer) -> WeightGradientLayout {
+        g.inputChannels % 16 == 0 && g.outputChannels % 16 == 0 && Int(bitPattern: gradient) % 64 == 0 ? .blocked16 : .plain
+    }
+
     public var description: String {
         (precision == .bf16 && !DNNLRuntime.hasNativeBFloat16 ? "oneDNN bf16, emulated"
             : "oneDNN \(precision.rawValue)" + (precision == .fp32 ? ", \(algorithm.rawValue)" : ""))
@@ -174,6 +190,7 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
         case .oneDNN(let algorithm):
             return DNNLConvolution.backwardWeight(g, precision: precision, input: input, outputGradient: outputGradient,
                                                   batch: batch, height: height, width: width, weightGradient: weightGradient,
+                                                  weightGradientLayout: weightGradientLayout(g, gradient: weightGradient),
                                                   biasGradient: biasGradient, accumulate: accumulate, algorithm: algorithm)
         case .phases(let p, let a): (phases, algorithm) = (p, a)
         }
@@ -186,8 +203,8 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
             DNNLConvolution.backwardWeight(phases.undilated, precision: precision, input: phasedInput,
                                            outputGradient: phasedGradient, batch: batch * phases.phaseCount,
                                            height: phases.phaseHeight, width: phases.phaseWidth,
-                                           weightGradient: weightGradient, biasGradient: biasGradient,
-                                           accumulate: accumulate, algorithm: algorithm)
+                                           weightGradient: weightGradient, weightGradientLayout: weightGradientLayout(g, gradient: weightGradient),
+                                           biasGradient: biasGradient, accumulate: accumulate, algorithm: algorithm)
         }
     }
 
@@ -222,11 +239,13 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
                          weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?,
                          accumulateWeightGradient: Bool, inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
                          scratch: UnsafeMutablePointer<Float> = ConvolutionScratch.none) {
+        let layout = weightGradient.map { weightGradientLayout(g, gradient: $0) } ?? .plain
         let phases: DilationPhases, algorithm: ConvolutionAlgorithm
         switch kernel(for: g, height: height, width: width) {
         case .oneDNN(let algorithm):
             return DNNLConvolution.backward(g, precision: precision, input: input, weight: weight, outputGradient: outputGradient,
                                             batch: batch, height: height, width: width, weightGradient: weightGradient,
+                                            weightGradientLayout: layout,
                                             biasGradient: biasGradient, accumulateWeightGradient: accumulateWeightGradient,
                                             inputGradient: inputGradient, accumulateInputGradient: accumulateInputGradient,
                                             algorithm: algorithm)
@@ -241,7 +260,8 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
             DNNLConvolution.backward(phases.undilated, precision: precision, input: phasedInput, weight: weight,
                                      outputGradient: phasedGradient, batch: batch * phases.phaseCount,
                                      height: phases.phaseHeight, width: phases.phaseWidth, weightGradient: weightGradient,
-                                     biasGradient: biasGradient, accumulateWeightGradient: accumulateWeightGradient,
+                                     weightGradientLayout: layout, biasGradient: biasGradient,
+                                     accumulateWeightGradient: accumulateWeightGradient,
                                      inputGradient: inputGradient.map { _ in phasedInputGradient }, accumulateInputGradient: false,
                                      algorithm: algorithm)
             if let inputGradient {

@@ -19,6 +19,8 @@ public enum DNNLConvolution {
         /// Already resolved for the layer: Winograd only where it pays.
         let algorithm: ConvolutionAlgorithm
         let hasBias: Bool
+        /// Backward-weights: the gradient is written OIhw16i16o rather than OIHW.
+        var blockedWeightGradient = false
         /// The output is added to (forward, backward-data) or the gradient accumulated.
         let accumulate: Bool
     }
@@ -48,10 +50,11 @@ public enum DNNLConvolution {
     /// weightGradient (+)= Σₙ outputGradient[n] ⋆ input[n], and the bias gradient (+)= Σ over images and positions.
     static func backwardWeight(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, input: UnsafePointer<Float>,
                                       outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-                                      weightGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?,
-                                      accumulate: Bool, algorithm: ConvolutionAlgorithm) {
+                                      weightGradient: UnsafeMutablePointer<Float>, weightGradientLayout: WeightGradientLayout,
+                                      biasGradient: UnsafeMutablePointer<Float>?, accumulate: Bool, algorithm: ConvolutionAlgorithm) {
         let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm, hasBias: biasGradient != nil, accumulate: accumulate)
+                      algorithm: algorithm, hasBias: biasGradient != nil, blockedWeightGradient: weightGradientLayout == .blocked16,
+                      accumulate: accumulate)
         run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input),
                          diffDestination: UnsafeMutableRawPointer(mutating: outputGradient),
                          diffWeights: UnsafeMutableRawPointer(weightGradient), diffBias: biasGradient.map { UnsafeMutableRawPointer($0) }))
@@ -64,15 +67,16 @@ public enum DNNLConvolution {
     /// both want the same one) instead of converting it again.
     static func backward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, input: UnsafePointer<Float>,
                          weight: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-                         weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?,
-                         accumulateWeightGradient: Bool, inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
+                         weightGradient: UnsafeMutablePointer<Float>?, weightGradientLayout: WeightGradientLayout,
+                         biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool, inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
                          algorithm: ConvolutionAlgorithm) {
         lock.withLock {
             DNNLRuntime.applyThreadCount()
             var converted: Plan.Converted?
             if let weightGradient {
                 let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                              algorithm: algorithm, hasBias: biasGradient != nil, accumulate: accumulateWeightGradient)
+                              algorithm: algorithm, hasBias: biasGradient != nil,
+                              blockedWeightGradient: weightGradientLayout == .blocked16, accumulate: accumulateWeightGradient)
                 let weights = plan(for: key)
                 weights.execute(Tensors(source: UnsafeMutableRawPointer(mutating: input),
                                         diffDestination: UnsafeMutableRawPointer(mutating: outputGradient),

@@ -120,7 +120,8 @@ extension DNNLConvolution {
             case .backwardWeights:
                 try add(DNNL_ARG_SRC, dnnl_query_src_md, sourceDims, tag: dnnl_nchw, output: false)
                 try add(DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, outputDims, tag: dnnl_nchw, output: false)
-                try add(DNNL_ARG_DIFF_WEIGHTS, dnnl_query_diff_weights_md, weightDims, tag: dnnl_oihw, output: true)
+                try add(DNNL_ARG_DIFF_WEIGHTS, dnnl_query_diff_weights_md, weightDims,
+                        tag: key.blockedWeightGradient ? dnnl_ABcd16b16a : dnnl_oihw, output: true)
                 if key.hasBias {
                     try add(DNNL_ARG_DIFF_BIAS, dnnl_query_diff_weights_md, index: 1, biasDims, tag: dnnl_x, output: true)
                 }

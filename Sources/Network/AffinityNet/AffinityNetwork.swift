@@ -10,7 +10,12 @@ public final class AffinityNetwork {
     public let store: ParameterStore
     let backbone: ResNet38
     /// How the convolutions run: oneDNN (fp32 or bf16) or the im2col reference.
-    public var compute: Compute { didSet { convolutions = compute.convolutionEngine } }
+    public var compute: Compute {
+        didSet {
+            convolutions = compute.convolutionEngine
+            store.useGradientLayouts(of: convolutions)
+        }
+    }
     /// The engine every convolution layer calls (from `compute`).
     private(set) var convolutions: any ConvolutionEngine
     /// f8_3, f8_4, f8_5 (in that order: the order of their channels in f9's input).
@@ -54,6 +59,7 @@ public final class AffinityNetwork {
         let embedding = outputs.reduce(0, +)
         f9 = Conv2D("f9", ConvolutionGeometry(inputChannels: embedding, outputChannels: embedding, kernel: 1), trainable: true, layout: &layout)
         store = ParameterStore(layout: layout)
+        store.useGradientLayouts(of: convolutions)
         gradientStarts = backbone.gradientStarts(in: layout)
         folded = .allocate(capacity: foldedCount)
         folded.initialize(repeating: 0, count: foldedCount)

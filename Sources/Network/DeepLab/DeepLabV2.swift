@@ -12,7 +12,12 @@ public final class DeepLabV2 {
     public let store: ParameterStore
     let backbone: ResNet101
     /// How the convolutions run: oneDNN (fp32 or bf16) or the im2col reference.
-    public var compute: Compute { didSet { convolutions = compute.convolutionEngine } }
+    public var compute: Compute {
+        didSet {
+            convolutions = compute.convolutionEngine
+            store.useGradientLayouts(of: convolutions)
+        }
+    }
     /// The engine every convolution layer calls (from `compute`).
     private(set) var convolutions: any ConvolutionEngine
     let aspp: ASPP
@@ -32,6 +37,7 @@ public final class DeepLabV2 {
         backbone = ResNet101(widthDivisor: configuration.widthDivisor, prefix: Self.prefix, layout: &layout, foldedCount: &foldedCount)
         aspp = ASPP(prefix: Self.prefix, inputChannels: backbone.featureChannels, classes: configuration.classes, layout: &layout)
         store = ParameterStore(layout: layout)
+        store.useGradientLayouts(of: convolutions)
         folded = .allocate(capacity: foldedCount)
         folded.initialize(repeating: 0, count: foldedCount)
         initialize(seed: 0)

@@ -14,9 +14,7 @@ struct Conv2D {
         self.name = name
         self.geometry = geometry
         self.isTrainable = trainable
-        weight = layout.add("\(name).weight",
-                            shape: [geometry.outputChannels, geometry.inputChannels, geometry.kernel, geometry.kernel],
-                            trainable: trainable)
+        weight = layout.addConvolutionWeight("\(name).weight", geometry: geometry, trainable: trainable)
         bias = hasBias ? layout.add("\(name).bias", shape: [geometry.outputChannels], trainable: trainable) : nil
     }
 

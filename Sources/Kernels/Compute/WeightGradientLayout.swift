@@ -1,0 +1,52 @@
+/// How a convolution's weight gradient lies in the gradient buffer. The
+/// weights themselves are always OIHW; their gradients may stay in the
+/// layout oneDNN's backward-weights kernels write, so that no pass is spent
+/// copying them out: the gradient exchange, the finite check and the norm are
+/// blind to the order of elements, and the optimiser reads the gradient in
+/// this layout while it updates the OIHW weights (`element(output:input:tap:)`).
+public enum WeightGradientLayout: Sendable, Equatable {
+    /// OIHW, like the weights.
+    case plain
+    /// OIhw16i16o (oneDNN's ABcd16b16a): tiles of 16 outputs x 16 inputs,
+    /// each tap's 16 x 16 block with the output innermost. Output and input
+    /// counts are multiples of 16.
+    case blocked16
+
+    /// Where element (o, i, k) of an O x I x taps tensor with `inputs` inputs sits.
+    @inline(__always)
+    public func element(output o: Int, input i: Int, tap k: Int, inputs: Int, taps: Int) -> Int {
+        switch self {
+        case .plain:
+            return (o * inputs + i) * taps + k
+        case .blocked16:
+            let tile = (o >> 4) * (inputs >> 4) + (i >> 4)
+            return ((tile * taps + k) << 8) + ((i & 15) << 4) + (o & 15)
+        }
+    }
+
+    /// The gradient of an OIHW tensor of `shape`, in OIHW order.
+    public func plain(_ stored: UnsafeBufferPointer<Float>, shape: [Int]) -> [Float] {
+        permuted(Array(stored), shape: shape, toStored: false)
+    }
+
+    /// An OIHW tensor of `shape` laid out in this layout (the inverse of `plain`).
+    public func stored(_ plain: [Float], shape: [Int]) -> [Float] {
+        permuted(plain, shape: shape, toStored: true)
+    }
+
+    private func permuted(_ values: [Float], shape: [Int], toStored: Bool) -> [Float] {
+        guard self == .blocked16 else { return values }
+        let outputs = shape[0], inputs = shape.count > 1 ? shape[1] : 1, taps = shape.dropFirst(2).reduce(1, *)
+        precondition(values.count == outputs * inputs * taps && outputs % 16 == 0 && inputs % 16 == 0, "not a 16-blocked shape \(shape)")
+        var result = [Float](repeating: 0, count: values.count)
+        for o in 0..<outputs {
+            for i in 0..<inputs {
+                for k in 0..<taps {
+                    let plain = (o * inputs + i) * taps + k, stored = element(output: o, input: i, tap: k, inputs: inputs, taps: taps)
+                    if toStored { result[stored] = values[plain] } else { result[plain] = values[stored] }
+                }
+            }
+        }
+        return result
+    }
+}

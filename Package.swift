@@ -38,7 +38,9 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI"], exclude: ["README.md"]),
         // The peak loops the benchmarks relate kernels to: C, for the vector intrinsics of each instruction set.
         .target(name: "CFMAPeak", path: "Sources/CFMAPeak"),
-        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL"], exclude: ["README.md"]),
+        // The 16 x 16 transposes between OIHW and oneDNN's blocked weight gradients: C, for AVX-512's permutes.
+        .target(name: "CBlockedCopy", path: "Sources/CBlockedCopy"),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CBlockedCopy"], exclude: ["README.md"]),
         .target(name: "Formats", dependencies: ["CPNG", "CJPEG"], exclude: ["README.md"]),
         .target(name: "Network", dependencies: ["Kernels", "Formats"], exclude: ["README.md"]),
         .target(name: "Data", dependencies: ["Formats", "Kernels"], exclude: ["README.md"]),

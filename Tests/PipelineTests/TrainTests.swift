@@ -15,9 +15,10 @@ final class OptimizerTests: XCTestCase {
         network.initializeBackbone(seed: 3)
         let store = network.store
         let optimizer = PolySGD(store: store, baseLearningRate: 0.01, maxStep: 10, weightDecay: 5e-4, momentum: 0.0005)
-        let names = ["b3.conv_branch2a.weight", "b5.conv_branch2b1.weight", "fc8_200.weight"]
+        let names = ["b3.conv_branch2a.weight", "b5.conv_branch2b1.weight", "b5.conv_branch1.weight", "fc8_200.weight"]
         XCTAssertEqual(store.entry(named: names[0])?.gradientLayout, .plain, "8 input channels do not fill a block")
-        XCTAssertEqual(store.entry(named: names[1])?.gradientLayout, .blocked16)
+        XCTAssertEqual(store.entry(named: names[1])?.gradientLayout, .blocked16, "3x3, 32 -> 64")
+        XCTAssertEqual(store.entry(named: names[2])?.gradientLayout, .blocked16, "1x1, 32 -> 64")
         let stem = Array(store.view("conv1a.weight")!)
         var expectedW = names.map { Array(store.view($0)!) }
         var expectedBuffer = names.map { [Float](repeating: 0, count: store.view($0)!.count) }

@@ -1,3 +1,5 @@
+import CBlockedCopy
+
 /// How a convolution's weight gradient lies in the gradient buffer. The
 /// weights themselves are always OIHW; their gradients may stay in the
 /// layout oneDNN's backward-weights kernels write, so that no pass is spent
@@ -22,6 +24,29 @@ public enum WeightGradientLayout: Sendable, Equatable {
             let tile = (o >> 4) * (inputs >> 4) + (i >> 4)
             return ((tile * taps + k) << 8) + ((i & 15) << 4) + (o & 15)
         }
+    }
+
+    /// Copies the 16 output rows `band` of a blocked O x I x taps gradient
+    /// into `rows` in OIHW order: row o (inputs x taps values) at
+    /// `rows + o * rowStride`, 16 x 16 blocks transposed in registers where the
+    /// CPU has AVX-512. A row stride off a multiple of 4 KB keeps the 16 rows
+    /// out of one L1 set (`paddedRowStride`).
+    public static func unblock(band: Int, of blocked: UnsafePointer<Float>, inputs: Int, taps: Int,
+                               into rows: UnsafeMutablePointer<Float>, rowStride: Int) {
+        let inputTiles = inputs / 16
+        for tile in 0..<inputTiles {
+            // Tile (band, tile) is taps blocks of [i][o]: its 16 output rows, columns (i, k), transposed.
+            sccam_groups_to_rows(blocked + (band * inputTiles + tile) * taps * 256, 16 * taps, taps,
+                                 rows + tile * 16 * taps, rowStride)
+        }
+    }
+
+    /// A row stride of at least `length` floats that is not a multiple of 1 KB
+    /// (with power-of-two channel counts the rows would all map to one cache set,
+    /// and the transposes ran at a third of the speed).
+    public static func paddedRowStride(_ length: Int) -> Int {
+        let stride = (length + 15) / 16 * 16
+        return stride % 256 == 0 ? stride + 16 : stride
     }
 
     /// The gradient of an OIHW tensor of `shape`, in OIHW order.

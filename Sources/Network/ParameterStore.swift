@@ -126,7 +126,8 @@ public final class ParameterStore: @unchecked Sendable {
     public func useGradientLayouts(of engine: any ConvolutionEngine) {
         for index in entries.indices {
             guard entries[index].isTrainable, let g = entries[index].convolution else { continue }
-            entries[index].gradientLayout = engine.weightGradientLayout(g, gradient: gradients.baseAddress! + entries[index].gradientOffset!)
+            let gradient = gradients.baseAddress! + entries[index].gradientOffset!
+            entries[index].gradientLayout = engine.weightGradientLayout(g, gradient: gradient)
         }
     }
 

@@ -88,10 +88,9 @@ public final class PolySGD: @unchecked Sendable {
                     }
                 case .blocked16:
                     // A band of 16 outputs at a time: its gradient tiles are put in OIHW
-                    // order in a per-thread buffer (at most 590 KB: in L2), then the band's
-                    // weights and momentum, contiguous, are updated as one stream. Shorter
-                    // pieces (4 KB of each of 16 rows) ran 2-3x slower: every piece started
-                    // a new stream for the prefetcher.
+                    // order in a per-thread buffer (at most 590 KB, so it stays in L2),
+                    // then the band's 16 rows of weights and momentum, contiguous, are
+                    // updated as one stream.
                     let outputs = entry.shape[0], inputs = entry.shape[1], taps = entry.count / (outputs * inputs)
                     let rowLength = inputs * taps, stride = WeightGradientLayout.paddedRowStride(rowLength), bands = outputs / 16
                     let threads = min(Parallel.threadCount, bands), scratch = self.scratch(threads: threads, floats: 16 * stride)
@@ -113,7 +112,7 @@ public final class PolySGD: @unchecked Sendable {
     }
 
     /// Per-thread buffers for blocked gradients put in OIHW order, kept between
-    /// steps (a fresh allocation per band page-faults on every reuse).
+    /// steps: allocations this large would otherwise be mapped afresh per band.
     private var scratchBuffer: UnsafeMutablePointer<Float>?
     private var scratchCapacity = 0
 

@@ -65,25 +65,22 @@ final class DNNLConvolutionTests: XCTestCase {
                 engine.forward(g, weight: w.baseAddress!, bias: bias, input: x.baseAddress!, batch: c.batch, height: c.height,
                                width: c.width, output: &out.y, accumulate: accumulate, scratch: s.baseAddress!)
                 out.db.withUnsafeMutableBufferPointer { db in
-                    do {
-                        let dw = UnsafeMutableBufferPointer(start: dwPointer, count: storedGradient.count)
-                        out.dx.withUnsafeMutableBufferPointer { dx in
-                            if combined {
-                                engine.backward(g, input: x.baseAddress!, weight: w.baseAddress!, outputGradient: r.baseAddress!,
-                                                batch: c.batch, height: c.height, width: c.width, weightGradient: dw.baseAddress!,
-                                                biasGradient: c.bias ? db.baseAddress! : nil, accumulateWeightGradient: accumulate,
-                                                inputGradient: dx.baseAddress!, accumulateInputGradient: accumulate,
-                                                scratch: s.baseAddress!)
-                                return
-                            }
-                            engine.backwardInput(g, weight: w.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch,
-                                                 height: c.height, width: c.width, inputGradient: dx.baseAddress!,
-                                                 accumulate: accumulate, scratch: s.baseAddress!)
-                            engine.backwardWeight(g, input: x.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch,
-                                                  height: c.height, width: c.width, weightGradient: dw.baseAddress!,
-                                                  biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate,
-                                                  scratch: s.baseAddress!)
+                    out.dx.withUnsafeMutableBufferPointer { dx in
+                        if combined {
+                            engine.backward(g, input: x.baseAddress!, weight: w.baseAddress!, outputGradient: r.baseAddress!,
+                                            batch: c.batch, height: c.height, width: c.width, weightGradient: dwPointer,
+                                            biasGradient: c.bias ? db.baseAddress! : nil, accumulateWeightGradient: accumulate,
+                                            inputGradient: dx.baseAddress!, accumulateInputGradient: accumulate,
+                                            scratch: s.baseAddress!)
+                            return
                         }
+                        engine.backwardInput(g, weight: w.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch,
+                                             height: c.height, width: c.width, inputGradient: dx.baseAddress!,
+                                             accumulate: accumulate, scratch: s.baseAddress!)
+                        engine.backwardWeight(g, input: x.baseAddress!, outputGradient: r.baseAddress!, batch: c.batch,
+                                              height: c.height, width: c.width, weightGradient: dwPointer,
+                                              biasGradient: c.bias ? db.baseAddress! : nil, accumulate: accumulate,
+                                              scratch: s.baseAddress!)
                     }
                 }
             }

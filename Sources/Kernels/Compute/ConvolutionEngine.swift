@@ -203,7 +203,8 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
             DNNLConvolution.backwardWeight(phases.undilated, precision: precision, input: phasedInput,
                                            outputGradient: phasedGradient, batch: batch * phases.phaseCount,
                                            height: phases.phaseHeight, width: phases.phaseWidth,
-                                           weightGradient: weightGradient, weightGradientLayout: weightGradientLayout(g, gradient: weightGradient),
+                                           weightGradient: weightGradient,
+                                           weightGradientLayout: weightGradientLayout(g, gradient: weightGradient),
                                            biasGradient: biasGradient, accumulate: accumulate, algorithm: algorithm)
         }
     }

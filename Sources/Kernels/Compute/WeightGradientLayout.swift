@@ -4,8 +4,8 @@ import CBlockedCopy
 /// weights themselves are always OIHW; their gradients may stay in the
 /// layout oneDNN's backward-weights kernels write, so that no pass is spent
 /// copying them out: the gradient exchange, the finite check and the norm are
-/// blind to the order of elements, and the optimiser reads the gradient in
-/// this layout while it updates the OIHW weights (`element(output:input:tap:)`).
+/// blind to the order of elements, and the optimiser reads the gradient band
+/// by band through `unblock` while it updates the OIHW weights.
 public enum WeightGradientLayout: Sendable, Equatable {
     /// OIHW, like the weights.
     case plain
@@ -29,8 +29,7 @@ public enum WeightGradientLayout: Sendable, Equatable {
     /// Copies the 16 output rows `band` of a blocked O x I x taps gradient
     /// into `rows` in OIHW order: row o (inputs x taps values) at
     /// `rows + o * rowStride`, 16 x 16 blocks transposed in registers where the
-    /// CPU has AVX-512. A row stride off a multiple of 4 KB keeps the 16 rows
-    /// out of one L1 set (`paddedRowStride`).
+    /// CPU has AVX-512 (`paddedRowStride` gives a good stride).
     public static func unblock(band: Int, of blocked: UnsafePointer<Float>, inputs: Int, taps: Int,
                                into rows: UnsafeMutablePointer<Float>, rowStride: Int) {
         let inputTiles = inputs / 16

@@ -68,7 +68,8 @@ public enum DNNLConvolution {
     static func backward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, input: UnsafePointer<Float>,
                          weight: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                          weightGradient: UnsafeMutablePointer<Float>?, weightGradientLayout: WeightGradientLayout,
-                         biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool, inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
+                         biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool,
+                         inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
                          algorithm: ConvolutionAlgorithm) {
         lock.withLock {
             DNNLRuntime.applyThreadCount()

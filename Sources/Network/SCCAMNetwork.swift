@@ -36,6 +36,8 @@ public final class SCCAMNetwork {
     /// Where each block's weight gradients start in `store.gradients` (nil for frozen blocks).
     private let blockGradientStarts: [Int?]
     private let folded: UnsafeMutablePointer<Float>
+    /// The last forward pass's epoch: its backward pass reuses the weights it converted.
+    private var weightEpoch = 0
     private var workspace: Workspace?
     private var lastInput: UnsafePointer<Float>?
     private var lastMode: Mode = .inference
@@ -144,8 +146,9 @@ public final class SCCAMNetwork {
         }
         let ws = prepareWorkspace(batch: batch, height: height, width: width, purpose: purpose)
         for norm in allBatchNorms { norm.fold(store: store, into: folded) }
+        weightEpoch = ConvertedWeights.nextEpoch()
         let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(needed: convolutions.needsScratch), dropout: dropout,
-                        accumulateGradients: false, convolutions: convolutions)
+                        accumulateGradients: false, convolutions: convolutions.reusingConvertedWeights(epoch: weightEpoch))
 
         let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, observe: observe)
         let channels = configuration.featureChannels, plane = h * w
@@ -221,7 +224,7 @@ public final class SCCAMNetwork {
         let batch = ws.key.batch, channels = configuration.featureChannels
         let plane = mapSize.height * mapSize.width
         let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(needed: convolutions.needsScratch), dropout: dropoutOfLastPass,
-                        accumulateGradients: accumulateGradients, convolutions: convolutions)
+                        accumulateGradients: accumulateGradients, convolutions: convolutions.reusingConvertedWeights(epoch: weightEpoch))
 
         // Heads: loss, logit gradients, weight gradients, pooled-feature gradient.
         var values: [Double] = []

@@ -12,7 +12,8 @@ import Foundation
 /// oneDNN 2.6 has no dilated form of.
 ///
 /// Phase images are laid out as a batch: image n's phase (p, q) is batch
-/// entry (n d + p) d + q, NCHW like every other tensor here.
+/// entry (n d + p) d + q, in the layout of the tensor they come from (NCHW,
+/// or nChw16c, where whole 16-channel pixels move at once).
 public struct DilationPhases: Hashable, Sendable, CustomStringConvertible {
     /// The dilated layer and the undilated one that runs on its phases.
     public let dilated: ConvolutionGeometry
@@ -49,7 +50,9 @@ public struct DilationPhases: Hashable, Sendable, CustomStringConvertible {
 
     /// Splits `batch` NCHW images into their phase images (zeros where the
     /// padded grid lies outside the image).
-    public func split(_ source: UnsafePointer<Float>, batch: Int, channels: Int, into phases: UnsafeMutablePointer<Float>) {
+    public func split(_ source: UnsafePointer<Float>, batch: Int, channels: Int, layout: ActivationLayout = .plain,
+                      into phases: UnsafeMutablePointer<Float>) {
+        if layout == .blocked16 { return splitBlocked(source, batch: batch, channels: channels, into: phases) }
         let d = dilation, (h, w, ph, pw) = (height, width, phaseHeight, phaseWidth)
         forEachPlane(batch: batch, channels: channels) { plane, phase in
             let image = source + plane * h * w
@@ -75,8 +78,11 @@ public struct DilationPhases: Hashable, Sendable, CustomStringConvertible {
 
     /// Gathers phase images back into `batch` NCHW images (dropping the
     /// padding), writing or adding to `target`.
-    public func merge(_ phases: UnsafePointer<Float>, batch: Int, channels: Int, into target: UnsafeMutablePointer<Float>,
-                      accumulate: Bool) {
+    public func merge(_ phases: UnsafePointer<Float>, batch: Int, channels: Int, layout: ActivationLayout = .plain,
+                      into target: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if layout == .blocked16 {
+            return mergeBlocked(phases, batch: batch, channels: channels, into: target, accumulate: accumulate)
+        }
         let d = dilation, (h, w, pw) = (height, width, phaseWidth)
         forEachPlane(batch: batch, channels: channels) { plane, phase in
             let image = target + plane * h * w

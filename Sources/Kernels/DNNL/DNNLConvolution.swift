@@ -21,6 +21,8 @@ public enum DNNLConvolution {
         let hasBias: Bool
         /// Backward-weights: the gradient is written OIhw16i16o rather than OIHW.
         var blockedWeightGradient = false
+        /// Our tensors' layouts: input side (src, diff_src) and output side (dst, diff_dst).
+        var layouts = ConvolutionLayouts.plain
         /// The output is added to (forward, backward-data) or the gradient accumulated.
         let accumulate: Bool
     }
@@ -29,32 +31,34 @@ public enum DNNLConvolution {
     static func forward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
-                               algorithm: ConvolutionAlgorithm) {
+                               layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm, hasBias: bias != nil, accumulate: accumulate)
+                      algorithm: algorithm, hasBias: bias != nil, layouts: layouts, accumulate: accumulate)
         run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input), weights: UnsafeMutableRawPointer(mutating: weight),
-                         bias: bias.map { UnsafeMutableRawPointer(mutating: $0) }, destination: UnsafeMutableRawPointer(output)))
+                         bias: bias.map { UnsafeMutableRawPointer(mutating: $0) }, destination: UnsafeMutableRawPointer(output)),
+            weightEpoch: weightEpoch)
     }
 
     /// inputGradient (+)= convᵀ(outputGradient).
     static func backwardInput(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
                                      outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                      inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
-                                     algorithm: ConvolutionAlgorithm) {
+                                     layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
         let key = Key(kind: .backwardData, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                      algorithm: algorithm, hasBias: false, accumulate: accumulate)
+                      algorithm: algorithm, hasBias: false, layouts: layouts, accumulate: accumulate)
         run(key, Tensors(weights: UnsafeMutableRawPointer(mutating: weight), diffSource: UnsafeMutableRawPointer(inputGradient),
-                         diffDestination: UnsafeMutableRawPointer(mutating: outputGradient)))
+                         diffDestination: UnsafeMutableRawPointer(mutating: outputGradient)), weightEpoch: weightEpoch)
     }
 
     /// weightGradient (+)= Σₙ outputGradient[n] ⋆ input[n], and the bias gradient (+)= Σ over images and positions.
     static func backwardWeight(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, input: UnsafePointer<Float>,
                                       outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                       weightGradient: UnsafeMutablePointer<Float>, weightGradientLayout: WeightGradientLayout,
-                                      biasGradient: UnsafeMutablePointer<Float>?, accumulate: Bool, algorithm: ConvolutionAlgorithm) {
+                                      biasGradient: UnsafeMutablePointer<Float>?, accumulate: Bool,
+                                      layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm) {
         let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       algorithm: algorithm, hasBias: biasGradient != nil, blockedWeightGradient: weightGradientLayout == .blocked16,
-                      accumulate: accumulate)
+                      layouts: layouts, accumulate: accumulate)
         run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input),
                          diffDestination: UnsafeMutableRawPointer(mutating: outputGradient),
                          diffWeights: UnsafeMutableRawPointer(weightGradient), diffBias: biasGradient.map { UnsafeMutableRawPointer($0) }))
@@ -70,14 +74,15 @@ public enum DNNLConvolution {
                          weightGradient: UnsafeMutablePointer<Float>?, weightGradientLayout: WeightGradientLayout,
                          biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool,
                          inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
-                         algorithm: ConvolutionAlgorithm) {
+                         layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
         lock.withLock {
             DNNLRuntime.applyThreadCount()
             var converted: Plan.Converted?
             if let weightGradient {
                 let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
                               algorithm: algorithm, hasBias: biasGradient != nil,
-                              blockedWeightGradient: weightGradientLayout == .blocked16, accumulate: accumulateWeightGradient)
+                              blockedWeightGradient: weightGradientLayout == .blocked16, layouts: layouts,
+                              accumulate: accumulateWeightGradient)
                 let weights = plan(for: key)
                 weights.execute(Tensors(source: UnsafeMutableRawPointer(mutating: input),
                                         diffDestination: UnsafeMutableRawPointer(mutating: outputGradient),
@@ -87,12 +92,12 @@ public enum DNNLConvolution {
             }
             if let inputGradient {
                 let key = Key(kind: .backwardData, geometry: g, batch: batch, height: height, width: width, precision: precision,
-                              algorithm: algorithm, hasBias: false, accumulate: accumulateInputGradient)
+                              algorithm: algorithm, hasBias: false, layouts: layouts, accumulate: accumulateInputGradient)
                 // Its buffers start past the first plan's, whose converted output gradient it reads.
                 plan(for: key).execute(Tensors(weights: UnsafeMutableRawPointer(mutating: weight),
                                                diffSource: UnsafeMutableRawPointer(inputGradient),
                                                diffDestination: UnsafeMutableRawPointer(mutating: outputGradient)),
-                                       pool: &pool, firstSlot: 4, converted: converted)
+                                       pool: &pool, firstSlot: 4, converted: converted, weightEpoch: weightEpoch)
             }
         }
     }
@@ -119,10 +124,10 @@ public enum DNNLConvolution {
     nonisolated(unsafe) private static var uses = 0
     nonisolated(unsafe) private static var pool = BufferPool()
 
-    private static func run(_ key: Key, _ tensors: Tensors) {
+    private static func run(_ key: Key, _ tensors: Tensors, weightEpoch: Int? = nil) {
         lock.withLock {
             DNNLRuntime.applyThreadCount()
-            plan(for: key).execute(tensors, pool: &pool)
+            plan(for: key).execute(tensors, pool: &pool, weightEpoch: weightEpoch)
         }
     }
 

@@ -19,6 +19,8 @@ extension DNNLConvolution {
             let reorder: dnnl_primitive_t?
             /// Emulated bf16: the inner copy is rounded to bfloat16 values before the primitive reads it.
             let roundsToBFloat16: Bool
+            /// Weights: the number of the inner layout, under which a pass keeps its converted copy.
+            var convertedLayout: Int?
 
             /// Weights and their gradients are profiled apart from activations.
             var phase: PhaseProfiler.Phase {
@@ -104,27 +106,38 @@ extension DNNLConvolution {
                 let inner = dnnl_primitive_desc_query_md(pd, query, index)!
                 // Bias and outputs are float32 in every precision.
                 let rounds = emulated && !output && argument != DNNL_ARG_BIAS
-                operands.append(try Self.operand(argument, user: plainDesc(dims, tag), inner: inner, isOutput: output,
-                                                 accumulate: output && key.accumulate, roundsToBFloat16: rounds))
+                var operand = try Self.operand(argument, user: plainDesc(dims, tag), inner: inner, isOutput: output,
+                                               accumulate: output && key.accumulate, roundsToBFloat16: rounds)
+                if argument == DNNL_ARG_WEIGHTS, operand.inner != nil { operand.convertedLayout = ConvertedWeights.layoutNumber(inner) }
+                operands.append(operand)
             }
+            let sourceTag = Self.tag(key.layouts.input), outputTag = Self.tag(key.layouts.output)
             switch key.kind {
             case .forward:
-                try add(DNNL_ARG_SRC, dnnl_query_src_md, sourceDims, tag: dnnl_nchw, output: false)
+                try add(DNNL_ARG_SRC, dnnl_query_src_md, sourceDims, tag: sourceTag, output: false)
                 try add(DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weightDims, tag: dnnl_oihw, output: false)
                 if key.hasBias { try add(DNNL_ARG_BIAS, dnnl_query_weights_md, index: 1, biasDims, tag: dnnl_x, output: false) }
-                try add(DNNL_ARG_DST, dnnl_query_dst_md, outputDims, tag: dnnl_nchw, output: true)
+                try add(DNNL_ARG_DST, dnnl_query_dst_md, outputDims, tag: outputTag, output: true)
             case .backwardData:
-                try add(DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, outputDims, tag: dnnl_nchw, output: false)
+                try add(DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, outputDims, tag: outputTag, output: false)
                 try add(DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weightDims, tag: dnnl_oihw, output: false)
-                try add(DNNL_ARG_DIFF_SRC, dnnl_query_diff_src_md, sourceDims, tag: dnnl_nchw, output: true)
+                try add(DNNL_ARG_DIFF_SRC, dnnl_query_diff_src_md, sourceDims, tag: sourceTag, output: true)
             case .backwardWeights:
-                try add(DNNL_ARG_SRC, dnnl_query_src_md, sourceDims, tag: dnnl_nchw, output: false)
-                try add(DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, outputDims, tag: dnnl_nchw, output: false)
+                try add(DNNL_ARG_SRC, dnnl_query_src_md, sourceDims, tag: sourceTag, output: false)
+                try add(DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, outputDims, tag: outputTag, output: false)
                 try add(DNNL_ARG_DIFF_WEIGHTS, dnnl_query_diff_weights_md, weightDims,
                         tag: key.blockedWeightGradient ? dnnl_ABcd16b16a : dnnl_oihw, output: true)
                 if key.hasBias {
                     try add(DNNL_ARG_DIFF_BIAS, dnnl_query_diff_weights_md, index: 1, biasDims, tag: dnnl_x, output: true)
                 }
+            }
+        }
+
+        /// oneDNN's name for an activation layout of ours.
+        static func tag(_ layout: ActivationLayout) -> dnnl_format_tag_t {
+            switch layout {
+            case .plain: return dnnl_nchw
+            case .blocked16: return dnnl_aBcd16b
             }
         }
 
@@ -147,9 +160,11 @@ extension DNNLConvolution {
         /// Runs the primitive on these tensors (by DNNL_ARG_*), converting operands on the way.
         /// Its pooled buffers start at `firstSlot`; an input found in `converted` (already in
         /// this primitive's layout, from the plan that ran before) is used as it is.
-        func execute(_ tensors: Tensors, pool: inout BufferPool, firstSlot: Int = 0, converted: Converted? = nil) {
+        /// With a `weightEpoch`, weights converted earlier in that epoch are read from their copy.
+        func execute(_ tensors: Tensors, pool: inout BufferPool, firstSlot: Int = 0, converted: Converted? = nil,
+                     weightEpoch: Int? = nil) {
             withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: operands.count) { arguments in
-                bind(tensors, into: arguments, pool: &pool, firstSlot: firstSlot, converted: converted)
+                bind(tensors, into: arguments, pool: &pool, firstSlot: firstSlot, converted: converted, weightEpoch: weightEpoch)
                 PhaseProfiler.measure(.oneDNNConvolution) {
                     DNNLRuntime.require(dnnl_primitive_execute(primitive, DNNLRuntime.stream, Int32(arguments.count),
                                                                arguments.baseAddress), "primitive_execute")
@@ -163,7 +178,7 @@ extension DNNLConvolution {
 
         /// Points every operand at its tensor, converting the inputs into the primitive's layouts.
         private func bind(_ tensors: Tensors, into arguments: UnsafeMutableBufferPointer<dnnl_exec_arg_t>, pool: inout BufferPool,
-                          firstSlot: Int, converted: Converted?) {
+                          firstSlot: Int, converted: Converted?, weightEpoch: Int?) {
             for (index, operand) in operands.enumerated() {
                 guard let pointer = tensors.pointer(for: operand.argument) else { fatalError("oneDNN operand \(operand.argument) missing") }
                 DNNLRuntime.require(dnnl_memory_set_data_handle(operand.user, pointer), "memory_set_data_handle")
@@ -176,9 +191,12 @@ extension DNNLConvolution {
                     arguments.initializeElement(at: index, to: dnnl_exec_arg_t(arg: operand.argument, memory: converted.memory))
                     continue
                 }
-                DNNLRuntime.require(dnnl_memory_set_data_handle(inner, pool.buffer(slot: firstSlot + index, bytes: operand.innerBytes)),
-                                    "memory_set_data_handle")
-                if !operand.isOutput {
+                var target = pool.buffer(slot: firstSlot + index, bytes: operand.innerBytes), isConverted = false
+                if let weightEpoch, let layout = operand.convertedLayout {
+                    (target, isConverted) = ConvertedWeights.copy(of: pointer, layout: layout, bytes: operand.innerBytes, epoch: weightEpoch)
+                }
+                DNNLRuntime.require(dnnl_memory_set_data_handle(inner, target), "memory_set_data_handle")
+                if !operand.isOutput && !isConverted {
                     Self.reorder(operand.reorder!, from: operand.user, to: inner, phase: operand.phase)
                     if operand.roundsToBFloat16 {
                         var handle: UnsafeMutableRawPointer?

@@ -69,7 +69,8 @@ public enum ChannelDropout {
 
     /// Multiplies each plane by its mask value, in place (forward and backward alike).
     public static func apply(mask: UnsafePointer<Float>, to values: UnsafeMutablePointer<Float>,
-                             batch: Int, channels: Int, plane: Int) {
+                             batch: Int, channels: Int, plane: Int, layout: ActivationLayout = .plain) {
+        if layout == .blocked16 { return applyBlocked(mask: mask, to: values, batch: batch, channels: channels, plane: plane) }
         PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
             let m = mask[index]
             let x = values + index * plane
@@ -77,6 +78,21 @@ public enum ChannelDropout {
                 x.update(repeating: 0, count: plane)
             } else {
                 for i in 0..<plane { x[i] *= m }
+            }
+        } }
+    }
+
+    /// The same on nChw16c: each pixel's 16 channels times their 16 mask values.
+    private static func applyBlocked(mask: UnsafePointer<Float>, to values: UnsafeMutablePointer<Float>,
+                                     batch: Int, channels: Int, plane: Int) {
+        precondition(channels % 16 == 0, "blocked dropout needs channels in whole blocks of 16, not \(channels)")
+        let blocks = channels / 16
+        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * blocks, minimumChunk: max(1, 1024 / max(1, plane))) { index in
+            let m = mask + index * 16
+            let x = values + index * 16 * plane
+            for i in 0..<plane {
+                let pixel = x + i * 16
+                for k in 0..<16 { pixel[k] = m[k] == 0 ? 0 : pixel[k] * m[k] }
             }
         } }
     }

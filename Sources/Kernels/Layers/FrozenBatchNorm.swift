@@ -1,3 +1,4 @@
+import CBlockedCopy
 import Foundation
 
 /// BatchNorm with frozen statistics, as the reference trains it: a per-channel
@@ -23,9 +24,17 @@ public enum FrozenBatchNorm {
     /// (every BN of ResNet-38 is followed by a ReLU, so the two are fused);
     /// without `relu`, the affine map alone (ResNet-101's `increase` and
     /// `shortcut` units, whose output meets the residual sum first).
+    /// Input and output each in their layout (the same memory only when the layouts match).
     public static func forwardReLU(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                                    scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-                                   batch: Int, channels: Int, plane: Int, relu: Bool = true) {
+                                   batch: Int, channels: Int, plane: Int, relu: Bool = true,
+                                   layouts: ConvolutionLayouts = .plain) {
+        if layouts != .plain {
+            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
+                sccam_affine_slab(input + slab, layouts.input == .blocked16 ? 1 : 0, output + slab,
+                                  layouts.output == .blocked16 ? 1 : 0, scale + c, shift + c, plane, relu ? 1 : 0)
+            }
+        }
         PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
             let c = index % channels
             let a = scale[c], b = shift[c]
@@ -40,9 +49,18 @@ public enum FrozenBatchNorm {
 
     /// The gradient through relu(x * scale + shift), from the layer's output
     /// (output > 0 exactly where the ReLU passed): dx (+)= dy * scale * [y > 0].
+    /// The output and its gradient lie in `layouts.output`, the input gradient in `layouts.input`.
     public static func backwardReLU(output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                                     inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
-                                    scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int) {
+                                    scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int,
+                                    layouts: ConvolutionLayouts = .plain) {
+        if layouts != .plain {
+            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
+                sccam_affine_gradient_slab(output + slab, outputGradient + slab, layouts.output == .blocked16 ? 1 : 0,
+                                           inputGradient + slab, layouts.input == .blocked16 ? 1 : 0, scale + c, plane,
+                                           accumulate ? 1 : 0)
+            }
+        }
         PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
             let a = scale[index % channels]
             let y = output + index * plane, dy = outputGradient + index * plane, dx = inputGradient + index * plane
@@ -56,11 +74,30 @@ public enum FrozenBatchNorm {
 
     /// dx = dy * scale per channel (the gradient through the affine map alone).
     public static func backward(outputGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>,
-                                scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int) {
+                                scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int,
+                                layouts: ConvolutionLayouts = .plain) {
+        if layouts != .plain {
+            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
+                sccam_affine_gradient_slab(nil, outputGradient + slab, layouts.output == .blocked16 ? 1 : 0,
+                                           inputGradient + slab, layouts.input == .blocked16 ? 1 : 0, scale + c, plane, 0)
+            }
+        }
         PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
             let a = scale[index % channels]
             let dy = outputGradient + index * plane, dx = inputGradient + index * plane
             for i in 0..<plane { dx[i] = dy[i] * a }
+        } }
+    }
+
+    /// Runs `body` on every 16-channel slab (offset of its first element in
+    /// both layouts, and its first channel) across the threads: the layouts
+    /// put a slab in the same place, whichever side is blocked.
+    private static func forEachSlab(batch: Int, channels: Int, plane: Int, _ body: (_ slab: Int, _ channel: Int) -> Void) {
+        precondition(channels % 16 == 0, "blocked BatchNorm needs channels in whole blocks of 16, not \(channels)")
+        let blocks = channels / 16
+        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * blocks, minimumChunk: max(1, 16_384 / max(1, 16 * plane))) { index in
+            let n = index / blocks, c = index % blocks * 16
+            body((n * channels + c) * plane, c)
         } }
     }
 }

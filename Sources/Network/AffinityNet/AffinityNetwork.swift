@@ -23,6 +23,8 @@ public final class AffinityNetwork {
     let f9: Conv2D
     private let gradientStarts: [Int?]
     private let folded: UnsafeMutablePointer<Float>
+    /// The last forward pass's epoch: its backward pass reuses the weights it converted.
+    private var weightEpoch = 0
     private var workspace: Workspace?
     private var buffers: HeadBuffers?
     private var lastInput: UnsafePointer<Float>?
@@ -146,7 +148,9 @@ public final class AffinityNetwork {
         }
         let (ws, heads) = prepare(batch: batch, height: height, width: width, purpose: purpose)
         for norm in backbone.allBatchNorms { norm.fold(store: store, into: folded) }
-        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(needed: convolutions.needsScratch), dropout: dropout, accumulateGradients: false, convolutions: convolutions)
+        weightEpoch = ConvertedWeights.nextEpoch()
+        let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(needed: convolutions.needsScratch), dropout: dropout,
+                        accumulateGradients: false, convolutions: convolutions.reusingConvertedWeights(epoch: weightEpoch))
         let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, observe: nil)
         let plane = h * w
         let sources = [backbone.tapValues(.conv4, workspace: ws), backbone.tapValues(.conv5, workspace: ws), ws.conv6!]
@@ -199,7 +203,7 @@ public final class AffinityNetwork {
         precondition(labels.batch == batch && labels.pairsPerImage == pairs.pairCount, "pair labels must be [\(batch), 34, \(pairs.pairsPerDisplacement)]")
         let dropout: DropoutContext? = { if case .training(let d, _) = lastMode { return d } else { return nil } }()
         let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(needed: convolutions.needsScratch), dropout: dropout,
-                        accumulateGradients: accumulateGradients, convolutions: convolutions)
+                        accumulateGradients: accumulateGradients, convolutions: convolutions.reusingConvertedWeights(epoch: weightEpoch))
         let counts = counts ?? labels.counts
         let value = AffinityLoss.evaluate(affinities: heads.affinities, labels: labels, counts: counts)
         // d loss / d affinity, then back through the pairs into the embedding.

@@ -87,8 +87,10 @@ struct ResNet101 {
                         height: conv.height, width: conv.width, output: a.pooled, winners: a.poolWinners)
         var x = UnsafePointer(a.pooled)
         var (h, w) = pooled
+        let blocked = blockedBoundaries(pass, activations: a)
         for (index, block) in blocks.enumerated() {
-            block.forward(pass, x: x, height: h, width: w, buffers: a.blocks[index], sum: a.sum)
+            block.forward(pass, x: x, height: h, width: w, buffers: a.blocks[index], sum: a.sum,
+                          boundaries: boundaries(of: index, blocked: blocked))
             x = UnsafePointer(a.blocks[index].output)
             (h, w) = block.outputSize(height: h, width: w)
         }
@@ -102,11 +104,12 @@ struct ResNet101 {
     func backward(_ pass: Pass, input: UnsafePointer<Float>, activations a: ResNet101Activations,
                   inputGradient: UnsafeMutablePointer<Float>?, gradientsReady: ((Int) -> Void)? = nil) {
         let dy = a.gradientA
+        let blocked = blockedBoundaries(pass, activations: a)
         for index in stride(from: blocks.count - 1, through: 0, by: -1) {
             let (h, w) = a.blockInputSizes[index]
             let x = index == 0 ? UnsafePointer(a.pooled) : UnsafePointer(a.blocks[index - 1].output)
             blocks[index].backward(pass, x: x, dy: dy, height: h, width: w, buffers: a.blocks[index],
-                                   scratch: a.gradientScratch, dx: dy)
+                                   scratch: a.gradientScratch, dx: dy, boundaries: boundaries(of: index, blocked: blocked))
             if let start = pass.store.entry(blocks[index].reduce.conv.weight).gradientOffset { gradientsReady?(start) }
         }
         let (conv, _) = stemSizes(height: a.height, width: a.width)
@@ -115,6 +118,33 @@ struct ResNet101 {
         stem.backward(pass, input: input, output: a.stemOutput, outputGradient: a.gradientB, normGradient: a.gradientB,
                       height: a.height, width: a.width, inputGradient: inputGradient)
         gradientsReady?(0)
+    }
+}
+
+extension ResNet101 {
+    /// Whether the tensors between blocks (from layer 2's first output to the
+    /// features) are kept blocked: when every convolution exchanges blocked
+    /// tensors at its size. The pooled stem output stays NCHW; the head that
+    /// reads the features reads them in `featureLayout`.
+    func blockedBoundaries(_ pass: Pass, activations a: ResNet101Activations) -> Bool {
+        for (block, (h, w)) in zip(blocks, a.blockInputSizes) {
+            for (unit, uh, uw) in block.unitInputs(height: h, width: w) where !unit.conv.exchangesBlocked(pass, height: uh, width: uw) {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// The layouts of block `index`'s input and output.
+    func boundaries(of index: Int, blocked: Bool) -> ConvolutionLayouts {
+        let block = blocks[index]
+        return ConvolutionLayouts(input: index == 0 ? .plain : .shared(channels: block.inputChannels, allBlocked: blocked),
+                                  output: .shared(channels: block.outputChannels, allBlocked: blocked))
+    }
+
+    /// The features' layout (and their gradient's).
+    func featureLayout(_ pass: Pass, activations a: ResNet101Activations) -> ActivationLayout {
+        boundaries(of: blocks.count - 1, blocked: blockedBoundaries(pass, activations: a)).output
     }
 }
 

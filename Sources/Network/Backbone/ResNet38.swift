@@ -17,6 +17,8 @@ struct ResNet38 {
     enum Tap: CaseIterable {
         case conv4, conv5
         var blockName: String { self == .conv4 ? "b5" : "b6" }
+        /// These blocks keep their pre-activation in NCHW, for the readers of the taps.
+        static var blockNames: Set<String> { Set(allCases.map(\.blockName)) }
     }
 
     /// Registers the backbone's parameters, in the reference's state-dict order.
@@ -29,6 +31,7 @@ struct ResNet38 {
                    firstDilation: Int = 1, dilation: Int = 1, trainable: Bool = true) {
             blocks.append(.basic(BasicBlock(name, input: ch(cin), middle: ch(cmid), output: ch(cout), stride: stride,
                                             firstDilation: firstDilation, dilation: dilation, trainable: trainable,
+                                            plainPreactivation: Tap.blockNames.contains(name),
                                             foldedOffset: &foldedCount, layout: &layout)))
         }
         basic("b2", 64, 128, 128, stride: 2, trainable: false)
@@ -43,9 +46,11 @@ struct ResNet38 {
         basic("b5_1", 1024, 512, 1024, firstDilation: 2, dilation: 2)
         basic("b5_2", 1024, 512, 1024, firstDilation: 2, dilation: 2)
         blocks.append(.bottleneck(BottleneckBlock("b6", input: ch(1024), output: ch(2048), dilation: 4, dropout: 0.3,
-                                                  dropoutLayers: (1, 2), foldedOffset: &foldedCount, layout: &layout)))
+                                                  dropoutLayers: (1, 2), plainPreactivation: Tap.blockNames.contains("b6"),
+                                                  foldedOffset: &foldedCount, layout: &layout)))
         blocks.append(.bottleneck(BottleneckBlock("b7", input: ch(2048), output: ch(4096), dilation: 4, dropout: 0.5,
-                                                  dropoutLayers: (3, 4), foldedOffset: &foldedCount, layout: &layout)))
+                                                  dropoutLayers: (3, 4), plainPreactivation: Tap.blockNames.contains("b7"),
+                                                  foldedOffset: &foldedCount, layout: &layout)))
         self.blocks = blocks
         featureChannels = ch(4096)
         bn7 = BatchNormLayer("bn7", channels: featureChannels, foldedOffset: foldedCount, layout: &layout)
@@ -139,26 +144,53 @@ struct ResNet38 {
     func forward(_ pass: Pass, input: UnsafePointer<Float>, height: Int, width: Int, workspace ws: Workspace,
                  observe: ((String, UnsafeBufferPointer<Float>) -> Void)?) -> (height: Int, width: Int) {
         let batch = pass.batch
-        conv1a.forward(pass, input: input, height: height, width: width, output: ws.activationA)
-        observe?("conv1a", UnsafeBufferPointer(start: ws.activationA, count: batch * conv1a.geometry.outputChannels * height * width))
+        let blocked = blockedBoundaries(pass, height: height, width: width)
+        func layout(_ channels: Int) -> ActivationLayout { .shared(channels: channels, allBlocked: blocked) }
+        /// What `observe` sees is NCHW, whatever the layout.
+        func show(_ name: String, _ values: UnsafePointer<Float>, channels: Int, plane: Int) {
+            guard let observe else { return }
+            var plain = [Float](repeating: 0, count: batch * channels * plane)
+            ActivationLayout.convert(values, from: layout(channels), into: &plain, to: .plain, batch: batch, channels: channels,
+                                     plane: plane)
+            plain.withUnsafeBufferPointer { observe(name, $0) }
+        }
+        let stemChannels = conv1a.geometry.outputChannels
+        conv1a.forward(pass, input: input, height: height, width: width, output: ws.activationA,
+                       layouts: .init(output: layout(stemChannels)))
+        show("conv1a", ws.activationA, channels: stemChannels, plane: height * width)
         var x = ws.activationA!, spare = ws.activationB!
         var h = height, w = width
         for (index, block) in blocks.enumerated() {
             let y: UnsafeMutablePointer<Float>
             switch block {
             case .basic(let basic):
-                y = basic.forward(pass, x: x, height: h, width: w, buffers: ws.blockBuffers[index], spare: spare)
+                y = basic.forward(pass, x: x, height: h, width: w, buffers: ws.blockBuffers[index], spare: spare,
+                                  blockedBoundaries: blocked)
             case .bottleneck(let bottleneck):
-                y = bottleneck.forward(pass, x: x, height: h, width: w, buffers: ws.blockBuffers[index], spare: spare)
+                y = bottleneck.forward(pass, x: x, height: h, width: w, buffers: ws.blockBuffers[index], spare: spare,
+                                       blockedBoundaries: blocked)
             }
             if y != x { spare = x }
             x = y
             (h, w) = block.outputSize(height: h, width: w)
-            observe?(block.name, UnsafeBufferPointer(start: x, count: batch * block.outputChannels * h * w))
+            show(block.name, x, channels: block.outputChannels, plane: h * w)
         }
-        bn7.forward(pass, input: x, output: ws.conv6, plane: h * w)
+        bn7.forward(pass, input: x, output: ws.conv6, plane: h * w, layouts: .init(input: layout(featureChannels)))
         observe?("conv6", UnsafeBufferPointer(start: ws.conv6, count: batch * featureChannels * h * w))
         return (h, w)
+    }
+
+    /// Whether the tensors between blocks (from conv1a's output to b7's) are
+    /// kept blocked: when every convolution exchanges blocked tensors at its size.
+    func blockedBoundaries(_ pass: Pass, height: Int, width: Int) -> Bool {
+        var (h, w) = (height, width)
+        for block in blocks {
+            for (conv, ch, cw) in block.convolutionInputs(height: h, width: w) where !conv.exchangesBlocked(pass, height: ch, width: cw) {
+                return false
+            }
+            (h, w) = block.outputSize(height: h, width: w)
+        }
+        return conv1a.exchangesBlocked(pass, height: height, width: width)
     }
 
     /// The tap `tap` of the last forward pass, [N, channels, h, w]: kept when
@@ -177,7 +209,13 @@ struct ResNet38 {
                   gradientStarts: [Int?], trainableCount: Int, gradientsReady: ((Range<Int>) -> Void)?) {
         var dy = dy, spare = dy == ws.gradientA! ? ws.gradientB! : ws.gradientA!
         let (h6, w6) = ws.blockInputSizes.last.map { blocks.last!.outputSize(height: $0.height, width: $0.width) } ?? (0, 0)
-        bn7.backward(pass, output: ws.conv6, outputGradient: dy, inputGradient: dy, plane: h6 * w6)
+        let blocked = blockedBoundaries(pass, height: ws.key.height, width: ws.key.width)
+        let b7Layout = ActivationLayout.shared(channels: featureChannels, allBlocked: blocked)
+        // Into the other buffer when b7's output is blocked: a layout change cannot run in place.
+        let b7Gradient = b7Layout == .plain ? dy : spare
+        bn7.backward(pass, output: ws.conv6, outputGradient: dy, inputGradient: b7Gradient, plane: h6 * w6,
+                     layouts: .init(input: b7Layout))
+        if b7Gradient != dy { (dy, spare) = (b7Gradient, dy) }
         let tapBlocks = Dictionary(uniqueKeysWithValues: taps.map { (blockIndex(of: $0.key), $0.value) })
         let lastBlock = wantInputGradient ? 0 : Self.firstTrainableBlock
         for index in stride(from: blocks.count - 1, through: lastBlock, by: -1) {
@@ -188,11 +226,11 @@ struct ResNet38 {
             case .basic(let block):
                 dx = block.backward(pass, dy: dy, height: h, width: w, buffers: ws.blockBuffers[index],
                                     scratch: ws.gradientScratch!, spare: spare, wantInputGradient: wantDX,
-                                    preactivationGradient: tapBlocks[index])
+                                    preactivationGradient: tapBlocks[index], blockedBoundaries: blocked)
             case .bottleneck(let block):
                 dx = block.backward(pass, dy: dy, height: h, width: w, buffers: ws.blockBuffers[index],
                                     scratch: ws.gradientScratch!, spare: spare, wantInputGradient: wantDX,
-                                    preactivationGradient: tapBlocks[index])
+                                    preactivationGradient: tapBlocks[index], blockedBoundaries: blocked)
             }
             if let start = gradientStarts[index] { gradientsReady?(start..<trainableCount) }
             guard let dx else { break }
@@ -201,7 +239,8 @@ struct ResNet38 {
         }
         if wantInputGradient, let inputGradient = ws.inputGradient {
             conv1a.backward(pass, input: input, outputGradient: dy, height: ws.key.height, width: ws.key.width,
-                            inputGradient: inputGradient)
+                            inputGradient: inputGradient,
+                            layouts: .init(output: .shared(channels: conv1a.geometry.outputChannels, allBlocked: blocked)))
         }
     }
 

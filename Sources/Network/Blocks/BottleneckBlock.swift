@@ -6,6 +6,9 @@ import Kernels
 ///     p = relu(bn_branch2a(x))
 ///     u = conv_branch2b1(drop(relu(bn_branch2b1(conv_branch2a(p)))))
 ///     y = conv_branch2b2(drop(relu(bn_branch2b2(u)))) + conv_branch1(p)
+///
+/// p, q (the middle) and r (the inner) are kept blocked wherever the
+/// convolution engine exchanges blocked tensors.
 struct BottleneckBlock {
     let name: String
     let inputChannels, outputChannels: Int
@@ -19,10 +22,13 @@ struct BottleneckBlock {
     let bn2b2: BatchNormLayer
     let conv2b2: Conv2D
     let projection: Conv2D
+    /// p is a tap that other layers read in NCHW.
+    let plainPreactivation: Bool
 
     init(_ name: String, input: Int, output: Int, dilation: Int, dropout: Double, dropoutLayers: (Int, Int),
-         foldedOffset: inout Int, layout: inout ParameterStore.Layout) {
+         plainPreactivation: Bool = false, foldedOffset: inout Int, layout: inout ParameterStore.Layout) {
         self.name = name
+        self.plainPreactivation = plainPreactivation
         inputChannels = input
         outputChannels = output
         dropoutProbability = dropout
@@ -51,28 +57,43 @@ struct BottleneckBlock {
     var batchNorms: [BatchNormLayer] { [bn2a, bn2b1, bn2b2] }
     var convolutions: [Conv2D] { [conv2a, conv2b1, conv2b2, projection] }
 
+    /// The layouts of p (read by conv2a and the projection), q (conv2a to conv2b1) and r (conv2b1 to conv2b2).
+    func layouts(_ pass: Pass, height: Int, width: Int) -> (p: ActivationLayout, q: ActivationLayout, r: ActivationLayout) {
+        let first = conv2a.exchangesBlocked(pass, height: height, width: width)
+        let middle = conv2b1.exchangesBlocked(pass, height: height, width: width)
+        let p = !plainPreactivation && first && projection.exchangesBlocked(pass, height: height, width: width)
+        let r = middle && conv2b2.exchangesBlocked(pass, height: height, width: width)
+        return (.shared(channels: inputChannels, allBlocked: p), .shared(channels: middleChannels, allBlocked: first && middle),
+                .shared(channels: innerChannels, allBlocked: r))
+    }
+
     /// Runs the block on x [N, Cin, H, W] (stride 1: the size is kept) into `spare`.
     func forward(_ pass: Pass, x: UnsafeMutablePointer<Float>, height: Int, width: Int,
-                 buffers: BlockBuffers, spare: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+                 buffers: BlockBuffers, spare: UnsafeMutablePointer<Float>, blockedBoundaries: Bool = false)
+        -> UnsafeMutablePointer<Float> {
         let plane = height * width
         let p = buffers.preactivation, q = buffers.middle, r = buffers.inner!
-        bn2a.forward(pass, input: x, output: p, plane: plane)
-        projection.forward(pass, input: p, height: height, width: width, output: spare)
-        conv2a.forward(pass, input: p, height: height, width: width, output: q)
-        bn2b1.forward(pass, input: q, output: q, plane: plane)
+        let (lp, lq, lr) = layouts(pass, height: height, width: width)
+        let lx = ActivationLayout.shared(channels: inputChannels, allBlocked: blockedBoundaries)
+        let ly = ActivationLayout.shared(channels: outputChannels, allBlocked: blockedBoundaries)
+        bn2a.forward(pass, input: x, output: p, plane: plane, layouts: .init(input: lx, output: lp))
+        projection.forward(pass, input: p, height: height, width: width, output: spare, layouts: .init(input: lp, output: ly))
+        conv2a.forward(pass, input: p, height: height, width: width, output: q, layouts: .init(input: lp, output: lq))
+        bn2b1.forward(pass, input: q, output: q, plane: plane, layouts: .init(input: lq, output: lq))
         if let dropout = pass.dropout, let mask = buffers.middleMask {
             ChannelDropout.drawMask(probability: dropoutProbability, context: dropout, layer: dropoutLayers.0,
                                     batch: pass.batch, channels: middleChannels, mask: mask)
-            ChannelDropout.apply(mask: mask, to: q, batch: pass.batch, channels: middleChannels, plane: plane)
+            ChannelDropout.apply(mask: mask, to: q, batch: pass.batch, channels: middleChannels, plane: plane, layout: lq)
         }
-        conv2b1.forward(pass, input: q, height: height, width: width, output: r)
-        bn2b2.forward(pass, input: r, output: r, plane: plane)
+        conv2b1.forward(pass, input: q, height: height, width: width, output: r, layouts: .init(input: lq, output: lr))
+        bn2b2.forward(pass, input: r, output: r, plane: plane, layouts: .init(input: lr, output: lr))
         if let dropout = pass.dropout, let mask = buffers.innerMask {
             ChannelDropout.drawMask(probability: dropoutProbability, context: dropout, layer: dropoutLayers.1,
                                     batch: pass.batch, channels: innerChannels, mask: mask)
-            ChannelDropout.apply(mask: mask, to: r, batch: pass.batch, channels: innerChannels, plane: plane)
+            ChannelDropout.apply(mask: mask, to: r, batch: pass.batch, channels: innerChannels, plane: plane, layout: lr)
         }
-        conv2b2.forward(pass, input: r, height: height, width: width, output: spare, accumulate: true)
+        conv2b2.forward(pass, input: r, height: height, width: width, output: spare, accumulate: true,
+                        layouts: .init(input: lr, output: ly))
         return spare
     }
 
@@ -81,32 +102,39 @@ struct BottleneckBlock {
     /// channel is zero there, and its gradient is zero through the dropout anyway.
     func backward(_ pass: Pass, dy: UnsafeMutablePointer<Float>, height: Int, width: Int, buffers: BlockBuffers,
                   scratch: GradientScratch, spare: UnsafeMutablePointer<Float>, wantInputGradient: Bool,
-                  preactivationGradient: UnsafePointer<Float>? = nil)
+                  preactivationGradient: UnsafePointer<Float>? = nil, blockedBoundaries: Bool = false)
         -> UnsafeMutablePointer<Float>? {
         let plane = height * width
         let p = buffers.preactivation, q = buffers.middle, r = buffers.inner!
         let dr = scratch.inner, dq = scratch.middle, dp = scratch.preactivation
-        conv2b2.backward(pass, input: r, outputGradient: dy, height: height, width: width, inputGradient: dr)
+        let (lp, lq, lr) = layouts(pass, height: height, width: width)
+        let lx = ActivationLayout.shared(channels: inputChannels, allBlocked: blockedBoundaries)
+        let ly = ActivationLayout.shared(channels: outputChannels, allBlocked: blockedBoundaries)
+        conv2b2.backward(pass, input: r, outputGradient: dy, height: height, width: width, inputGradient: dr,
+                         layouts: .init(input: lr, output: ly))
         if pass.dropout != nil, let mask = buffers.innerMask {
-            ChannelDropout.apply(mask: mask, to: dr, batch: pass.batch, channels: innerChannels, plane: plane)
+            ChannelDropout.apply(mask: mask, to: dr, batch: pass.batch, channels: innerChannels, plane: plane, layout: lr)
         }
-        bn2b2.backward(pass, output: r, outputGradient: dr, inputGradient: dr, plane: plane)
-        conv2b1.backward(pass, input: q, outputGradient: dr, height: height, width: width, inputGradient: dq)
+        bn2b2.backward(pass, output: r, outputGradient: dr, inputGradient: dr, plane: plane, layouts: .init(input: lr, output: lr))
+        conv2b1.backward(pass, input: q, outputGradient: dr, height: height, width: width, inputGradient: dq,
+                         layouts: .init(input: lq, output: lr))
         if pass.dropout != nil, let mask = buffers.middleMask {
-            ChannelDropout.apply(mask: mask, to: dq, batch: pass.batch, channels: middleChannels, plane: plane)
+            ChannelDropout.apply(mask: mask, to: dq, batch: pass.batch, channels: middleChannels, plane: plane, layout: lq)
         }
-        bn2b1.backward(pass, output: q, outputGradient: dq, inputGradient: dq, plane: plane)
+        bn2b1.backward(pass, output: q, outputGradient: dq, inputGradient: dq, plane: plane, layouts: .init(input: lq, output: lq))
         conv2a.backward(pass, input: p, outputGradient: dq, height: height, width: width,
-                        inputGradient: wantInputGradient ? dp : nil)
+                        inputGradient: wantInputGradient ? dp : nil, layouts: .init(input: lp, output: lq))
         projection.backward(pass, input: p, outputGradient: dy, height: height, width: width,
-                            inputGradient: wantInputGradient ? dp : nil, accumulate: true)
+                            inputGradient: wantInputGradient ? dp : nil, accumulate: true, layouts: .init(input: lp, output: ly))
         guard wantInputGradient else { return nil }
         if let preactivationGradient {
             // A tap (AffinityNet's conv4, conv5) reads p: its gradient joins p's here.
+            precondition(lp == .plain, "\(name): a tapped pre-activation is kept in NCHW")
             let count = pass.batch * inputChannels * height * width
             for i in 0..<count { dp[i] += preactivationGradient[i] }
         }
-        bn2a.backward(pass, output: p, outputGradient: dp, inputGradient: spare, plane: plane)
+        bn2a.backward(pass, output: p, outputGradient: dp, inputGradient: spare, plane: plane,
+                      layouts: .init(input: lx, output: lp))
         return spare
     }
 }

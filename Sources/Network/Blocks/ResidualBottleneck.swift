@@ -6,6 +6,9 @@ import Kernels
 ///     r = relu(bn(reduce₁ₓ₁,ₛ(x)))
 ///     m = relu(bn(conv3x3_d(r)))
 ///     y = relu(bn(increase₁ₓ₁(m)) + (block 1 ? bn(shortcut₁ₓ₁,ₛ(x)) : x))
+///
+/// r and m pass only between convolutions and BatchNorms, so they are kept
+/// blocked wherever the convolution engine exchanges blocked tensors.
 struct ResidualBottleneck {
     let name: String
     let inputChannels, middleChannels, outputChannels: Int
@@ -44,18 +47,34 @@ struct ResidualBottleneck {
         }
     }
 
-    /// Runs the block on x into `buffers.output`; `sum` is scratch of the output's size.
-    func forward(_ pass: Pass, x: UnsafePointer<Float>, height: Int, width: Int, buffers: ResidualBuffers,
-                 sum: UnsafeMutablePointer<Float>) {
+    /// The layouts of r (between reduce and conv3x3) and m (between conv3x3 and increase).
+    func layouts(_ pass: Pass, height: Int, width: Int) -> (reduced: ActivationLayout, middle: ActivationLayout) {
         let (outH, outW) = outputSize(height: height, width: width)
-        reduce.forward(pass, input: x, height: height, width: width, output: buffers.reduced)
-        conv3x3.forward(pass, input: buffers.reduced, height: outH, width: outW, output: buffers.middle)
-        increase.forward(pass, input: buffers.middle, height: outH, width: outW, output: sum)
+        let first = reduce.conv.exchangesBlocked(pass, height: height, width: width)
+        let second = conv3x3.conv.exchangesBlocked(pass, height: outH, width: outW)
+        let third = increase.conv.exchangesBlocked(pass, height: outH, width: outW)
+        return (.shared(channels: middleChannels, allBlocked: first && second),
+                .shared(channels: middleChannels, allBlocked: second && third))
+    }
+
+    /// Runs the block on x into `buffers.output`; `sum` is scratch of the output's
+    /// size. x lies in `boundaries.input`, the output (and `sum`) in `boundaries.output`.
+    func forward(_ pass: Pass, x: UnsafePointer<Float>, height: Int, width: Int, buffers: ResidualBuffers,
+                 sum: UnsafeMutablePointer<Float>, boundaries: ConvolutionLayouts = .plain) {
+        let (outH, outW) = outputSize(height: height, width: width)
+        let (lr, lm) = layouts(pass, height: height, width: width)
+        reduce.forward(pass, input: x, height: height, width: width, output: buffers.reduced,
+                       layouts: .init(input: boundaries.input, output: lr))
+        conv3x3.forward(pass, input: buffers.reduced, height: outH, width: outW, output: buffers.middle,
+                        layouts: .init(input: lr, output: lm))
+        increase.forward(pass, input: buffers.middle, height: outH, width: outW, output: sum,
+                         layouts: .init(input: lm, output: boundaries.output))
         let count = pass.batch * outputChannels * outH * outW
         if let shortcut {
-            shortcut.forward(pass, input: x, height: height, width: width, output: buffers.output)
+            shortcut.forward(pass, input: x, height: height, width: width, output: buffers.output, layouts: boundaries)
             Elementwise.addReLU(sum, buffers.output, into: buffers.output, count: count)
         } else {
+            precondition(boundaries.input == boundaries.output, "\(name): the identity shortcut keeps its layout")
             Elementwise.addReLU(sum, x, into: buffers.output, count: count)
         }
     }
@@ -63,23 +82,27 @@ struct ResidualBottleneck {
     /// Backward from dy, the gradient at the block's output, into `dx` (when
     /// wanted; it may be dy's own buffer, read first). Weight gradients of all units.
     func backward(_ pass: Pass, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, height: Int, width: Int,
-                  buffers: ResidualBuffers, scratch: ResidualGradientScratch, dx: UnsafeMutablePointer<Float>?) {
+                  buffers: ResidualBuffers, scratch: ResidualGradientScratch, dx: UnsafeMutablePointer<Float>?,
+                  boundaries: ConvolutionLayouts = .plain) {
         let (outH, outW) = outputSize(height: height, width: width)
         let count = pass.batch * outputChannels * outH * outW
         let dSum = scratch.sum, dUnit = scratch.unit, dMiddle = scratch.middle
+        let (lr, lm) = layouts(pass, height: height, width: width)
         Elementwise.reluGradient(output: buffers.output, outputGradient: dy, into: dSum, count: count)
         increase.backward(pass, input: buffers.middle, output: dSum, outputGradient: dSum, normGradient: dUnit,
-                          height: outH, width: outW, inputGradient: dMiddle)
+                          height: outH, width: outW, inputGradient: dMiddle, layouts: .init(input: lm, output: boundaries.output))
         if let shortcut {
             shortcut.backward(pass, input: x, output: dSum, outputGradient: dSum, normGradient: dUnit,
-                              height: height, width: width, inputGradient: dx)
+                              height: height, width: width, inputGradient: dx, layouts: boundaries)
         } else if let dx {
             dx.update(from: dSum, count: count)
         }
+        // dUnit, the shortcut's scratch above, now holds r's gradient, in r's layout.
         conv3x3.backward(pass, input: buffers.reduced, output: buffers.middle, outputGradient: dMiddle, normGradient: dMiddle,
-                         height: outH, width: outW, inputGradient: dUnit)
+                         height: outH, width: outW, inputGradient: dUnit, layouts: .init(input: lr, output: lm))
         reduce.backward(pass, input: x, output: buffers.reduced, outputGradient: dUnit, normGradient: dUnit,
-                        height: height, width: width, inputGradient: dx, accumulate: dx != nil)
+                        height: height, width: width, inputGradient: dx, accumulate: dx != nil,
+                        layouts: .init(input: boundaries.input, output: lr))
     }
 }
 

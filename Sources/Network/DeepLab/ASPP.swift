@@ -35,19 +35,26 @@ struct ASPP {
         }
     }
 
-    /// logits [N, classes, h, w] = Σ branches(features [N, C, h, w]).
-    func forward(_ pass: Pass, features: UnsafePointer<Float>, height: Int, width: Int, logits: UnsafeMutablePointer<Float>) {
+    /// Whether the branches read features kept blocked.
+    func exchangesBlocked(_ pass: Pass, height: Int, width: Int) -> Bool {
+        branches.allSatisfy { $0.exchangesBlocked(pass, height: height, width: width) }
+    }
+
+    /// logits [N, classes, h, w] = Σ branches(features [N, C, h, w]), the features in `featureLayout`.
+    func forward(_ pass: Pass, features: UnsafePointer<Float>, height: Int, width: Int, logits: UnsafeMutablePointer<Float>,
+                 featureLayout: ActivationLayout = .plain) {
         for (index, branch) in branches.enumerated() {
-            branch.forward(pass, input: features, height: height, width: width, output: logits, accumulate: index > 0)
+            branch.forward(pass, input: features, height: height, width: width, output: logits, accumulate: index > 0,
+                           layouts: .init(input: featureLayout))
         }
     }
 
     /// Weight and bias gradients of every branch, and the features' gradient (written).
     func backward(_ pass: Pass, features: UnsafePointer<Float>, logitGradient: UnsafePointer<Float>, height: Int, width: Int,
-                  featureGradient: UnsafeMutablePointer<Float>) {
+                  featureGradient: UnsafeMutablePointer<Float>, featureLayout: ActivationLayout = .plain) {
         for (index, branch) in branches.enumerated() {
             branch.backward(pass, input: features, outputGradient: logitGradient, height: height, width: width,
-                            inputGradient: featureGradient, accumulate: index > 0)
+                            inputGradient: featureGradient, accumulate: index > 0, layouts: .init(input: featureLayout))
         }
     }
 }

@@ -22,6 +22,8 @@ public final class DeepLabV2 {
     private(set) var convolutions: any ConvolutionEngine
     let aspp: ASPP
     private let folded: UnsafeMutablePointer<Float>
+    /// The last forward pass's epoch: its backward pass reuses the weights it converted.
+    private var weightEpoch = 0
     private var passes: [ScaleKey: ScalePass] = [:]
     private var scratch: (pointer: UnsafeMutablePointer<Float>, count: Int)?
     /// The im2col scratch an input size needs, worked out once per size.
@@ -162,19 +164,30 @@ public final class DeepLabV2 {
     func makePass(batch: Int, height: Int, width: Int, accumulate: Bool) -> Pass {
         Pass(store: store, folded: folded, batch: batch,
              scratch: convolutions.needsScratch ? scratchPointer(height: height, width: width) : ConvolutionScratch.none,
-             dropout: nil, accumulateGradients: accumulate, convolutions: convolutions)
+             dropout: nil, accumulateGradients: accumulate, convolutions: convolutions.reusingConvertedWeights(epoch: weightEpoch))
     }
 
+    /// Folds the BatchNorms and opens a new weight epoch: a forward pass starts.
     func foldBatchNorms() {
+        weightEpoch = ConvertedWeights.nextEpoch()
         for unit in backbone.allUnits { unit.norm.fold(store: store, into: folded) }
     }
 
     // MARK: One branch
 
+    /// The layout the backbone leaves its features (and takes their gradient) in.
+    func featureLayout(_ pass: Pass, _ scale: ScalePass) -> ActivationLayout {
+        let layout = backbone.featureLayout(pass, activations: scale.activations)
+        let (h, w) = scale.outputSize
+        precondition(layout == .plain || aspp.exchangesBlocked(pass, height: h, width: w), "the ASPP reads blocked features")
+        return layout
+    }
+
     /// The base network (backbone + ASPP) on `scale.input` into `scale.logits`.
     func forwardBranch(_ pass: Pass, _ scale: ScalePass) {
         let (h, w) = backbone.forward(pass, input: scale.input, activations: scale.activations)
-        aspp.forward(pass, features: scale.activations.features, height: h, width: w, logits: scale.logits)
+        aspp.forward(pass, features: scale.activations.features, height: h, width: w, logits: scale.logits,
+                     featureLayout: featureLayout(pass, scale))
     }
 
     /// Backward of one branch from `scale.logitGradient`; the input gradient
@@ -184,7 +197,7 @@ public final class DeepLabV2 {
     func backwardBranch(_ pass: Pass, _ scale: ScalePass, wantInputGradient: Bool, gradientsReady: ((Int) -> Void)? = nil) {
         let (h, w) = scale.outputSize
         aspp.backward(pass, features: scale.activations.features, logitGradient: scale.logitGradient, height: h, width: w,
-                      featureGradient: scale.activations.gradientA)
+                      featureGradient: scale.activations.gradientA, featureLayout: featureLayout(pass, scale))
         if let start = store.entry(aspp.branches[0].weight).gradientOffset { gradientsReady?(start) }
         backbone.backward(pass, input: scale.input, activations: scale.activations,
                           inputGradient: wantInputGradient ? scale.inputGradient : nil, gradientsReady: gradientsReady)

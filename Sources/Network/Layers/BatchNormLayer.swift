@@ -29,25 +29,30 @@ struct BatchNormLayer {
                              channels: channels, scale: folded + foldedOffset, shift: folded + foldedOffset + channels)
     }
 
-    /// output = [relu](bn(input)); may run in place.
-    func forward(_ pass: Pass, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, plane: Int) {
+    /// output = [relu](bn(input)), each in its layout (`layouts.input` and
+    /// `layouts.output`); may run in place when the two are the same.
+    func forward(_ pass: Pass, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, plane: Int,
+                 layouts: ConvolutionLayouts = .plain) {
         let scale = pass.folded + foldedOffset, shift = pass.folded + foldedOffset + channels
         FrozenBatchNorm.forwardReLU(input: input, output: output, scale: scale, shift: shift,
-                                    batch: pass.batch, channels: channels, plane: plane, relu: relu)
+                                    batch: pass.batch, channels: channels, plane: plane, relu: relu, layouts: layouts)
     }
 
     /// inputGradient (+)= outputGradient * scale, where the output was positive
     /// when there is a ReLU (accumulating only then); may run in place.
+    /// The output and its gradient lie in `layouts.output`, the input gradient in `layouts.input`.
     func backward(_ pass: Pass, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
-                  inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool = false, plane: Int) {
+                  inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool = false, plane: Int,
+                  layouts: ConvolutionLayouts = .plain) {
         let scale = pass.folded + foldedOffset
         if relu {
             FrozenBatchNorm.backwardReLU(output: output, outputGradient: outputGradient, inputGradient: inputGradient,
-                                         accumulate: accumulate, scale: scale, batch: pass.batch, channels: channels, plane: plane)
+                                         accumulate: accumulate, scale: scale, batch: pass.batch, channels: channels, plane: plane,
+                                         layouts: layouts)
         } else {
             precondition(!accumulate, "\(name): an affine BN's gradient is written, not added")
             FrozenBatchNorm.backward(outputGradient: outputGradient, inputGradient: inputGradient, scale: scale,
-                                     batch: pass.batch, channels: channels, plane: plane)
+                                     batch: pass.batch, channels: channels, plane: plane, layouts: layouts)
         }
     }
 }

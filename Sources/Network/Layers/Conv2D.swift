@@ -22,24 +22,30 @@ struct Conv2D {
         geometry.outputSize(height: height, width: width)
     }
 
-    /// output (+)= conv(input)
+    /// Whether this layer, on inputs of this size, can read and write blocked tensors.
+    func exchangesBlocked(_ pass: Pass, height: Int, width: Int) -> Bool {
+        pass.convolutions.exchangesBlockedActivations(geometry, height: height, width: width)
+    }
+
+    /// output (+)= conv(input), each side in its layout.
     func forward(_ pass: Pass, input: UnsafePointer<Float>, height: Int, width: Int,
-                 output: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+                 output: UnsafeMutablePointer<Float>, accumulate: Bool = false, layouts: ConvolutionLayouts = .plain) {
         pass.convolutions.forward(geometry, weight: pass.store.pointer(weight), bias: bias.map { UnsafePointer(pass.store.pointer($0)) },
                                   input: input, batch: pass.batch, height: height, width: width, output: output,
-                                  accumulate: accumulate, scratch: pass.scratch)
+                                  accumulate: accumulate, layouts: layouts, scratch: pass.scratch)
     }
 
     /// Weight gradient from the layer's input and output gradient (trainable
     /// layers only), and, when `inputGradient` is given, the input gradient
     /// (added to it with `accumulate`).
     func backward(_ pass: Pass, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
-                  height: Int, width: Int, inputGradient: UnsafeMutablePointer<Float>?, accumulate: Bool = false) {
+                  height: Int, width: Int, inputGradient: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
+                  layouts: ConvolutionLayouts = .plain) {
         pass.convolutions.backward(geometry, input: input, weight: pass.store.pointer(weight), outputGradient: outputGradient,
                                    batch: pass.batch, height: height, width: width,
                                    weightGradient: isTrainable ? pass.store.gradientPointer(weight) : nil,
                                    biasGradient: isTrainable ? bias.map { pass.store.gradientPointer($0) } : nil,
                                    accumulateWeightGradient: pass.accumulateGradients, inputGradient: inputGradient,
-                                   accumulateInputGradient: accumulate, scratch: pass.scratch)
+                                   accumulateInputGradient: accumulate, layouts: layouts, scratch: pass.scratch)
     }
 }

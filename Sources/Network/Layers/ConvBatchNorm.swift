@@ -18,11 +18,14 @@ struct ConvBatchNorm {
 
     func outputSize(height: Int, width: Int) -> (height: Int, width: Int) { conv.outputSize(height: height, width: width) }
 
-    /// output = [relu](bn(conv(input))), at the convolution's output size.
-    func forward(_ pass: Pass, input: UnsafePointer<Float>, height: Int, width: Int, output: UnsafeMutablePointer<Float>) {
-        conv.forward(pass, input: input, height: height, width: width, output: output)
+    /// output = [relu](bn(conv(input))), at the convolution's output size;
+    /// the input in `layouts.input`, the output (BatchNorm in place) in `layouts.output`.
+    func forward(_ pass: Pass, input: UnsafePointer<Float>, height: Int, width: Int, output: UnsafeMutablePointer<Float>,
+                 layouts: ConvolutionLayouts = .plain) {
+        conv.forward(pass, input: input, height: height, width: width, output: output, layouts: layouts)
         let (outH, outW) = outputSize(height: height, width: width)
-        norm.forward(pass, input: output, output: output, plane: outH * outW)
+        norm.forward(pass, input: output, output: output, plane: outH * outW,
+                     layouts: .init(input: layouts.output, output: layouts.output))
     }
 
     /// From the unit's output and its gradient: the convolution's weight
@@ -31,10 +34,11 @@ struct ConvBatchNorm {
     /// `outputGradient`'s own buffer.
     func backward(_ pass: Pass, input: UnsafePointer<Float>, output: UnsafePointer<Float>,
                   outputGradient: UnsafePointer<Float>, normGradient: UnsafeMutablePointer<Float>, height: Int, width: Int,
-                  inputGradient: UnsafeMutablePointer<Float>?, accumulate: Bool = false) {
+                  inputGradient: UnsafeMutablePointer<Float>?, accumulate: Bool = false, layouts: ConvolutionLayouts = .plain) {
         let (outH, outW) = outputSize(height: height, width: width)
-        norm.backward(pass, output: output, outputGradient: outputGradient, inputGradient: normGradient, plane: outH * outW)
+        norm.backward(pass, output: output, outputGradient: outputGradient, inputGradient: normGradient, plane: outH * outW,
+                      layouts: .init(input: layouts.output, output: layouts.output))
         conv.backward(pass, input: input, outputGradient: normGradient, height: height, width: width,
-                      inputGradient: inputGradient, accumulate: accumulate)
+                      inputGradient: inputGradient, accumulate: accumulate, layouts: layouts)
     }
 }

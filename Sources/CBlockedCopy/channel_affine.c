@@ -1,0 +1,79 @@
+#include "channel_affine.h"
+#include "transpose16.h"
+
+#define AT(P, BLOCKED, R, I, PLANE) (*((BLOCKED) ? (P) + (I) * 16 + (R) : (P) + (R) * (PLANE) + (I)))
+
+static void affine_scalar(const float *x, int xb, float *y, int yb, const float *scale, const float *shift, long first,
+                          long plane, int relu) {
+    for (long i = first; i < plane; i++) {
+        for (int r = 0; r < 16; r++) {
+            // Two statements, so that no compiler fuses them: the same roundings as the NCHW pass.
+            float v = AT(x, xb, r, i, plane) * scale[r];
+            v = v + shift[r];
+            AT(y, yb, r, i, plane) = relu && !(v > 0) ? 0 : v;
+        }
+    }
+}
+
+static void gradient_scalar(const float *y, const float *dy, int ab, float *dx, int bb, const float *scale, long first,
+                            long plane, int accumulate) {
+    for (long i = first; i < plane; i++) {
+        for (int r = 0; r < 16; r++) {
+            const float g = (y && !(AT(y, ab, r, i, plane) > 0)) ? 0 : AT(dy, ab, r, i, plane) * scale[r];
+            if (accumulate) AT(dx, bb, r, i, plane) += g; else AT(dx, bb, r, i, plane) = g;
+        }
+    }
+}
+
+// Vector R of a 16-pixel tile starting at pixel I: channel R's 16 pixels
+// (plain) or pixel I + R's 16 channels (blocked).
+#define TILE(P, BLOCKED, R, I, PLANE) ((P) + ((BLOCKED) ? ((I) + (R)) * 16 : (R) * (PLANE) + (I)))
+// The scale of vector R: one channel's, broadcast (plain), or all 16 channels' (blocked).
+#define SCALE(BLOCKED, R, S, S16) ((BLOCKED) ? (S16) : _mm512_set1_ps((S)[R]))
+
+__attribute__((target("avx512f"))) static void affine_avx512(const float *x, int xb, float *y, int yb, const float *scale,
+                                                              const float *shift, long plane, int relu) {
+    const __m512 s16 = _mm512_loadu_ps(scale), b16 = _mm512_loadu_ps(shift), zero = _mm512_setzero_ps();
+    const long full = plane / 16 * 16;
+    for (long i = 0; i < full; i += 16) {
+        FOR16(DECLARE)
+#define AFFINE(R) v##R = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(TILE(x, xb, R, i, plane)), SCALE(xb, R, scale, s16)), \
+                                       SCALE(xb, R, shift, b16)); \
+                  if (relu) v##R = _mm512_max_ps(v##R, zero);
+        FOR16(AFFINE)
+        if (xb != yb) TRANSPOSE16()
+#define STORE_Y(R) _mm512_storeu_ps(TILE(y, yb, R, i, plane), v##R);
+        FOR16(STORE_Y)
+    }
+    affine_scalar(x, xb, y, yb, scale, shift, full, plane, relu);
+}
+
+__attribute__((target("avx512f"))) static void gradient_avx512(const float *y, const float *dy, int ab, float *dx, int bb,
+                                                                const float *scale, long plane, int accumulate) {
+    const __m512 s16 = _mm512_loadu_ps(scale), zero = _mm512_setzero_ps();
+    const long full = plane / 16 * 16;
+    for (long i = 0; i < full; i += 16) {
+        FOR16(DECLARE)
+#define GRADIENT(R) v##R = _mm512_mul_ps(_mm512_loadu_ps(TILE(dy, ab, R, i, plane)), SCALE(ab, R, scale, s16)); \
+                    if (y) v##R = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(TILE(y, ab, R, i, plane)), zero, \
+                                                                         _CMP_GT_OQ), v##R);
+        FOR16(GRADIENT)
+        if (ab != bb) TRANSPOSE16()
+#define STORE_DX(R) { float *target = TILE(dx, bb, R, i, plane); \
+                      _mm512_storeu_ps(target, accumulate ? _mm512_add_ps(_mm512_loadu_ps(target), v##R) : v##R); }
+        FOR16(STORE_DX)
+    }
+    gradient_scalar(y, dy, ab, dx, bb, scale, full, plane, accumulate);
+}
+
+void sccam_affine_slab(const float *x, int x_blocked, float *y, int y_blocked, const float *scale, const float *shift,
+                       long plane, int relu) {
+    if (sccam_has_avx512()) affine_avx512(x, x_blocked != 0, y, y_blocked != 0, scale, shift, plane, relu);
+    else affine_scalar(x, x_blocked != 0, y, y_blocked != 0, scale, shift, 0, plane, relu);
+}
+
+void sccam_affine_gradient_slab(const float *y, const float *dy, int dy_blocked, float *dx, int dx_blocked,
+                                const float *scale, long plane, int accumulate) {
+    if (sccam_has_avx512()) gradient_avx512(y, dy, dy_blocked != 0, dx, dx_blocked != 0, scale, plane, accumulate);
+    else gradient_scalar(y, dy, dy_blocked != 0, dx, dx_blocked != 0, scale, 0, plane, accumulate);
+}

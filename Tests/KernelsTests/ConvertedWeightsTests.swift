@@ -31,4 +31,30 @@ final class ConvertedWeightsTests: XCTestCase {
         XCTAssertEqual(next, forward(everyCall), "a new epoch converts the weights as they are now")
         XCTAssertNotEqual(next, before)
     }
+
+    /// A copy that an epoch reads only once is dropped when the next epoch
+    /// starts, and that weight is converted into the shared buffers from then
+    /// on, with the same results.
+    func testCopiesReadOnceAreDropped() {
+        let g = ConvolutionGeometry(inputChannels: 16, outputChannels: 48, kernel: 3, padding: 1)
+        let weights = UnsafeMutableBufferPointer<Float>.allocate(capacity: g.weightCount)
+        defer { weights.deallocate() }
+        for i in weights.indices { weights[i] = Float(i % 7) - 3 }
+        let x = (0..<(16 * 5 * 5)).map { Float($0 % 5) - 2 }
+        let everyCall = OneDNNConvolutionEngine(algorithm: .direct)
+        func forward(_ engine: any ConvolutionEngine) -> [Float] {
+            var y = [Float](repeating: 0, count: 48 * 25)
+            engine.forward(g, weight: weights.baseAddress!, bias: nil, input: x, batch: 1, height: 5, width: 5, output: &y,
+                           accumulate: false, scratch: ConvolutionScratch.none)
+            return y
+        }
+        let expected = forward(everyCall)
+        XCTAssertEqual(forward(everyCall.reusingConvertedWeights(epoch: ConvertedWeights.nextEpoch())), expected)
+        let copyBytes = g.weightCount * 4, held = ConvertedWeights.heldBytes
+        XCTAssertGreaterThanOrEqual(held, copyBytes, "the first epoch keeps a copy")
+        XCTAssertEqual(forward(everyCall.reusingConvertedWeights(epoch: ConvertedWeights.nextEpoch())), expected)
+        XCTAssertLessThanOrEqual(ConvertedWeights.heldBytes, held - copyBytes, "read once: dropped when the next epoch starts")
+        for i in weights.indices { weights[i] += 1 }
+        XCTAssertEqual(forward(everyCall.reusingConvertedWeights(epoch: ConvertedWeights.nextEpoch())), forward(everyCall))
+    }
 }

@@ -120,6 +120,9 @@ public enum DNNLConvolution {
     public static let planCapacity = 1024
 
     private static let lock = NSLock()
+
+    /// Runs `body` under the lock every convolution call holds.
+    static func withLock<R>(_ body: () -> R) -> R { lock.withLock(body) }
     nonisolated(unsafe) private static var plans: [Key: (plan: Plan, lastUse: Int)] = [:]
     nonisolated(unsafe) private static var uses = 0
     nonisolated(unsafe) private static var pool = BufferPool()

@@ -192,8 +192,9 @@ extension DNNLConvolution {
                     continue
                 }
                 var target = pool.buffer(slot: firstSlot + index, bytes: operand.innerBytes), isConverted = false
-                if let weightEpoch, let layout = operand.convertedLayout {
-                    (target, isConverted) = ConvertedWeights.copy(of: pointer, layout: layout, bytes: operand.innerBytes, epoch: weightEpoch)
+                if let weightEpoch, let layout = operand.convertedLayout,
+                   let copy = ConvertedWeights.copy(of: pointer, layout: layout, bytes: operand.innerBytes, epoch: weightEpoch) {
+                    (target, isConverted) = copy
                 }
                 DNNLRuntime.require(dnnl_memory_set_data_handle(inner, target), "memory_set_data_handle")
                 if !operand.isOutput && !isConverted {

@@ -25,9 +25,7 @@ public enum LayerKernelTable {
                 continue
             }
             index[shape] = rows.count
-            rows.append(Row(layer: layer.name, count: 1, shape: shape, kernels: engines.map {
-                $0.kernelName(layer.geometry, batch: batch, height: layer.height, width: layer.width)
-            }))
+            rows.append(Row(layer: layer.name, count: 1, shape: shape, kernels: engines.map { layer.kernelName(on: $0, batch: batch) }))
         }
         return rows
     }

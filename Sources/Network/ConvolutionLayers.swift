@@ -6,6 +6,16 @@ public struct ConvolutionLayer: Sendable {
     public let name: String
     public let geometry: ConvolutionGeometry
     public let height, width: Int
+    /// The sum this layer is a branch of (DeepLab's ASPP), which an engine may run whole.
+    public var branchSum: DilatedBranchSum? = nil
+
+    /// What a forward pass of this layer runs on, on `engine`.
+    public func kernelName(on engine: any ConvolutionEngine, batch: Int) -> String {
+        if let branchSum, engine.runsOnTaps(branchSum, height: height, width: width) {
+            return "ASPP tap matrix: sgemm"
+        }
+        return engine.kernelName(geometry, batch: batch, height: height, width: width)
+    }
 }
 
 extension SCCAMNetwork {
@@ -42,6 +52,8 @@ extension DeepLabV2 {
             }
             (h, w) = block.outputSize(height: h, width: w)
         }
-        return layers + aspp.branches.map { ConvolutionLayer(name: $0.name, geometry: $0.geometry, height: h, width: w) }
+        return layers + aspp.branches.map {
+            ConvolutionLayer(name: $0.name, geometry: $0.geometry, height: h, width: w, branchSum: aspp.sum)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import CBLAS
+import CDNNL
 import Foundation
 
 /// Row-major single-precision matrix multiply on raw buffers:
@@ -46,5 +47,27 @@ public enum GEMMProbe {
             elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         } while elapsed < seconds
         return (2.0 * Double(n) * Double(n) * Double(n) * Double(calls) / elapsed / 1e9, calls)
+    }
+}
+
+/// The same product on oneDNN's sgemm (row-major), which runs on the OpenMP
+/// team that oneDNN's primitives and our loops share. Kernels called between
+/// oneDNN primitives use it: OpenBLAS's own threads would spin after each
+/// call while that team works, on cores the team needs (measured on DeepLab's
+/// step: OpenBLAS in the ASPP made its sgemm 1.5x and the element-wise passes
+/// 1.4x slower on 2 cores).
+@inline(__always)
+public func teamSGEMM(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Float, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    PhaseProfiler.measure(.gemm) {
+        DNNLRuntime.applyThreadCount()
+        let (no, yes) = (CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")))
+        DNNLRuntime.require(dnnl_sgemm(transposeA ? yes : no, transposeB ? yes : no, dnnl_dim_t(m), dnnl_dim_t(n), dnnl_dim_t(k),
+                                       alpha, a, dnnl_dim_t(lda), b, dnnl_dim_t(ldb), beta, c, dnnl_dim_t(ldc)),
+                            "dnnl_sgemm \(m)x\(n)x\(k)")
     }
 }

@@ -1,3 +1,5 @@
+import CBlockedCopy
+
 /// How an activation (or its gradient) lies in memory between two layers.
 ///
 /// Our own code reads NCHW. oneDNN's AVX-512 kernels read and write
@@ -54,4 +56,32 @@ public struct ConvolutionLayouts: Hashable, Sendable {
     }
 
     public static let plain = ConvolutionLayouts()
+}
+
+extension ActivationLayout {
+    /// target (+)= source for one image of `channels` x `plane`, each in its
+    /// layout: what a kernel that reads NCHW only does at its edges. The
+    /// blocked side is crossed with 16 x 16 transposes in registers (the
+    /// BatchNorm gradient's pass at scale 1, so the values are copied exactly).
+    public static func relayout(_ source: UnsafePointer<Float>, from: ActivationLayout, into target: UnsafeMutablePointer<Float>,
+                                to: ActivationLayout, channels: Int, plane: Int, accumulate: Bool) {
+        precondition((from == .plain && to == .plain) || channels % 16 == 0, "blocked tensors hold whole blocks of 16 channels")
+        PhaseProfiler.measure(.oneDNNReorder) {
+            Parallel.forEach(channels / 16 + (channels % 16 == 0 ? 0 : 1)) { block in
+                let first = block * 16, count = min(16, channels - first)
+                if count == 16 {
+                    unitScale.withUnsafeBufferPointer { ones in
+                        sccam_affine_gradient_slab(nil, source + first * plane, from == .blocked16 ? 1 : 0, target + first * plane,
+                                                   to == .blocked16 ? 1 : 0, ones.baseAddress!, plane, accumulate ? 1 : 0)
+                    }
+                } else if accumulate {
+                    for i in 0..<(count * plane) { target[first * plane + i] += source[first * plane + i] }
+                } else {
+                    (target + first * plane).update(from: source + first * plane, count: count * plane)
+                }
+            }
+        }
+    }
+
+    private static let unitScale = [Float](repeating: 1, count: 16)
 }

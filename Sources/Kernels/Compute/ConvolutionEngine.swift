@@ -46,6 +46,11 @@ public protocol ConvolutionEngine: Sendable, CustomStringConvertible {
     /// a network keeps the tensors between such layers blocked.
     func exchangesBlockedActivations(_ g: ConvolutionGeometry, height: Int, width: Int) -> Bool
 
+    /// Whether a sum of 3x3 branches at several dilations on one input
+    /// (DeepLab's ASPP) runs as one tap matrix (`DilatedBranchSum`) rather
+    /// than branch by branch through this engine's layers.
+    func runsOnTaps(_ sum: DilatedBranchSum, height: Int, width: Int) -> Bool
+
     /// This engine for the calls of one network pass (a forward pass and its
     /// backward pass, under weights that do not change in between): weights it
     /// converts into a kernel's layout are converted once, not once per call.
@@ -56,6 +61,8 @@ extension ConvolutionEngine {
     public func weightGradientLayout(_ g: ConvolutionGeometry, gradient: UnsafeRawPointer) -> WeightGradientLayout { .plain }
 
     public func exchangesBlockedActivations(_ g: ConvolutionGeometry, height: Int, width: Int) -> Bool { false }
+
+    public func runsOnTaps(_ sum: DilatedBranchSum, height: Int, width: Int) -> Bool { false }
 
     public func reusingConvertedWeights(epoch: Int) -> any ConvolutionEngine { self }
 

@@ -117,21 +117,3 @@ public struct DilationPhases: Hashable, Sendable, CustomStringConvertible {
         }
     }
 }
-
-/// Two growable, 64-byte aligned float buffers for phase images, shared by
-/// every phased call of the process (one runs at a time, under `lock`).
-enum PhaseBuffers {
-    static let lock = NSLock()
-    nonisolated(unsafe) private static var buffers: [(pointer: UnsafeMutablePointer<Float>, count: Int)] = []
-
-    /// Buffer `slot` with room for `count` floats; the caller holds `lock`.
-    static func buffer(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
-        while buffers.count <= slot { buffers.append((UnsafeMutablePointer<Float>.allocate(capacity: 16), 16)) }
-        if buffers[slot].count < count {
-            buffers[slot].pointer.deallocate()
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
-            buffers[slot] = (raw.bindMemory(to: Float.self, capacity: count), count)
-        }
-        return buffers[slot].pointer
-    }
-}

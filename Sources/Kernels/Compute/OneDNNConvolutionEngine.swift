@@ -45,6 +45,17 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
     /// block by 8, the blocked tensors are reordered like plain ones, no slower).
     public func exchangesBlockedActivations(_ g: ConvolutionGeometry, height: Int, width: Int) -> Bool { true }
 
+    /// In float32, unless the dilated layers are held to oneDNN's own kernels
+    /// or to phases. Measured at DeepLab's 321 crop on Zen 4: oneDNN runs the
+    /// ASPP's backward passes at dilations 12-24 on its im2col + gemm fallback
+    /// (up to 5x slower than its direct kernels), while one sgemm over the taps
+    /// that reach the map runs every pass near the machine's sgemm rate. bf16
+    /// keeps oneDNN's bf16 layers, so that every convolution computes in the
+    /// precision asked for.
+    public func runsOnTaps(_ sum: DilatedBranchSum, height: Int, width: Int) -> Bool {
+        precision == .fp32 && dilatedConvolutions == .auto
+    }
+
     public var description: String {
         (precision == .bf16 && !DNNLRuntime.hasNativeBFloat16 ? "oneDNN bf16, emulated"
             : "oneDNN \(precision.rawValue)" + (precision == .fp32 ? ", \(algorithm.rawValue)" : ""))
@@ -88,9 +99,9 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
                                            layouts: layouts, algorithm: algorithm, weightEpoch: weightEpoch)
         case .phases(let p, let a): (phases, algorithm) = (p, a)
         }
-        PhaseBuffers.lock.withLock {
-            let phasedInput = PhaseBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
-            let phasedOutput = PhaseBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
+        ScratchBuffers.lock.withLock {
+            let phasedInput = ScratchBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+            let phasedOutput = ScratchBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
             phases.split(input, batch: batch, channels: g.inputChannels, layout: layouts.input, into: phasedInput)
             DNNLConvolution.forward(phases.undilated, precision: precision, weight: weight, bias: bias, input: phasedInput,
                                     batch: batch * phases.phaseCount, height: phases.phaseHeight, width: phases.phaseWidth,
@@ -116,9 +127,9 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
         case .phases(let p, let a): (phases, algorithm) = (p, a)
         }
         // The weight gradient sums over the batch, so over the phase batch it is the layer's own.
-        PhaseBuffers.lock.withLock {
-            let phasedInput = PhaseBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
-            let phasedGradient = PhaseBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
+        ScratchBuffers.lock.withLock {
+            let phasedInput = ScratchBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+            let phasedGradient = ScratchBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
             phases.split(input, batch: batch, channels: g.inputChannels, layout: layouts.input, into: phasedInput)
             phases.split(outputGradient, batch: batch, channels: g.outputChannels, layout: layouts.output, into: phasedGradient)
             DNNLConvolution.backwardWeight(phases.undilated, precision: precision, input: phasedInput,
@@ -143,9 +154,9 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
                                                  weightEpoch: weightEpoch)
         case .phases(let p, let a): (phases, algorithm) = (p, a)
         }
-        PhaseBuffers.lock.withLock {
-            let phasedGradient = PhaseBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
-            let phasedInputGradient = PhaseBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+        ScratchBuffers.lock.withLock {
+            let phasedGradient = ScratchBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
+            let phasedInputGradient = ScratchBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
             phases.split(outputGradient, batch: batch, channels: g.outputChannels, layout: layouts.output, into: phasedGradient)
             DNNLConvolution.backwardInput(phases.undilated, precision: precision, weight: weight,
                                           outputGradient: phasedGradient, batch: batch * phases.phaseCount,
@@ -176,10 +187,10 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
                                             layouts: layouts, algorithm: algorithm, weightEpoch: weightEpoch)
         case .phases(let p, let a): (phases, algorithm) = (p, a)
         }
-        PhaseBuffers.lock.withLock {
-            let phasedGradient = PhaseBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
-            let phasedInput = PhaseBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
-            let phasedInputGradient = PhaseBuffers.buffer(2, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+        ScratchBuffers.lock.withLock {
+            let phasedGradient = ScratchBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
+            let phasedInput = ScratchBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+            let phasedInputGradient = ScratchBuffers.buffer(2, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
             phases.split(outputGradient, batch: batch, channels: g.outputChannels, layout: layouts.output, into: phasedGradient)
             if weightGradient != nil {
                 phases.split(input, batch: batch, channels: g.inputChannels, layout: layouts.input, into: phasedInput)
@@ -221,7 +232,8 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
 /// How a dilated convolution runs on oneDNN.
 public enum DilatedConvolutions: String, CaseIterable, Codable, Sendable {
     /// On its phase images where that was measured to win (`OneDNNConvolutionEngine.phasesWin`),
-    /// else on oneDNN's dilated kernels: the default.
+    /// else on oneDNN's dilated kernels; in float32 the ASPP's branches as one
+    /// tap matrix (`DilatedBranchSum`): the default.
     case auto
     /// Always as an undilated convolution on its d x d phase images
     /// (`DilationPhases`), so that every 3x3 layer reaches oneDNN's undilated kernels.

@@ -7,6 +7,8 @@ struct ASPP {
     static let referenceRates = [6, 12, 18, 24]
     let branches: [Conv2D]
     let classes: Int
+    /// The branches as one sum, for engines that run it on a tap matrix.
+    let sum: DilatedBranchSum
 
     init(prefix: String, inputChannels: Int, classes: Int, rates: [Int] = ASPP.referenceRates, layout: inout ParameterStore.Layout) {
         self.classes = classes
@@ -15,6 +17,7 @@ struct ASPP {
                    ConvolutionGeometry(inputChannels: inputChannels, outputChannels: classes, kernel: 3, padding: rate, dilation: rate),
                    trainable: true, bias: true, layout: &layout)
         }
+        sum = DilatedBranchSum(inputChannels: inputChannels, outputChannels: classes, dilations: rates)
     }
 
     func scratchCount(height: Int, width: Int) -> Int {
@@ -35,14 +38,26 @@ struct ASPP {
         }
     }
 
-    /// Whether the branches read features kept blocked.
+    /// Whether this pass runs the branches as one tap matrix (`DilatedBranchSum`).
+    func runsOnTaps(_ pass: Pass, height: Int, width: Int) -> Bool {
+        pass.convolutions.runsOnTaps(sum, height: height, width: width)
+    }
+
+    /// Whether the branches read features kept blocked (the tap matrix reads either layout).
     func exchangesBlocked(_ pass: Pass, height: Int, width: Int) -> Bool {
-        branches.allSatisfy { $0.exchangesBlocked(pass, height: height, width: width) }
+        runsOnTaps(pass, height: height, width: width)
+            || branches.allSatisfy { $0.exchangesBlocked(pass, height: height, width: width) }
     }
 
     /// logits [N, classes, h, w] = Σ branches(features [N, C, h, w]), the features in `featureLayout`.
     func forward(_ pass: Pass, features: UnsafePointer<Float>, height: Int, width: Int, logits: UnsafeMutablePointer<Float>,
                  featureLayout: ActivationLayout = .plain) {
+        if runsOnTaps(pass, height: height, width: width) {
+            return sum.forward(weights: branches.map { UnsafePointer(pass.store.pointer($0.weight)) },
+                               biases: branches.map { UnsafePointer(pass.store.pointer($0.bias!)) }, input: features,
+                               inputLayout: featureLayout, batch: pass.batch, height: height, width: width, output: logits,
+                               accumulate: false)
+        }
         for (index, branch) in branches.enumerated() {
             branch.forward(pass, input: features, height: height, width: width, output: logits, accumulate: index > 0,
                            layouts: .init(input: featureLayout))
@@ -52,6 +67,16 @@ struct ASPP {
     /// Weight and bias gradients of every branch, and the features' gradient (written).
     func backward(_ pass: Pass, features: UnsafePointer<Float>, logitGradient: UnsafePointer<Float>, height: Int, width: Int,
                   featureGradient: UnsafeMutablePointer<Float>, featureLayout: ActivationLayout = .plain) {
+        if runsOnTaps(pass, height: height, width: width) {
+            let store = pass.store
+            return sum.backward(weights: branches.map { UnsafePointer(store.pointer($0.weight)) }, input: features,
+                                inputLayout: featureLayout, outputGradient: logitGradient, batch: pass.batch, height: height,
+                                width: width,
+                                weightGradients: branches.map { (store.gradientPointer($0.weight), store.entry($0.weight).gradientLayout) },
+                                biasGradients: branches.map { store.gradientPointer($0.bias!) },
+                                accumulateWeightGradient: pass.accumulateGradients, inputGradient: featureGradient,
+                                accumulateInputGradient: false)
+        }
         for (index, branch) in branches.enumerated() {
             branch.backward(pass, input: features, outputGradient: logitGradient, height: height, width: width,
                             inputGradient: featureGradient, accumulate: index > 0, layouts: .init(input: featureLayout))

@@ -56,8 +56,10 @@ struct ComputeOptions: ParsableArguments {
             undilated convolution on its d x d phase-subsampled images, so that it reaches oneDNN's undilated \
             kernels (Winograd in float32, AMX in bf16): the same multiply-adds summed in another order. dilated \
             keeps oneDNN's own dilated kernels, the reference. auto takes the phases where they were measured to \
-            win: where the undilated layer runs Winograd, and bf16 on AMX. `sccam env` and `sccam bench network` \
-            list which kernel each layer runs.
+            win: where the undilated layer runs Winograd, and bf16 on AMX; and in fp32 it runs DeepLab's ASPP \
+            (four thin branches at dilations 6-24, whose backward passes oneDNN sends to its slow gemm fallback) \
+            as one sgemm over the taps that reach the map. `sccam env` and `sccam bench network` list which \
+            kernel each layer runs.
             """,
         valueName: "auto|phases|dilated"))
     var dilatedConvolutions: DilatedConvolutions?

@@ -92,7 +92,7 @@ public enum FrozenBatchNorm {
     /// Runs `body` on every 16-channel slab (offset of its first element in
     /// both layouts, and its first channel) across the threads: the layouts
     /// put a slab in the same place, whichever side is blocked.
-    private static func forEachSlab(batch: Int, channels: Int, plane: Int, _ body: (_ slab: Int, _ channel: Int) -> Void) {
+    static func forEachSlab(batch: Int, channels: Int, plane: Int, _ body: (_ slab: Int, _ channel: Int) -> Void) {
         precondition(channels % 16 == 0, "blocked BatchNorm needs channels in whole blocks of 16, not \(channels)")
         let blocks = channels / 16
         PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * blocks, minimumChunk: max(1, 16_384 / max(1, 16 * plane))) { index in

@@ -67,16 +67,18 @@ struct ResidualBottleneck {
                        layouts: .init(input: boundaries.input, output: lr))
         conv3x3.forward(pass, input: buffers.reduced, height: outH, width: outW, output: buffers.middle,
                         layouts: .init(input: lr, output: lm))
-        increase.forward(pass, input: buffers.middle, height: outH, width: outW, output: sum,
-                         layouts: .init(input: lm, output: boundaries.output))
-        let count = pass.batch * outputChannels * outH * outW
+        increase.conv.forward(pass, input: buffers.middle, height: outH, width: outW, output: sum,
+                              layouts: .init(input: lm, output: boundaries.output))
+        let residual: UnsafePointer<Float>
         if let shortcut {
             shortcut.forward(pass, input: x, height: height, width: width, output: buffers.output, layouts: boundaries)
-            Elementwise.addReLU(sum, buffers.output, into: buffers.output, count: count)
+            residual = UnsafePointer(buffers.output)
         } else {
             precondition(boundaries.input == boundaries.output, "\(name): the identity shortcut keeps its layout")
-            Elementwise.addReLU(sum, x, into: buffers.output, count: count)
+            residual = x
         }
+        increase.norm.forwardAddingResidual(pass, input: sum, residual: residual, output: buffers.output, plane: outH * outW,
+                                            layout: boundaries.output)
     }
 
     /// Backward from dy, the gradient at the block's output, into `dx` (when
@@ -85,17 +87,17 @@ struct ResidualBottleneck {
                   buffers: ResidualBuffers, scratch: ResidualGradientScratch, dx: UnsafeMutablePointer<Float>?,
                   boundaries: ConvolutionLayouts = .plain) {
         let (outH, outW) = outputSize(height: height, width: width)
-        let count = pass.batch * outputChannels * outH * outW
-        let dSum = scratch.sum, dUnit = scratch.unit, dMiddle = scratch.middle
+        let dUnit = scratch.unit, dMiddle = scratch.middle
         let (lr, lm) = layouts(pass, height: height, width: width)
-        Elementwise.reluGradient(output: buffers.output, outputGradient: dy, into: dSum, count: count)
-        increase.backward(pass, input: buffers.middle, output: dSum, outputGradient: dSum, normGradient: dUnit,
-                          height: outH, width: outW, inputGradient: dMiddle, layouts: .init(input: lm, output: boundaries.output))
+        // The sum's gradient is the identity shortcut's input gradient as it stands: written straight into dx.
+        let dSum = shortcut == nil ? dx ?? scratch.sum : scratch.sum
+        increase.norm.backwardThroughResidual(pass, output: buffers.output, outputGradient: dy, sumGradient: dSum,
+                                              inputGradient: dUnit, plane: outH * outW, layout: boundaries.output)
+        increase.conv.backward(pass, input: buffers.middle, outputGradient: dUnit, height: outH, width: outW,
+                               inputGradient: dMiddle, layouts: .init(input: lm, output: boundaries.output))
         if let shortcut {
             shortcut.backward(pass, input: x, output: dSum, outputGradient: dSum, normGradient: dUnit,
                               height: height, width: width, inputGradient: dx, layouts: boundaries)
-        } else if let dx {
-            dx.update(from: dSum, count: count)
         }
         // dUnit, the shortcut's scratch above, now holds r's gradient, in r's layout.
         conv3x3.backward(pass, input: buffers.reduced, output: buffers.middle, outputGradient: dMiddle, normGradient: dMiddle,

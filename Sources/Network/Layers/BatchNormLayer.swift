@@ -55,4 +55,25 @@ struct BatchNormLayer {
                                      batch: pass.batch, channels: channels, plane: plane, layouts: layouts)
         }
     }
+
+    /// output = relu(bn(input) + residual), all in `layout`: a bottleneck
+    /// unit's last BatchNorm (no ReLU of its own) and the residual sum in one pass.
+    func forwardAddingResidual(_ pass: Pass, input: UnsafePointer<Float>, residual: UnsafePointer<Float>,
+                               output: UnsafeMutablePointer<Float>, plane: Int, layout: ActivationLayout) {
+        precondition(!relu, "\(name): the residual sum takes the ReLU")
+        FrozenBatchNorm.forwardAddingResidual(input: input, residual: residual, output: output, scale: pass.folded + foldedOffset,
+                                              shift: pass.folded + foldedOffset + channels, batch: pass.batch,
+                                              channels: channels, plane: plane, layout: layout)
+    }
+
+    /// The backward of `forwardAddingResidual` from its output: the sum's
+    /// gradient into `sumGradient` (may be dy's memory) and this BatchNorm
+    /// input's into `inputGradient`.
+    func backwardThroughResidual(_ pass: Pass, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                                 sumGradient: UnsafeMutablePointer<Float>, inputGradient: UnsafeMutablePointer<Float>,
+                                 plane: Int, layout: ActivationLayout) {
+        FrozenBatchNorm.backwardThroughResidual(output: output, outputGradient: outputGradient, sumGradient: sumGradient,
+                                                normGradient: inputGradient, scale: pass.folded + foldedOffset, batch: pass.batch,
+                                                channels: channels, plane: plane, layout: layout)
+    }
 }

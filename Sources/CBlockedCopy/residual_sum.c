@@ -1,0 +1,81 @@
+#include "residual_sum.h"
+#include "transpose16.h"
+
+// The channel of element e of a slab.
+#define CHANNEL(BLOCKED, E, PLANE) ((BLOCKED) ? (E) % 16 : (E) / (PLANE))
+
+static void add_relu_scalar(const float *x, const float *r, float *y, int blocked, const float *scale, const float *shift,
+                            long plane) {
+    for (long e = 0; e < 16 * plane; e++) {
+        const long c = CHANNEL(blocked, e, plane);
+        // Separate statements, so that no compiler fuses them: the roundings of the separate passes.
+        float v = x[e] * scale[c];
+        v = v + shift[c];
+        v = v + r[e];
+        y[e] = v > 0 ? v : 0;
+    }
+}
+
+static void residual_gradient_scalar(const float *y, const float *dy, float *dsum, float *dpre, int blocked,
+                                     const float *scale, long plane) {
+    for (long e = 0; e < 16 * plane; e++) {
+        const float g = y[e] > 0 ? dy[e] : 0;
+        dsum[e] = g;
+        dpre[e] = g * scale[CHANNEL(blocked, e, plane)];
+    }
+}
+
+// Mask of the first n (at most 16) lanes.
+#define LANES(N) ((N) >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N)) - 1))
+
+// Each runs over vectors of 16 floats: a blocked slab is one run of `plane`
+// vectors under one scale vector; a plain slab 16 runs (one per channel) of
+// `plane` floats under a broadcast scale, the last vector of each masked.
+__attribute__((target("avx512f"))) static void add_relu_avx512(const float *x, const float *r, float *y, int blocked,
+                                                                const float *scale, const float *shift, long plane) {
+    const __m512 zero = _mm512_setzero_ps();
+    const int runs = blocked ? 1 : 16;
+    const long length = blocked ? 16 * plane : plane;
+    for (int run = 0; run < runs; run++) {
+        const __m512 s = blocked ? _mm512_loadu_ps(scale) : _mm512_set1_ps(scale[run]);
+        const __m512 b = blocked ? _mm512_loadu_ps(shift) : _mm512_set1_ps(shift[run]);
+        const long first = run * length;
+        for (long i = 0; i < length; i += 16) {
+            const __mmask16 m = LANES(length - i);
+            __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + first + i), s), b);
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + first + i));
+            // max returns its second operand (0) for NaN, as `v > 0 ? v : 0` does.
+            _mm512_mask_storeu_ps(y + first + i, m, _mm512_max_ps(v, zero));
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void residual_gradient_avx512(const float *y, const float *dy, float *dsum, float *dpre,
+                                                                         int blocked, const float *scale, long plane) {
+    const __m512 zero = _mm512_setzero_ps();
+    const int runs = blocked ? 1 : 16;
+    const long length = blocked ? 16 * plane : plane;
+    for (int run = 0; run < runs; run++) {
+        const __m512 s = blocked ? _mm512_loadu_ps(scale) : _mm512_set1_ps(scale[run]);
+        const long first = run * length;
+        for (long i = 0; i < length; i += 16) {
+            const __mmask16 m = LANES(length - i);
+            const __mmask16 positive = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, y + first + i), zero, _CMP_GT_OQ);
+            const __m512 g = _mm512_maskz_loadu_ps(positive, dy + first + i);
+            _mm512_mask_storeu_ps(dsum + first + i, m, g);
+            _mm512_mask_storeu_ps(dpre + first + i, m, _mm512_mul_ps(g, s));
+        }
+    }
+}
+
+void sccam_affine_add_relu_slab(const float *x, const float *residual, float *y, int blocked, const float *scale,
+                                const float *shift, long plane) {
+    if (sccam_has_avx512()) add_relu_avx512(x, residual, y, blocked != 0, scale, shift, plane);
+    else add_relu_scalar(x, residual, y, blocked != 0, scale, shift, plane);
+}
+
+void sccam_residual_gradient_slab(const float *y, const float *dy, float *dsum, float *dpre, int blocked,
+                                  const float *scale, long plane) {
+    if (sccam_has_avx512()) residual_gradient_avx512(y, dy, dsum, dpre, blocked != 0, scale, plane);
+    else residual_gradient_scalar(y, dy, dsum, dpre, blocked != 0, scale, plane);
+}

@@ -160,7 +160,7 @@ public final class SCCAMNetwork {
         GlobalAveragePool.forward(input: ws.conv6, output: ws.pooled, batch: batch, channels: channels, plane: plane)
         for (k, head) in heads.enumerated() {
             // logits [N, K] = pooled [N, C] * Wᵀ, W = [K, C]
-            sgemm(transposeA: false, transposeB: true, m: batch, n: head.classes, k: channels, alpha: 1,
+            teamSGEMM(transposeA: false, transposeB: true, m: batch, n: head.classes, k: channels, alpha: 1,
                   a: ws.pooled, lda: channels, b: store.pointer(head.weight), ldb: channels,
                   beta: 0, c: ws.logits[k], ldc: head.classes)
         }
@@ -181,7 +181,7 @@ public final class SCCAMNetwork {
         var maps = [Float](repeating: 0, count: batch * head.classes * plane)
         maps.withUnsafeMutableBufferPointer { out in
             for n in 0..<batch {
-                sgemm(transposeA: false, transposeB: false, m: head.classes, n: plane, k: channels, alpha: 1,
+                teamSGEMM(transposeA: false, transposeB: false, m: head.classes, n: plane, k: channels, alpha: 1,
                       a: store.pointer(head.weight), lda: channels, b: ws.conv6 + n * channels * plane, ldb: plane,
                       beta: 0, c: out.baseAddress! + n * head.classes * plane, ldc: plane)
             }
@@ -237,11 +237,11 @@ public final class SCCAMNetwork {
                                                   gradient: ws.logitGradients[k])
             })
             // dW [K, C] = dlogitsᵀ [K, N] * pooled [N, C]
-            sgemm(transposeA: true, transposeB: false, m: head.classes, n: channels, k: batch, alpha: 1,
+            teamSGEMM(transposeA: true, transposeB: false, m: head.classes, n: channels, k: batch, alpha: 1,
                   a: ws.logitGradients[k], lda: head.classes, b: ws.pooled, ldb: channels,
                   beta: accumulateGradients ? 1 : 0, c: store.gradientPointer(head.weight), ldc: channels)
             // dpooled [N, C] += dlogits [N, K] * W [K, C]
-            sgemm(transposeA: false, transposeB: false, m: batch, n: channels, k: head.classes, alpha: 1,
+            teamSGEMM(transposeA: false, transposeB: false, m: batch, n: channels, k: head.classes, alpha: 1,
                   a: ws.logitGradients[k], lda: head.classes, b: store.pointer(head.weight), ldb: channels,
                   beta: k == 0 ? 0 : 1, c: ws.pooledGradient!, ldc: channels)
         }

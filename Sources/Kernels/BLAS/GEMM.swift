@@ -54,7 +54,7 @@ public enum GEMMProbe {
 /// team that oneDNN's primitives and our loops share. Kernels called between
 /// oneDNN primitives use it: OpenBLAS's own threads would spin after each
 /// call while that team works, on cores the team needs (measured on DeepLab's
-/// step: OpenBLAS in the ASPP made its sgemm 1.5x and the element-wise passes
+/// step: OpenBLAS in the ASPP made its sgemm and the element-wise passes
 /// 1.4x slower on 2 cores).
 @inline(__always)
 public func teamSGEMM(

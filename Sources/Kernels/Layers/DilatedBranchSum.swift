@@ -92,8 +92,8 @@ public struct DilatedBranchSum: Hashable, Sendable {
                 for row in rows {
                     let first = row.inputRows.lowerBound * width
                     teamSGEMM(transposeA: false, transposeB: false, m: row.columns.count * outputs, n: row.inputRows.count * width,
-                          k: channels, alpha: 1, a: packed + row.firstTapRow * channels, lda: channels,
-                          b: x + first, ldb: plane, beta: 0, c: z + row.firstTapRow * plane + first, ldc: plane)
+                              k: channels, alpha: 1, a: packed + row.firstTapRow * channels, lda: channels,
+                              b: x + first, ldb: plane, beta: 0, c: z + row.firstTapRow * plane + first, ldc: plane)
                 }
                 let image = output + n * outputs * plane
                 PhaseProfiler.measure(.phaseTransforms) { Parallel.forEach(outputs) { k in
@@ -174,8 +174,8 @@ public struct DilatedBranchSum: Hashable, Sendable {
                 if let inputGradient {
                     let image = inputGradient + n * channels * plane
                     teamSGEMM(transposeA: true, transposeB: false, m: channels, n: plane, k: tapRows, alpha: 1,
-                          a: packed, lda: channels, b: shifted, ldb: plane,
-                          beta: !blocked && accumulateInputGradient ? 1 : 0, c: blocked ? plainGradient : image, ldc: plane)
+                              a: packed, lda: channels, b: shifted, ldb: plane,
+                              beta: !blocked && accumulateInputGradient ? 1 : 0, c: blocked ? plainGradient : image, ldc: plane)
                     if blocked {
                         ActivationLayout.relayout(plainGradient, from: .plain, into: image, to: inputLayout, channels: channels,
                                                   plane: plane, accumulate: accumulateInputGradient)

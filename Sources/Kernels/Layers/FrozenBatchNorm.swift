@@ -35,7 +35,7 @@ public enum FrozenBatchNorm {
                                   layouts.output == .blocked16 ? 1 : 0, scale + c, shift + c, plane, relu ? 1 : 0)
             }
         }
-        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
+        forEachPlane(batch: batch, channels: channels, plane: plane) { index in
             let c = index % channels
             let a = scale[c], b = shift[c]
             let x = input + index * plane, y = output + index * plane
@@ -44,7 +44,7 @@ public enum FrozenBatchNorm {
             } else {
                 for i in 0..<plane { y[i] = x[i] * a + b }
             }
-        } }
+        }
     }
 
     /// The gradient through relu(x * scale + shift), from the layer's output
@@ -61,7 +61,7 @@ public enum FrozenBatchNorm {
                                            accumulate ? 1 : 0)
             }
         }
-        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
+        forEachPlane(batch: batch, channels: channels, plane: plane) { index in
             let a = scale[index % channels]
             let y = output + index * plane, dy = outputGradient + index * plane, dx = inputGradient + index * plane
             if accumulate {
@@ -69,7 +69,7 @@ public enum FrozenBatchNorm {
             } else {
                 for i in 0..<plane { dx[i] = y[i] > 0 ? dy[i] * a : 0 }
             }
-        } }
+        }
     }
 
     /// dx = dy * scale per channel (the gradient through the affine map alone).
@@ -82,11 +82,17 @@ public enum FrozenBatchNorm {
                                            inputGradient + slab, layouts.input == .blocked16 ? 1 : 0, scale + c, plane, 0)
             }
         }
-        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
+        forEachPlane(batch: batch, channels: channels, plane: plane) { index in
             let a = scale[index % channels]
             let dy = outputGradient + index * plane, dx = inputGradient + index * plane
             for i in 0..<plane { dx[i] = dy[i] * a }
-        } }
+        }
+    }
+
+    /// Runs `body` on every channel plane of an NCHW batch (its index, n x
+    /// channels + c; the plane starts at index x plane) across the threads.
+    static func forEachPlane(batch: Int, channels: Int, plane: Int, _ body: (_ index: Int) -> Void) {
+        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane)), body) }
     }
 
     /// Runs `body` on every 16-channel slab (offset of its first element in

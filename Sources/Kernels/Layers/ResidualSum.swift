@@ -19,14 +19,14 @@ extension FrozenBatchNorm {
             }
         }
         precondition(layout == .plain, "blocked tensors hold whole blocks of 16 channels")
-        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
+        forEachPlane(batch: batch, channels: channels, plane: plane) { index in
             let a = scale[index % channels], b = shift[index % channels]
             let x = input + index * plane, r = residual + index * plane, y = output + index * plane
             for i in 0..<plane {
                 let v = x[i] * a + b + r[i]
                 y[i] = v > 0 ? v : 0
             }
-        } }
+        }
     }
 
     /// From the output and its gradient dy: sumGradient = dy where the output
@@ -43,7 +43,7 @@ extension FrozenBatchNorm {
             }
         }
         precondition(layout == .plain, "blocked tensors hold whole blocks of 16 channels")
-        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
+        forEachPlane(batch: batch, channels: channels, plane: plane) { index in
             let a = scale[index % channels]
             let y = output + index * plane, dy = outputGradient + index * plane
             let dSum = sumGradient + index * plane, dPre = normGradient + index * plane
@@ -52,6 +52,6 @@ extension FrozenBatchNorm {
                 dSum[i] = g
                 dPre[i] = g * a
             }
-        } }
+        }
     }
 }

@@ -9,7 +9,7 @@ public enum NetworkBenchmark {
     /// One way of computing the convolutions that the bench times.
     public struct Variant: Sendable {
         public let path: ConvolutionPath
-        /// oneDNN's algorithm for float32 (ignored by im2col and bf16).
+        /// oneDNN's algorithm for float32; in bf16, Winograd is ours (`BFloat16Winograd`) where it wins (ignored by im2col).
         public let algorithm: ConvolutionAlgorithm
         /// How oneDNN runs the dilated layers (ignored by im2col).
         public let dilated: DilatedConvolutions
@@ -29,11 +29,11 @@ public enum NetworkBenchmark {
             }
         }
 
-        /// "im2col", "oneDNN fp32 direct", "oneDNN fp32 winograd", "oneDNN bf16", each oneDNN one
+        /// "im2col", "oneDNN fp32 direct", "oneDNN fp32 winograd", "oneDNN bf16 winograd", each oneDNN one
         /// followed by ", dilated kernels" when its dilated layers run on oneDNN's dilated kernels.
         public var name: String {
             if path == .im2col { return path.shortName }
-            let base = path == .oneDNN(.fp32) ? "\(path.shortName) \(algorithm.rawValue)" : path.shortName
+            let base = path == .im2col ? path.shortName : "\(path.shortName) \(algorithm.rawValue)"
             switch dilated {
             case .auto: return base
             case .phases: return base + ", all dilated layers on phases"
@@ -117,7 +117,7 @@ public enum NetworkBenchmark {
         }
         /// The loop a path's GFLOP/s is related to: bf16 runs on the dot product where the CPU has it.
         func peakFor(_ path: String) -> FMAPeak.Measurement {
-            path.hasPrefix(Variant(.oneDNN(.bf16)).name) && bf16Peak.gflops > 0 ? bf16Peak : peak
+            path.hasPrefix(ConvolutionPath.oneDNN(.bf16).shortName) && bf16Peak.gflops > 0 ? bf16Peak : peak
         }
         progress(DNNLRuntime.report(engine: (paths.first?.compute ?? Compute()).convolutionEngine))
         let network = SCCAMNetwork(configuration: NetworkConfiguration(widthDivisor: widthDivisor, round: 1))

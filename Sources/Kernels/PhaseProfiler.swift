@@ -6,7 +6,7 @@ import Foundation
 /// inside a recorded phase), so plain counters suffice.
 public enum PhaseProfiler {
     public enum Phase: Int, CaseIterable, Sendable {
-        case gemm, im2col, col2im, oneDNNConvolution, oneDNNReorder, oneDNNWeightReorder, phaseTransforms, elementwise
+        case gemm, im2col, col2im, oneDNNConvolution, oneDNNReorder, oneDNNWeightReorder, phaseTransforms, winogradTransforms, elementwise
         /// The training loop's own work around the network.
         case dataWait, exchangeWait, gradientCheck, optimizer
 
@@ -19,6 +19,7 @@ public enum PhaseProfiler {
             case .oneDNNReorder: return "activation reorders"
             case .oneDNNWeightReorder: return "weight reorders"
             case .phaseTransforms: return "dilation phases"
+            case .winogradTransforms: return "bf16 Winograd transforms"
             case .elementwise: return "BN/ReLU/dropout/pool"
             case .dataWait: return "waiting for data"
             case .exchangeWait: return "waiting for the allreduce"

@@ -85,7 +85,8 @@ final class BlockedLayoutTests: XCTestCase {
     func testBlockedConvolutionsGiveThePlainResults() {
         let engines = [OneDNNConvolutionEngine(dilatedConvolutions: .dilated), OneDNNConvolutionEngine(dilatedConvolutions: .phases),
                        OneDNNConvolutionEngine(algorithm: .winograd, winogradMinimumChannels: 1, dilatedConvolutions: .phases),
-                       OneDNNConvolutionEngine(precision: .bf16, dilatedConvolutions: .phases)]
+                       OneDNNConvolutionEngine(precision: .bf16, dilatedConvolutions: .phases),
+                       OneDNNConvolutionEngine(precision: .bf16, winogradMinimumChannels: 1, dilatedConvolutions: .phases)]
         for engine in engines {
             for c in Self.cases {
                 let g = c.geometry

@@ -1,4 +1,4 @@
-import Kernels
+@testable import Kernels
 import TestSupport
 import XCTest
 
@@ -165,7 +165,8 @@ final class DNNLConvolutionTests: XCTestCase {
     func testOneBackwardCallEqualsTheTwoPasses() {
         for engine in [OneDNNConvolutionEngine(dilatedConvolutions: .dilated), OneDNNConvolutionEngine(dilatedConvolutions: .phases),
                        OneDNNConvolutionEngine(algorithm: .winograd, winogradMinimumChannels: 1, dilatedConvolutions: .phases),
-                       OneDNNConvolutionEngine(precision: .bf16)] {
+                       OneDNNConvolutionEngine(precision: .bf16),
+                       OneDNNConvolutionEngine(precision: .bf16, winogradMinimumChannels: 1, dilatedConvolutions: .phases)] {
             for c in Self.cases {
                 let g = c.geometry
                 let (outH, outW) = g.outputSize(height: c.height, width: c.width)
@@ -220,7 +221,8 @@ final class DNNLConvolutionTests: XCTestCase {
         XCTAssertNil(DilationPhases(ConvolutionGeometry(inputChannels: 3, outputChannels: 3, kernel: 3, padding: 1), height: 8, width: 8))
     }
 
-    /// auto takes the phases where the undilated layer runs Winograd (and bf16 on AMX), the dilated kernels elsewhere.
+    /// auto takes the phases where the undilated layer runs Winograd (oneDNN's
+    /// in float32, ours in bf16 on AVX512-BF16) and for bf16 on AMX, the dilated kernels elsewhere.
     func testAutoTakesThePhasesWhereTheyWin() {
         let wide = ConvolutionGeometry(inputChannels: 64, outputChannels: 64, kernel: 3, padding: 4, dilation: 4)
         let thin = ConvolutionGeometry(inputChannels: 64, outputChannels: 21, kernel: 3, padding: 6, dilation: 6)
@@ -233,13 +235,17 @@ final class DNNLConvolutionTests: XCTestCase {
         XCTAssertEqual(kernel(wide, .fp32, .winograd), .phases(phases, .winograd))
         XCTAssertEqual(kernel(wide, .fp32, .direct), .oneDNN(.direct), "direct kernels: the dilated ones are as fast")
         XCTAssertEqual(kernel(thin, .fp32, .winograd), .oneDNN(.direct), "21 channels: too thin for Winograd")
-        XCTAssertEqual(kernel(wide, .bf16, .winograd), DNNLRuntime.hasAMX ? .phases(phases, .direct) : .oneDNN(.direct))
+        XCTAssertEqual(kernel(wide, .bf16, .winograd),
+                       BFloat16Winograd.winsOnThisCPU ? .phases(phases, .winograd)
+                           : DNNLRuntime.hasAMX ? .phases(phases, .direct) : .oneDNN(.direct))
+        XCTAssertEqual(kernel(wide, .bf16, .direct), DNNLRuntime.hasAMX ? .phases(phases, .direct) : .oneDNN(.direct))
         XCTAssertEqual(kernel(wide, .fp32, .winograd, .dilated), .oneDNN(.winograd), "resolved per pass by oneDNN: direct for dilated layers")
         XCTAssertEqual(kernel(wide, .fp32, .direct, .phases), .phases(phases, .direct))
     }
 
     /// Where oneDNN has Winograd kernels (AVX-512), eligible layers use them and
-    /// the others (strided, dilated, 1x1, bf16) fall back to direct ones.
+    /// the others (strided, dilated, 1x1) fall back to direct ones; bf16 runs
+    /// `BFloat16Winograd` on AVX512-BF16 CPUs.
     func testWinogradRunsWhereOneDNNHasItAndDirectElsewhere() throws {
         try XCTSkipUnless(DNNLRuntime.hasWinograd, "oneDNN has no Winograd kernels for this CPU (\(DNNLRuntime.instructionSet))")
         func kernel(_ c: Case, _ precision: ConvolutionPrecision, _ algorithm: ConvolutionAlgorithm, minimumChannels: Int = 64,
@@ -251,7 +257,9 @@ final class DNNLConvolutionTests: XCTestCase {
         let wide = Self.cases[10]
         XCTAssertTrue(kernel(wide, .fp32, .winograd).contains("wino"), kernel(wide, .fp32, .winograd))
         XCTAssertFalse(kernel(wide, .fp32, .direct).contains("wino"))
-        XCTAssertFalse(kernel(wide, .bf16, .winograd).contains("wino"), "oneDNN's Winograd is float32 only")
+        XCTAssertFalse(kernel(wide, .bf16, .direct).contains("wino"))
+        XCTAssertEqual(kernel(wide, .bf16, .winograd).contains(BFloat16Winograd.kernelName), BFloat16Winograd.winsOnThisCPU,
+                       "oneDNN's Winograd is float32 only; bf16 runs ours where the CPU's bf16 is AVX512-BF16")
         XCTAssertFalse(kernel(Self.cases[0], .fp32, .winograd).contains("wino"), "16 to 32 channels: too thin for Winograd to pay")
         XCTAssertTrue(kernel(Self.cases[0], .fp32, .winograd, minimumChannels: 1).contains("wino"),
                       "without the threshold, 16 channels run Winograd")

@@ -1,4 +1,4 @@
-import Kernels
+@testable import Kernels
 import XCTest
 
 /// The golden cases of every network (ResNet-38 classifier, AffinityNet,
@@ -56,7 +56,14 @@ final class ConvolutionPathGoldenTests: XCTestCase, GoldenComparing {
     }
 
     func testEveryGoldenInBFloat16() throws {
-        try everyGolden(on: Compute(precision: .bf16, dilatedConvolutions: .dilated))
+        try everyGolden(on: Compute(precision: .bf16, algorithm: .direct, dilatedConvolutions: .dilated))
+    }
+
+    /// bf16 with our Winograd F(2x2, 3x3) on every 3x3 layer (the dilated ones
+    /// on their phase images), where the CPU runs it (AVX512-BF16 without AMX).
+    func testEveryGoldenInBFloat16Winograd() throws {
+        try XCTSkipUnless(BFloat16Winograd.winsOnThisCPU, "bf16 Winograd runs only where the CPU's bf16 is AVX512-BF16")
+        try everyGolden(on: Compute(precision: .bf16, algorithm: .winograd, winogradMinimumChannels: 1))
     }
 
     func testEveryGoldenInBFloat16WithDilatedLayersOnPhases() throws {

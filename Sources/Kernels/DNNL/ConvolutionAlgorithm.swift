@@ -15,11 +15,16 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
     /// 64 channels up every pass was 1.8-3.1x faster; below, backward-weights
     /// fell to 0.6-0.7x at 16-32 channels, the 3- and 8-channel stems to
     /// 0.4-0.9x, and the width-1/16 demo took 157 s instead of 139 s.
-    /// oneDNN's Winograd is float32 only, so bf16 is always direct.
+    /// oneDNN's Winograd is float32 only; bf16 runs our F(2x2, 3x3) with bf16
+    /// products (`BFloat16Winograd`) on 3x3 layers where the CPU's bf16 is
+    /// AVX512-BF16 (measured there), oneDNN's direct kernels elsewhere.
     func resolved(for g: ConvolutionGeometry, height: Int, width: Int, precision: ConvolutionPrecision,
                   winogradMinimumChannels: Int) -> ConvolutionAlgorithm {
-        guard self == .winograd, precision == .fp32 else { return .direct }
-        return min(g.inputChannels, g.outputChannels) >= winogradMinimumChannels ? .winograd : .direct
+        guard self == .winograd, min(g.inputChannels, g.outputChannels) >= winogradMinimumChannels else { return .direct }
+        switch precision {
+        case .fp32: return .winograd
+        case .bf16: return BFloat16Winograd.fits(g) && BFloat16Winograd.winsOnThisCPU ? .winograd : .direct
+        }
     }
 
     /// The fewest input and output channels a layer needs to run Winograd, measured as above.

@@ -32,6 +32,10 @@ public enum DNNLConvolution {
                                bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
                                layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
+        if precision == .bf16 && algorithm == .winograd {
+            return BFloat16Winograd.forward(g, weight: weight, bias: bias, input: input, batch: batch, height: height, width: width,
+                                            output: output, accumulate: accumulate, layouts: layouts, weightEpoch: weightEpoch)
+        }
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       algorithm: algorithm, hasBias: bias != nil, layouts: layouts, accumulate: accumulate)
         run(key, Tensors(source: UnsafeMutableRawPointer(mutating: input), weights: UnsafeMutableRawPointer(mutating: weight),
@@ -44,6 +48,12 @@ public enum DNNLConvolution {
                                      outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                      inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
                                      layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
+        if precision == .bf16 && algorithm == .winograd {
+            return BFloat16Winograd.backward(g, input: nil, weight: weight, outputGradient: outputGradient, batch: batch,
+                                             height: height, width: width, weightGradient: nil, weightGradientLayout: .plain,
+                                             biasGradient: nil, accumulateWeightGradient: false, inputGradient: inputGradient,
+                                             accumulateInputGradient: accumulate, layouts: layouts, weightEpoch: weightEpoch)
+        }
         let key = Key(kind: .backwardData, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       algorithm: algorithm, hasBias: false, layouts: layouts, accumulate: accumulate)
         run(key, Tensors(weights: UnsafeMutableRawPointer(mutating: weight), diffSource: UnsafeMutableRawPointer(inputGradient),
@@ -56,6 +66,13 @@ public enum DNNLConvolution {
                                       weightGradient: UnsafeMutablePointer<Float>, weightGradientLayout: WeightGradientLayout,
                                       biasGradient: UnsafeMutablePointer<Float>?, accumulate: Bool,
                                       layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm) {
+        if precision == .bf16 && algorithm == .winograd {
+            return BFloat16Winograd.backward(g, input: input, weight: nil, outputGradient: outputGradient, batch: batch,
+                                             height: height, width: width, weightGradient: weightGradient,
+                                             weightGradientLayout: weightGradientLayout, biasGradient: biasGradient,
+                                             accumulateWeightGradient: accumulate, inputGradient: nil, accumulateInputGradient: false,
+                                             layouts: layouts, weightEpoch: nil)
+        }
         let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       algorithm: algorithm, hasBias: biasGradient != nil, blockedWeightGradient: weightGradientLayout == .blocked16,
                       layouts: layouts, accumulate: accumulate)
@@ -75,6 +92,13 @@ public enum DNNLConvolution {
                          biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool,
                          inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
                          layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
+        if precision == .bf16 && algorithm == .winograd {
+            return BFloat16Winograd.backward(g, input: input, weight: weight, outputGradient: outputGradient, batch: batch,
+                                             height: height, width: width, weightGradient: weightGradient,
+                                             weightGradientLayout: weightGradientLayout, biasGradient: biasGradient,
+                                             accumulateWeightGradient: accumulateWeightGradient, inputGradient: inputGradient,
+                                             accumulateInputGradient: accumulateInputGradient, layouts: layouts, weightEpoch: weightEpoch)
+        }
         lock.withLock {
             DNNLRuntime.applyThreadCount()
             var converted: Plan.Converted?
@@ -106,6 +130,11 @@ public enum DNNLConvolution {
     /// on, e.g. "jit_wino_4x3:avx512_core" or "jit:avx2" (its plan is cached).
     static func forwardImplementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int,
                                              width: Int, hasBias: Bool, algorithm: ConvolutionAlgorithm) -> String {
+        if precision == .bf16 && algorithm == .winograd {
+            let shape = BFloat16Matmul.Shape(batch: 16, rows: batch * ((height + 1) / 2) * ((width + 1) / 2),
+                                             inner: (g.inputChannels + 15) / 16 * 16, columns: (g.outputChannels + 15) / 16 * 16)
+            return BFloat16Winograd.kernelName + " " + lock.withLock { BFloat16Matmul.plan(shape).implementation }
+        }
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       algorithm: algorithm, hasBias: hasBias, accumulate: false)
         return lock.withLock { plan(for: key).implementation }

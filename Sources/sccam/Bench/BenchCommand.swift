@@ -37,7 +37,7 @@ struct BenchNetwork: ParsableCommand {
     @Option(help: "Comma-separated batch sizes.") var batches: String = "1,2"
     @Option(help: "Timed iterations per case (after one untimed warm-up); the best and the median are reported.") var iterations: Int = 3
     @Option(help: ArgumentHelp(
-        "Comma-separated convolution paths to time, interleaved: im2col, direct (oneDNN fp32, direct kernels), winograd (oneDNN fp32, Winograd where it has it), fp32 (= winograd), bf16 (oneDNN); a oneDNN path with the suffix -dilated runs every dilated layer on oneDNN's dilated kernels, with -phases on its phase images (e.g. winograd-dilated, bf16-phases), instead of where each wins.",
+        "Comma-separated convolution paths to time, interleaved: im2col, direct (oneDNN fp32, direct kernels), winograd (oneDNN fp32, Winograd where it has it), fp32 (= winograd), bf16 (oneDNN bf16, Winograd F(2x2,3x3) with bf16 products where it wins), bf16-direct (oneDNN's direct bf16 kernels on every layer); a oneDNN path with the suffix -dilated runs every dilated layer on oneDNN's dilated kernels, with -phases on its phase images (e.g. winograd-dilated, bf16-phases), instead of where each wins.",
         discussion: """
             Default: im2col, direct, winograd where oneDNN has Winograd kernels for this CPU, and bf16 where it has bf16 \
             kernels (both AVX-512); ask for bf16 to time the emulation.
@@ -51,7 +51,7 @@ struct BenchNetwork: ParsableCommand {
         guard let paths else {
             return [.init(.im2col), .init(.oneDNN(.fp32), .direct)]
                 + (DNNLRuntime.hasWinograd ? [.init(.oneDNN(.fp32), .winograd)] : [])
-                + (DNNLRuntime.hasNativeBFloat16 ? [.init(.oneDNN(.bf16))] : [])
+                + (DNNLRuntime.hasNativeBFloat16 ? [.init(.oneDNN(.bf16), .winograd)] : [])
         }
         return try paths.split(separator: ",").map { name -> NetworkBenchmark.Variant in
             var path = name.trimmingCharacters(in: .whitespaces).lowercased()
@@ -64,9 +64,10 @@ struct BenchNetwork: ParsableCommand {
             case "im2col" where dilated == .auto: return .init(.im2col)
             case "direct": return .init(.oneDNN(.fp32), .direct, dilated: dilated)
             case "winograd", "fp32", "onednn": return .init(.oneDNN(.fp32), .winograd, dilated: dilated)
-            case "bf16": return .init(.oneDNN(.bf16), dilated: dilated)
+            case "bf16": return .init(.oneDNN(.bf16), .winograd, dilated: dilated)
+            case "bf16-direct": return .init(.oneDNN(.bf16), .direct, dilated: dilated)
             default:
-                throw ValidationError("--paths: unknown path '\(name)'; use im2col, direct, winograd, fp32 or bf16, the oneDNN ones optionally with -dilated or -phases")
+                throw ValidationError("--paths: unknown path '\(name)'; use im2col, direct, winograd, fp32, bf16 or bf16-direct, the oneDNN ones optionally with -dilated or -phases")
             }
         }
     }

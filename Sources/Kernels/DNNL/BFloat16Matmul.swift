@@ -1,0 +1,76 @@
+import CDNNL
+
+/// Batched bf16 matrix products with float32 results on oneDNN's matmul
+/// primitive (its brgemm kernels, which run vdpbf16ps on AVX512-BF16 and
+/// tiles on AMX): result[b] = left[b] · right[b] for every b, each operand
+/// row-major or, when marked transposed, stored as its transpose. Primitives
+/// are cached per shape; the callers hold `DNNLConvolution`'s lock.
+enum BFloat16Matmul {
+    struct Shape: Hashable {
+        let batch, rows, inner, columns: Int
+        /// The left operand lies as [batch][inner][rows], the right as [batch][columns][inner].
+        var transposedLeft = false, transposedRight = false
+    }
+
+    final class Plan {
+        let primitive: dnnl_primitive_t
+        let left, right, result: dnnl_memory_t
+        let implementation: String
+
+        init(_ shape: Shape) throws {
+            let batch = Int64(shape.batch), rows = Int64(shape.rows), inner = Int64(shape.inner), columns = Int64(shape.columns)
+            var leftDesc = plainDesc([batch, rows, inner], shape.transposedLeft ? dnnl_acb : dnnl_abc, dnnl_bf16)
+            var rightDesc = plainDesc([batch, inner, columns], shape.transposedRight ? dnnl_acb : dnnl_abc, dnnl_bf16)
+            var resultDesc = plainDesc([batch, rows, columns], dnnl_abc, dnnl_f32)
+            var op = dnnl_matmul_desc_t()
+            try DNNLRuntime.check(dnnl_matmul_desc_init(&op, &leftDesc, &rightDesc, nil, &resultDesc), "matmul_desc_init")
+            var descriptor: dnnl_primitive_desc_t?
+            try DNNLRuntime.check(dnnl_primitive_desc_create(&descriptor, &op, nil, DNNLRuntime.engine, nil),
+                                  "matmul primitive_desc_create")
+            defer { dnnl_primitive_desc_destroy(descriptor) }
+            var created: dnnl_primitive_t?
+            try DNNLRuntime.check(dnnl_primitive_create(&created, descriptor), "matmul primitive_create")
+            primitive = created!
+            implementation = DNNLConvolution.Plan.implementation(of: descriptor!)
+            func memory(_ desc: inout dnnl_memory_desc_t) throws -> dnnl_memory_t {
+                var memory: dnnl_memory_t?
+                try DNNLRuntime.check(dnnl_memory_create(&memory, &desc, DNNLRuntime.engine, nil), "memory_create")
+                return memory!
+            }
+            (left, right, result) = (try memory(&leftDesc), try memory(&rightDesc), try memory(&resultDesc))
+        }
+
+        deinit {
+            dnnl_primitive_destroy(primitive)
+            [left, right, result].forEach { dnnl_memory_destroy($0) }
+        }
+
+        func execute(left leftData: UnsafeRawPointer, right rightData: UnsafeRawPointer, result resultData: UnsafeMutablePointer<Float>) {
+            DNNLRuntime.require(dnnl_memory_set_data_handle(left, UnsafeMutableRawPointer(mutating: leftData)), "memory_set_data_handle")
+            DNNLRuntime.require(dnnl_memory_set_data_handle(right, UnsafeMutableRawPointer(mutating: rightData)), "memory_set_data_handle")
+            DNNLRuntime.require(dnnl_memory_set_data_handle(result, resultData), "memory_set_data_handle")
+            PhaseProfiler.measure(.oneDNNConvolution) {
+                withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: 3) { arguments in
+                    arguments.initializeElement(at: 0, to: dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: left))
+                    arguments.initializeElement(at: 1, to: dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: right))
+                    arguments.initializeElement(at: 2, to: dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: result))
+                    DNNLRuntime.require(dnnl_primitive_execute(primitive, DNNLRuntime.stream, 3, arguments.baseAddress), "matmul execute")
+                }
+                DNNLRuntime.require(dnnl_stream_wait(DNNLRuntime.stream), "stream_wait")
+            }
+        }
+    }
+
+    nonisolated(unsafe) private static var plans: [Shape: Plan] = [:]
+
+    /// The cached plan for `shape`; the caller holds `DNNLConvolution`'s lock.
+    static func plan(_ shape: Shape) -> Plan {
+        if let plan = plans[shape] { return plan }
+        // Inference at native sizes meets many shapes; a full cache starts again.
+        if plans.count >= DNNLConvolution.planCapacity { plans.removeAll() }
+        let plan: Plan
+        do { plan = try Plan(shape) } catch { fatalError("\(error) (bf16 matmul \(shape))") }
+        plans[shape] = plan
+        return plan
+    }
+}

@@ -1,0 +1,217 @@
+import CBlockedCopy
+import CDNNL
+
+/// 3x3 convolutions (stride 1, padding 1, undilated, or dilated ones on their
+/// phase images) as Winograd F(2x2, 3x3) with bf16 matrix products: for each
+/// of the 16 elements of a 4x4 tile, one product of tiles x input channels by
+/// input x output channels on `BFloat16Matmul`, 2.25x fewer multiplies than
+/// the direct convolution. The transforms (`winograd_bf16.h`) run in float32
+/// and round their outputs to bf16, so the products see the transformed
+/// operands rounded once, where the direct kernels see the raw ones rounded
+/// once; both accumulate in float32. oneDNN 2.6 has no bf16 Winograd; on
+/// AVX512-BF16 its direct bf16 kernels already run at 90-93% of the
+/// dot-product peak, so this is the only way to fewer cycles there.
+///
+/// Every pass runs under `DNNLConvolution`'s lock, on buffers of its own.
+enum BFloat16Winograd {
+    /// "winograd F(2x2,3x3) bf16" and the matmul kernel oneDNN chose.
+    static let kernelName = "wino_2x3 bf16 + matmul"
+
+    /// Whether a layer is a 3x3, stride-1, padding-1, undilated convolution.
+    static func fits(_ g: ConvolutionGeometry) -> Bool {
+        g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.dilation == 1
+    }
+
+    /// Whether this CPU runs the bf16 products on AVX512-BF16's dot products
+    /// (not AMX, where oneDNN's direct bf16 kernels reach several times
+    /// float32's rate and the transforms would dominate; unmeasured).
+    static var winsOnThisCPU: Bool { dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx512_core_bf16 }
+
+    /// Whether the kernels can run here at all (tests): AVX-512 for the
+    /// transforms, and a bf16 matmul in this oneDNN for this CPU.
+    static let isAvailable: Bool = {
+        guard CPUFeatures.current().vectorLevel == .avx512 else { return false }
+        return (try? BFloat16Matmul.Plan(.init(batch: 16, rows: 16, inner: 16, columns: 16))) != nil
+    }()
+
+    /// The sizes of one call's Winograd-domain matrices.
+    struct Sizes {
+        let batch, height, width, inputChannels, outputChannels: Int
+        var tilesY: Int { (height + 1) / 2 }
+        var tilesPerImage: Int { tilesY * ((width + 1) / 2) }
+        var tiles: Int { batch * tilesPerImage }
+        /// Channels rounded up to whole 16-channel slabs (the padding reads as zero).
+        var paddedInputs: Int { (inputChannels + 15) / 16 * 16 }
+        var paddedOutputs: Int { (outputChannels + 15) / 16 * 16 }
+        var plane: Int { height * width }
+    }
+
+    nonisolated(unsafe) private static var pool = BufferPool()
+    nonisolated(unsafe) private static var layoutNumbers: [Int: Int] = [:]
+
+    private enum Slot: Int { case transformedInput, product, transformedGradient, weightProduct, transformedWeights, biasSums }
+
+    private static func buffer<T>(_ slot: Slot, _ count: Int, as: T.Type) -> UnsafeMutablePointer<T> {
+        pool.buffer(slot: slot.rawValue, bytes: max(count, 1) * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: count)
+    }
+
+    // MARK: Passes
+
+    static func forward(_ g: ConvolutionGeometry, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, input: UnsafePointer<Float>,
+                        batch: Int, height: Int, width: Int, output: UnsafeMutablePointer<Float>, accumulate: Bool,
+                        layouts: ConvolutionLayouts, weightEpoch: Int?) {
+        let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels)
+        DNNLConvolution.withLock {
+            DNNLRuntime.applyThreadCount()
+            let u = transformedWeights(weight, s, epoch: weightEpoch)
+            let v = transformInput(input, s, layout: layouts.input)
+            let m = buffer(.product, 16 * s.tiles * s.paddedOutputs, as: Float.self)
+            BFloat16Matmul.plan(.init(batch: 16, rows: s.tiles, inner: s.paddedInputs, columns: s.paddedOutputs))
+                .execute(left: v, right: u, result: m)
+            PhaseProfiler.measure(.winogradTransforms) {
+                forEachSlab(s, channels: s.outputChannels) { n, block, slab in
+                    sccam_winograd_output_slab(m + n * s.tilesPerImage * s.paddedOutputs + 16 * block, s.tiles * s.paddedOutputs,
+                                               s.paddedOutputs, bias.map { $0 + 16 * block }, output + slab,
+                                               layouts.output == .blocked16 ? 1 : 0, min(16, s.outputChannels - 16 * block),
+                                               height, width, accumulate ? 1 : 0)
+                }
+            }
+        }
+    }
+
+    /// The weight gradient (+)= (when given, with the bias gradient) and the input gradient (+)= (when given).
+    static func backward(_ g: ConvolutionGeometry, input: UnsafePointer<Float>?, weight: UnsafePointer<Float>?,
+                         outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                         weightGradient: UnsafeMutablePointer<Float>?, weightGradientLayout: WeightGradientLayout,
+                         biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool,
+                         inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
+                         layouts: ConvolutionLayouts, weightEpoch: Int?) {
+        let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels)
+        DNNLConvolution.withLock {
+            DNNLRuntime.applyThreadCount()
+            // One row of bias sums per task (image and tile row), added up below.
+            let sums = biasGradient == nil ? nil : buffer(.biasSums, s.batch * s.tilesY * s.paddedOutputs, as: Float.self)
+            sums?.initialize(repeating: 0, count: s.batch * s.tilesY * s.paddedOutputs)
+            let dm = buffer(.transformedGradient, 16 * s.tiles * s.paddedOutputs, as: UInt16.self)
+            PhaseProfiler.measure(.winogradTransforms) {
+                forEachTileRow(s, channels: s.outputChannels) { n, row, block, slab in
+                    sccam_winograd_gradient_slab(outputGradient + slab, layouts.output == .blocked16 ? 1 : 0,
+                                                 min(16, s.outputChannels - 16 * block), height, width,
+                                                 dm + n * s.tilesPerImage * s.paddedOutputs + 16 * block, s.tiles * s.paddedOutputs,
+                                                 s.paddedOutputs, row, 1,
+                                                 sums.map { $0 + (n * s.tilesY + row) * s.paddedOutputs + 16 * block })
+                }
+            }
+            if let weightGradient, let input {
+                let v = transformInput(input, s, layout: layouts.input)
+                let du = buffer(.weightProduct, 16 * s.paddedInputs * s.paddedOutputs, as: Float.self)
+                BFloat16Matmul.plan(.init(batch: 16, rows: s.paddedInputs, inner: s.tiles, columns: s.paddedOutputs,
+                                          transposedLeft: true))
+                    .execute(left: v, right: dm, result: du)
+                PhaseProfiler.measure(.winogradTransforms) {
+                    Parallel.forEach(g.inputChannels) { channel in
+                        sccam_winograd_weight_gradient_row(du + channel * s.paddedOutputs, s.paddedInputs * s.paddedOutputs, channel,
+                                                           weightGradient, weightGradientLayout == .blocked16 ? 1 : 0,
+                                                           g.outputChannels, g.inputChannels, accumulateWeightGradient ? 1 : 0)
+                    }
+                }
+            }
+            if let biasGradient, let sums {
+                for c in 0..<g.outputChannels {
+                    var total: Float = 0
+                    for task in 0..<(s.batch * s.tilesY) { total += sums[task * s.paddedOutputs + c] }
+                    biasGradient[c] = accumulateWeightGradient ? biasGradient[c] + total : total
+                }
+            }
+            if let inputGradient, let weight {
+                let u = transformedWeights(weight, s, epoch: weightEpoch)
+                let dv = buffer(.product, 16 * s.tiles * s.paddedInputs, as: Float.self)
+                BFloat16Matmul.plan(.init(batch: 16, rows: s.tiles, inner: s.paddedOutputs, columns: s.paddedInputs,
+                                          transposedRight: true))
+                    .execute(left: dm, right: u, result: dv)
+                PhaseProfiler.measure(.winogradTransforms) {
+                    forEachSlab(s, channels: s.inputChannels) { n, block, slab in
+                        sccam_winograd_input_gradient_slab(dv + n * s.tilesPerImage * s.paddedInputs + 16 * block,
+                                                           s.tiles * s.paddedInputs, s.paddedInputs, inputGradient + slab,
+                                                           layouts.input == .blocked16 ? 1 : 0, min(16, s.inputChannels - 16 * block),
+                                                           height, width, accumulateInputGradient ? 1 : 0)
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Transforms
+
+    /// Runs `body(image, block, offset of the slab)` for every 16-channel slab of every image, in parallel.
+    private static func forEachSlab(_ s: Sizes, channels: Int, _ body: (Int, Int, Int) -> Void) {
+        let blocks = (channels + 15) / 16
+        Parallel.forEach(s.batch * blocks) { index in
+            let n = index / blocks, block = index % blocks
+            body(n, block, (n * channels + 16 * block) * s.plane)
+        }
+    }
+
+    /// Runs `body(image, tile row, block, offset of the slab)` for every 16-channel
+    /// slab of every tile row of every image, in parallel over images and tile
+    /// rows: a task writes whole Winograd-domain rows (all channels of its
+    /// tiles), so no cache line is shared between tasks or written twice.
+    private static func forEachTileRow(_ s: Sizes, channels: Int, _ body: (Int, Int, Int, Int) -> Void) {
+        let blocks = (channels + 15) / 16
+        Parallel.forEach(s.batch * s.tilesY) { index in
+            let n = index / s.tilesY, row = index % s.tilesY
+            for block in 0..<blocks { body(n, row, block, (n * channels + 16 * block) * s.plane) }
+        }
+    }
+
+    /// V = Bᵀ d B for every tile of the batch, [element][tile][padded input channel] in bf16.
+    private static func transformInput(_ input: UnsafePointer<Float>, _ s: Sizes, layout: ActivationLayout) -> UnsafeMutablePointer<UInt16> {
+        let v = buffer(.transformedInput, 16 * s.tiles * s.paddedInputs, as: UInt16.self)
+        PhaseProfiler.measure(.winogradTransforms) {
+            forEachTileRow(s, channels: s.inputChannels) { n, row, block, slab in
+                sccam_winograd_input_slab(input + slab, layout == .blocked16 ? 1 : 0, min(16, s.inputChannels - 16 * block),
+                                          s.height, s.width, v + n * s.tilesPerImage * s.paddedInputs + 16 * block,
+                                          s.tiles * s.paddedInputs, s.paddedInputs, row, 1)
+            }
+        }
+        return v
+    }
+
+    /// U = G g Gᵀ, [element][padded input][padded output] in bf16: converted
+    /// once per network pass (`ConvertedWeights`), for the forward pass and
+    /// the input gradient alike.
+    private static func transformedWeights(_ weight: UnsafePointer<Float>, _ s: Sizes, epoch: Int?) -> UnsafeMutablePointer<UInt16> {
+        let count = 16 * s.paddedInputs * s.paddedOutputs
+        var target = buffer(.transformedWeights, count, as: UInt16.self), isCurrent = false
+        if let epoch, let copy = ConvertedWeights.copy(of: weight, layout: layoutNumber(s), bytes: count * 2, epoch: epoch) {
+            target = copy.buffer.bindMemory(to: UInt16.self, capacity: count)
+            isCurrent = copy.isCurrent
+        }
+        if !isCurrent {
+            PhaseProfiler.measure(.oneDNNWeightReorder) {
+                let outputTiles = s.paddedOutputs / 16, inputTiles = (s.inputChannels + 15) / 16
+                Parallel.forEach(outputTiles * inputTiles) { index in
+                    let first = index % outputTiles * 16
+                    sccam_winograd_weight_tile(weight, s.outputChannels, s.inputChannels, first, index / outputTiles * 16,
+                                               target + first, s.paddedInputs * s.paddedOutputs, s.paddedOutputs)
+                }
+                // The padding rows of the inputs stay zero.
+                for element in 0..<16 where s.paddedInputs > s.inputChannels {
+                    (target + element * s.paddedInputs * s.paddedOutputs + s.inputChannels * s.paddedOutputs)
+                        .initialize(repeating: 0, count: (s.paddedInputs - s.inputChannels) * s.paddedOutputs)
+                }
+            }
+        }
+        return target
+    }
+
+    /// The number `ConvertedWeights` knows this shape's transformed weights by.
+    private static func layoutNumber(_ s: Sizes) -> Int {
+        let key = s.paddedInputs << 32 | s.paddedOutputs
+        if let number = layoutNumbers[key] { return number }
+        var desc = plainDesc([16, Int64(s.paddedInputs), Int64(s.paddedOutputs)], dnnl_abc, dnnl_bf16)
+        let number = ConvertedWeights.layoutNumber(&desc)
+        layoutNumbers[key] = number
+        return number
+    }
+}

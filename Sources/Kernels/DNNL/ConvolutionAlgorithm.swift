@@ -1,9 +1,11 @@
-/// How oneDNN computes a float32 convolution where it has a choice.
+/// How a 3x3 convolution is computed where there is a choice.
 public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
-    /// Winograd F(4x4, 3x3) where oneDNN implements it (3x3 kernels, stride 1,
-    /// no dilation, float32, AVX-512) and the layer is wide enough to gain,
-    /// direct everywhere else: 4x fewer multiplies on those layers, at float32
-    /// errors about 2-3x the direct kernels' (inside the goldens' 1e-5).
+    /// Winograd where the layer is wide enough to gain, direct everywhere else.
+    /// float32: oneDNN's F(4x4, 3x3) where it implements it (3x3 kernels,
+    /// stride 1, no dilation, AVX-512), 4x fewer multiplies at errors about
+    /// 2-3x the direct kernels' (inside the goldens' 1e-5). bf16: our F(2x2,
+    /// 3x3) with bf16 products (`BFloat16Winograd`) on CPUs whose bf16 is
+    /// AVX512-BF16, 2.25x fewer multiplies.
     case winograd
     /// oneDNN's direct kernels on every layer: every product of the definition.
     case direct

@@ -149,8 +149,9 @@ public enum DNNLRuntime {
 
     /// What `--convolution-algorithm` does here, in a few words.
     public static var winogradMode: String {
-        hasWinograd ? "Winograd on 3x3 stride-1 float32 layers (\(instructionSet))"
-            : "no Winograd kernels for \(instructionSet) (AVX-512 only); direct everywhere"
+        (hasWinograd ? "Winograd on 3x3 stride-1 float32 layers (\(instructionSet))"
+            : "no Winograd kernels for \(instructionSet) (AVX-512 only); direct everywhere")
+            + (BFloat16Winograd.winsOnThisCPU ? " and bf16 ones (ours, F(2x2, 3x3) on oneDNN's bf16 matmul)" : "")
     }
 
     /// How bf16 runs here, in a few words.

@@ -37,14 +37,17 @@ struct ComputeOptions: ParsableArguments {
     var convolutions: Compute.Implementation = .onednn
 
     @Option(help: ArgumentHelp(
-        "How oneDNN computes float32 convolutions: winograd (default) or direct.",
+        "How 3x3 convolutions are computed: winograd (default) or direct.",
         discussion: """
-            winograd runs oneDNN's Winograd F(4x4, 3x3) kernels on the 3x3 stride-1 undilated layers where \
-            oneDNN has them (float32 on AVX-512 CPUs) and the layer has 64 input and output channels or more \
+            winograd runs oneDNN's Winograd F(4x4, 3x3) kernels on the float32 3x3 stride-1 undilated layers \
+            where oneDNN has them (AVX-512 CPUs) and the layer has 64 input and output channels or more \
             (thinner ones lose to the transforms): 4x fewer multiplies there, the direct kernels on every \
             other layer. Its float32 errors are about 2-3x the direct kernels' and stay within 1e-5 of the \
-            goldens. direct uses the direct kernels everywhere. bf16 and machines without AVX-512 are always \
-            direct. `sccam env` says what this machine does.
+            goldens. In bf16 on CPUs whose bf16 is AVX512-BF16 (not AMX), the same layers run Winograd \
+            F(2x2, 3x3) with bf16 products (2.25x fewer multiplies; the transformed operands are rounded to \
+            bf16 instead of the raw ones, errors inside the goldens' bf16 bounds). With either, dilated \
+            layers run it on their phase images (see --dilated-convolutions). direct uses the direct kernels \
+            everywhere. `sccam env` says what this machine does.
             """,
         valueName: "winograd|direct"))
     var convolutionAlgorithm: ConvolutionAlgorithm?
@@ -56,7 +59,7 @@ struct ComputeOptions: ParsableArguments {
             undilated convolution on its d x d phase-subsampled images, so that it reaches oneDNN's undilated \
             kernels (Winograd in float32, AMX in bf16): the same multiply-adds summed in another order. dilated \
             keeps oneDNN's own dilated kernels, the reference. auto takes the phases where they were measured to \
-            win: where the undilated layer runs Winograd, and bf16 on AMX; and in fp32 it runs DeepLab's ASPP \
+            win: where the undilated layer runs Winograd (fp32, or bf16 on AVX512-BF16), and bf16 on AMX; and in fp32 it runs DeepLab's ASPP \
             (four thin branches at dilations 6-24, whose backward passes oneDNN sends to its slow gemm fallback) \
             as one sgemm over the taps that reach the map. `sccam env` and `sccam bench network` list which \
             kernel each layer runs.

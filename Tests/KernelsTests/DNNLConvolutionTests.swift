@@ -235,10 +235,14 @@ final class DNNLConvolutionTests: XCTestCase {
         XCTAssertEqual(kernel(wide, .fp32, .winograd), .phases(phases, .winograd))
         XCTAssertEqual(kernel(wide, .fp32, .direct), .oneDNN(.direct), "direct kernels: the dilated ones are as fast")
         XCTAssertEqual(kernel(thin, .fp32, .winograd), .oneDNN(.direct), "21 channels: too thin for Winograd")
-        XCTAssertEqual(kernel(wide, .bf16, .winograd),
-                       BFloat16Winograd.winsOnThisCPU ? .phases(phases, .winograd)
-                           : DNNLRuntime.hasAMX ? .phases(phases, .direct) : .oneDNN(.direct))
+        XCTAssertEqual(kernel(wide, .bf16, .winograd), DNNLRuntime.hasAMX ? .phases(phases, .direct) : .oneDNN(.direct),
+                       "64 channels: too thin for bf16's Winograd")
         XCTAssertEqual(kernel(wide, .bf16, .direct), DNNLRuntime.hasAMX ? .phases(phases, .direct) : .oneDNN(.direct))
+        let wider = ConvolutionGeometry(inputChannels: 128, outputChannels: 128, kernel: 3, padding: 4, dilation: 4)
+        let widerPhases = DilationPhases(wider, height: 28, width: 28)!
+        XCTAssertEqual(kernel(wider, .bf16, .winograd),
+                       BFloat16Winograd.winsOnThisCPU ? .phases(widerPhases, .winograd)
+                           : DNNLRuntime.hasAMX ? .phases(widerPhases, .direct) : .oneDNN(.direct))
         XCTAssertEqual(kernel(wide, .fp32, .winograd, .dilated), .oneDNN(.winograd), "resolved per pass by oneDNN: direct for dilated layers")
         XCTAssertEqual(kernel(wide, .fp32, .direct, .phases), .phases(phases, .direct))
     }
@@ -258,8 +262,10 @@ final class DNNLConvolutionTests: XCTestCase {
         XCTAssertTrue(kernel(wide, .fp32, .winograd).contains("wino"), kernel(wide, .fp32, .winograd))
         XCTAssertFalse(kernel(wide, .fp32, .direct).contains("wino"))
         XCTAssertFalse(kernel(wide, .bf16, .direct).contains("wino"))
-        XCTAssertEqual(kernel(wide, .bf16, .winograd).contains(BFloat16Winograd.kernelName), BFloat16Winograd.winsOnThisCPU,
-                       "oneDNN's Winograd is float32 only; bf16 runs ours where the CPU's bf16 is AVX512-BF16")
+        XCTAssertFalse(kernel(wide, .bf16, .winograd).contains("wino"), "64 channels: too thin for bf16's Winograd")
+        XCTAssertEqual(kernel(wide, .bf16, .winograd, minimumChannels: 32).contains(BFloat16Winograd.kernelName),
+                       BFloat16Winograd.winsOnThisCPU,
+                       "oneDNN's Winograd is float32 only; bf16 runs ours where the CPU's bf16 is AVX512-BF16, from twice the threshold")
         XCTAssertFalse(kernel(Self.cases[0], .fp32, .winograd).contains("wino"), "16 to 32 channels: too thin for Winograd to pay")
         XCTAssertTrue(kernel(Self.cases[0], .fp32, .winograd, minimumChannels: 1).contains("wino"),
                       "without the threshold, 16 channels run Winograd")

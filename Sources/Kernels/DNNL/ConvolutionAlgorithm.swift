@@ -19,13 +19,21 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
     /// 0.4-0.9x, and the width-1/16 demo took 157 s instead of 139 s.
     /// oneDNN's Winograd is float32 only; bf16 runs our F(2x2, 3x3) with bf16
     /// products (`BFloat16Winograd`) on 3x3 layers where the CPU's bf16 is
-    /// AVX512-BF16 (measured there), oneDNN's direct kernels elsewhere.
+    /// AVX512-BF16 (measured there), oneDNN's direct kernels elsewhere. bf16's
+    /// products run at twice float32's rate while the transforms cost the same
+    /// per channel, so its threshold is twice float32's: measured per layer on
+    /// Zen 4 (forward and backward, blocked), 64-channel layers ran 0.84-0.92x
+    /// oneDNN's direct bf16 kernels, 128 channels and up 1.05-2.1x.
     func resolved(for g: ConvolutionGeometry, height: Int, width: Int, precision: ConvolutionPrecision,
                   winogradMinimumChannels: Int) -> ConvolutionAlgorithm {
-        guard self == .winograd, min(g.inputChannels, g.outputChannels) >= winogradMinimumChannels else { return .direct }
+        guard self == .winograd else { return .direct }
+        let narrowest = min(g.inputChannels, g.outputChannels)
         switch precision {
-        case .fp32: return .winograd
-        case .bf16: return BFloat16Winograd.fits(g) && BFloat16Winograd.winsOnThisCPU ? .winograd : .direct
+        case .fp32:
+            return narrowest >= winogradMinimumChannels ? .winograd : .direct
+        case .bf16:
+            return BFloat16Winograd.fits(g) && BFloat16Winograd.winsOnThisCPU && narrowest >= 2 * winogradMinimumChannels
+                ? .winograd : .direct
         }
     }
 

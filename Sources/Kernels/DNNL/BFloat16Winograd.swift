@@ -14,7 +14,7 @@ import CDNNL
 ///
 /// Every pass runs under `DNNLConvolution`'s lock, on buffers of its own.
 enum BFloat16Winograd {
-    /// "winograd F(2x2,3x3) bf16" and the matmul kernel oneDNN chose.
+    /// How `sccam env` and `bench network` name it (oneDNN's name for the matmul kernel follows).
     static let kernelName = "wino_2x3 bf16 + matmul"
 
     /// Whether a layer is a 3x3, stride-1, padding-1, undilated convolution.

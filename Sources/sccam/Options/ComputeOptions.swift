@@ -43,9 +43,10 @@ struct ComputeOptions: ParsableArguments {
             where oneDNN has them (AVX-512 CPUs) and the layer has 64 input and output channels or more \
             (thinner ones lose to the transforms): 4x fewer multiplies there, the direct kernels on every \
             other layer. Its float32 errors are about 2-3x the direct kernels' and stay within 1e-5 of the \
-            goldens. In bf16 on CPUs whose bf16 is AVX512-BF16 (not AMX), the same layers run Winograd \
-            F(2x2, 3x3) with bf16 products (2.25x fewer multiplies; the transformed operands are rounded to \
-            bf16 instead of the raw ones, errors inside the goldens' bf16 bounds). With either, dilated \
+            goldens. In bf16 on CPUs whose bf16 is AVX512-BF16 (not AMX), the 3x3 stride-1 layers with 128 \
+            input and output channels or more run our Winograd F(2x2, 3x3) with bf16 products (2.25x fewer \
+            multiplies; the transformed operands are rounded to bf16 instead of the raw ones, errors inside \
+            the goldens' bf16 bounds). With either, dilated \
             layers run it on their phase images (see --dilated-convolutions). direct uses the direct kernels \
             everywhere. `sccam env` says what this machine does.
             """,

@@ -33,7 +33,7 @@ public enum NetworkBenchmark {
         /// followed by ", dilated kernels" when its dilated layers run on oneDNN's dilated kernels.
         public var name: String {
             if path == .im2col { return path.shortName }
-            let base = path == .im2col ? path.shortName : "\(path.shortName) \(algorithm.rawValue)"
+            let base = "\(path.shortName) \(algorithm.rawValue)"
             switch dilated {
             case .auto: return base
             case .phases: return base + ", all dilated layers on phases"

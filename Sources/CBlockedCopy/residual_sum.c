@@ -1,4 +1,5 @@
 #include "residual_sum.h"
+#include "lanes.h"
 #include "transpose16.h"
 
 // The channel of element e of a slab.
@@ -25,8 +26,6 @@ static void residual_gradient_scalar(const float *y, const float *dy, float *dsu
     }
 }
 
-// Mask of the first n (at most 16) lanes.
-#define LANES(N) ((N) >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N)) - 1))
 
 // Each runs over vectors of 16 floats: a blocked slab is one run of `plane`
 // vectors under one scale vector; a plain slab 16 runs (one per channel) of

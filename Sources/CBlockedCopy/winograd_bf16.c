@@ -1,12 +1,11 @@
 #include "winograd_bf16.h"
+#include "lanes.h"
 #include "transpose16.h"
 #include <immintrin.h>
 #include <string.h>
 
 #define AVX512 __attribute__((target("avx512f")))
 
-// Mask of the first n (at most 16) lanes.
-#define LANES(N) ((N) >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N)) - 1))
 
 // A slab's pixel as one vector of its 16 channels: contiguous when blocked,
 // gathered from the 16 planes when plain; lanes past `m` read as zero.

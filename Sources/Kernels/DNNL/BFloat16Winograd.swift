@@ -17,6 +17,18 @@ enum BFloat16Winograd {
     /// How `sccam env` and `bench network` name it (oneDNN's name for the matmul kernel follows).
     static let kernelName = "wino_2x3 bf16 + matmul"
 
+    /// Whether `DNNLConvolution`'s calls in this precision, with this resolved algorithm, come here.
+    static func runs(_ precision: ConvolutionPrecision, _ algorithm: ConvolutionAlgorithm) -> Bool {
+        precision == .bf16 && algorithm == .winograd
+    }
+
+    /// The kernel a forward pass of this shape runs on, e.g. "wino_2x3 bf16 + matmul
+    /// brg:avx512_core_bf16"; the caller holds `DNNLConvolution`'s lock.
+    static func implementation(_ g: ConvolutionGeometry, batch: Int, height: Int, width: Int) -> String {
+        let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels)
+        return kernelName + " " + BFloat16Matmul.plan(s.forwardProduct).implementation
+    }
+
     /// Whether a layer is a 3x3, stride-1, padding-1, undilated convolution.
     static func fits(_ g: ConvolutionGeometry) -> Bool {
         g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.dilation == 1
@@ -44,6 +56,8 @@ enum BFloat16Winograd {
         var paddedInputs: Int { (inputChannels + 15) / 16 * 16 }
         var paddedOutputs: Int { (outputChannels + 15) / 16 * 16 }
         var plane: Int { height * width }
+        /// M = V U: tiles x inputs by inputs x outputs, for each of the 16 elements.
+        var forwardProduct: BFloat16Matmul.Shape { .init(batch: 16, rows: tiles, inner: paddedInputs, columns: paddedOutputs) }
     }
 
     nonisolated(unsafe) private static var pool = BufferPool()
@@ -66,8 +80,7 @@ enum BFloat16Winograd {
             let u = transformedWeights(weight, s, epoch: weightEpoch)
             let v = transformInput(input, s, layout: layouts.input)
             let m = buffer(.product, 16 * s.tiles * s.paddedOutputs, as: Float.self)
-            BFloat16Matmul.plan(.init(batch: 16, rows: s.tiles, inner: s.paddedInputs, columns: s.paddedOutputs))
-                .execute(left: v, right: u, result: m)
+            BFloat16Matmul.plan(s.forwardProduct).execute(left: v, right: u, result: m)
             PhaseProfiler.measure(.winogradTransforms) {
                 forEachSlab(s, channels: s.outputChannels) { n, block, slab in
                     sccam_winograd_output_slab(m + n * s.tilesPerImage * s.paddedOutputs + 16 * block, s.tiles * s.paddedOutputs,

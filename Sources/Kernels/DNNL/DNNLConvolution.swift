@@ -32,7 +32,7 @@ public enum DNNLConvolution {
                                bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
                                layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
-        if precision == .bf16 && algorithm == .winograd {
+        if BFloat16Winograd.runs(precision, algorithm) {
             return BFloat16Winograd.forward(g, weight: weight, bias: bias, input: input, batch: batch, height: height, width: width,
                                             output: output, accumulate: accumulate, layouts: layouts, weightEpoch: weightEpoch)
         }
@@ -48,7 +48,7 @@ public enum DNNLConvolution {
                                      outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                      inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
                                      layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
-        if precision == .bf16 && algorithm == .winograd {
+        if BFloat16Winograd.runs(precision, algorithm) {
             return BFloat16Winograd.backward(g, input: nil, weight: weight, outputGradient: outputGradient, batch: batch,
                                              height: height, width: width, weightGradient: nil, weightGradientLayout: .plain,
                                              biasGradient: nil, accumulateWeightGradient: false, inputGradient: inputGradient,
@@ -66,7 +66,7 @@ public enum DNNLConvolution {
                                       weightGradient: UnsafeMutablePointer<Float>, weightGradientLayout: WeightGradientLayout,
                                       biasGradient: UnsafeMutablePointer<Float>?, accumulate: Bool,
                                       layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm) {
-        if precision == .bf16 && algorithm == .winograd {
+        if BFloat16Winograd.runs(precision, algorithm) {
             return BFloat16Winograd.backward(g, input: input, weight: nil, outputGradient: outputGradient, batch: batch,
                                              height: height, width: width, weightGradient: weightGradient,
                                              weightGradientLayout: weightGradientLayout, biasGradient: biasGradient,
@@ -92,7 +92,7 @@ public enum DNNLConvolution {
                          biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool,
                          inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
                          layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
-        if precision == .bf16 && algorithm == .winograd {
+        if BFloat16Winograd.runs(precision, algorithm) {
             return BFloat16Winograd.backward(g, input: input, weight: weight, outputGradient: outputGradient, batch: batch,
                                              height: height, width: width, weightGradient: weightGradient,
                                              weightGradientLayout: weightGradientLayout, biasGradient: biasGradient,
@@ -130,10 +130,8 @@ public enum DNNLConvolution {
     /// on, e.g. "jit_wino_4x3:avx512_core" or "jit:avx2" (its plan is cached).
     static func forwardImplementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int,
                                              width: Int, hasBias: Bool, algorithm: ConvolutionAlgorithm) -> String {
-        if precision == .bf16 && algorithm == .winograd {
-            let shape = BFloat16Matmul.Shape(batch: 16, rows: batch * ((height + 1) / 2) * ((width + 1) / 2),
-                                             inner: (g.inputChannels + 15) / 16 * 16, columns: (g.outputChannels + 15) / 16 * 16)
-            return BFloat16Winograd.kernelName + " " + lock.withLock { BFloat16Matmul.plan(shape).implementation }
+        if BFloat16Winograd.runs(precision, algorithm) {
+            return lock.withLock { BFloat16Winograd.implementation(g, batch: batch, height: height, width: width) }
         }
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       algorithm: algorithm, hasBias: hasBias, accumulate: false)

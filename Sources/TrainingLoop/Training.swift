@@ -246,9 +246,22 @@ public enum Training {
         var finite = [Bool](repeating: true, count: chunks)
         finite.withUnsafeMutableBufferPointer { finite in
             let finite = UncheckedSendable(finite)
+            let base = UnsafeRawPointer(values.baseAddress!)
             Parallel.forEach(chunks) { chunk in
-                var sum: Float = 0
-                for i in (values.count * chunk / chunks)..<(values.count * (chunk + 1) / chunks) { sum += values[i] * 0 }
+                let end = values.count * (chunk + 1) / chunks
+                var i = values.count * chunk / chunks
+                // Sixteen lanes at a time: one serial sum ran at a third of the memory's
+                // speed and was 2% of a bf16 step.
+                var lanes = SIMD16<Float>()
+                while i + 16 <= end {
+                    lanes += base.loadUnaligned(fromByteOffset: i * MemoryLayout<Float>.stride, as: SIMD16<Float>.self) * 0
+                    i += 16
+                }
+                var sum = lanes.sum()
+                while i < end {
+                    sum += values[i] * 0
+                    i += 1
+                }
                 finite.value[chunk] = sum == 0
             }
         }

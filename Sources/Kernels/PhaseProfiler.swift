@@ -29,7 +29,11 @@ public enum PhaseProfiler {
         }
     }
 
-    public static let isEnabled = ProcessInfo.processInfo.environment["SCCAM_PROFILE"] == "1"
+    /// On with SCCAM_PROFILE=1, or from `enable()` (benchmarks that report phases).
+    nonisolated(unsafe) public private(set) static var isEnabled = ProcessInfo.processInfo.environment["SCCAM_PROFILE"] == "1"
+
+    /// Starts recording, for the rest of the process.
+    public static func enable() { isEnabled = true }
     nonisolated(unsafe) private static var nanoseconds = [UInt64](repeating: 0, count: Phase.allCases.count)
 
     @inline(__always)

@@ -63,6 +63,9 @@ enum BFloat16Matmul {
 
     nonisolated(unsafe) private static var plans: [Shape: Plan] = [:]
 
+    /// Drops every cached primitive (the thread count changed).
+    static func discardPlans() { DNNLConvolution.withLock { plans.removeAll() } }
+
     /// The cached plan for `shape`; the caller holds `DNNLConvolution`'s lock.
     static func plan(_ shape: Shape) -> Plan {
         if let plan = plans[shape] { return plan }

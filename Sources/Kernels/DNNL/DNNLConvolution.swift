@@ -141,6 +141,9 @@ public enum DNNLConvolution {
     /// How many primitives (with their reorders) are cached.
     public static var cachedPlanCount: Int { lock.withLock { plans.count } }
 
+    /// Drops every cached primitive (the thread count changed).
+    static func discardPlans() { lock.withLock { plans.removeAll() } }
+
     /// Plans kept at most: a network has about 40 convolution shapes per input
     /// size, and inference at native size meets many sizes (VOC has hundreds),
     /// each a primitive holding generated code; the least recently used go first.

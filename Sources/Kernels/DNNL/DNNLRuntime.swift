@@ -113,7 +113,14 @@ public enum DNNLRuntime {
     /// GNU OpenMP keeps the count per calling thread, so it is set again on
     /// whichever thread executes a primitive (`applyThreadCount`).
     static func setThreadCount(_ count: Int) {
-        configuredThreads = max(1, count)
+        let count = max(1, count)
+        if count != configuredThreads {
+            // A primitive splits its work for the thread count it was created
+            // under, and keeps that split: one made for 1 thread runs on 1 of 2.
+            DNNLConvolution.discardPlans()
+            BFloat16Matmul.discardPlans()
+        }
+        configuredThreads = count
         omp_set_num_threads(Int32(configuredThreads))
     }
 

@@ -6,7 +6,7 @@ import Pipeline
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine: network throughput against its own sgemm.",
-        subcommands: [BenchNetwork.self, BenchAllreduce.self, BenchData.self, BenchKMeans.self, BenchInfer.self, BenchTrain.self, BenchCRF.self, BenchRefine.self, BenchTrainAff.self, BenchSegment.self, BenchCOCO.self])
+        subcommands: [BenchNetwork.self, BenchAllreduce.self, BenchData.self, BenchKMeans.self, BenchInfer.self, BenchTrain.self, BenchThreads.self, BenchCRF.self, BenchRefine.self, BenchTrainAff.self, BenchSegment.self, BenchCOCO.self])
 }
 
 struct BenchNetwork: ParsableCommand {

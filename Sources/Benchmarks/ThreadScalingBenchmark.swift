@@ -14,8 +14,9 @@ public enum ThreadScalingBenchmark {
     public struct Sample: Sendable {
         public let threads: Int
         public let secondsPerStep: Double
-        /// Rank 0's seconds per step in each profiled phase, and "the rest" (nil key) of the step.
+        /// Rank 0's seconds per step in each profiled phase.
         public let phaseSeconds: [PhaseProfiler.Phase: Double]
+        /// The step's seconds outside every profiled phase.
         public let unprofiledSeconds: Double
         public let triadGBPerSecond: Double
         public let fmaGFLOPS: Double
@@ -26,17 +27,12 @@ public enum ThreadScalingBenchmark {
         /// samples[round][i] ran at counts[i].
         public let samples: [[Sample]]
 
-        /// The best (smallest) of the rounds at each count, for a value of a sample.
+        /// The best of the rounds at each count: the smallest time, or with `largest` the largest rate.
         func best(_ value: (Sample) -> Double, largest: Bool = false) -> [Double] {
             counts.indices.map { i in
                 let values = samples.map { value($0[i]) }
                 return largest ? values.max()! : values.min()!
             }
-        }
-
-        /// Per-round speed-ups of the last count over the first, for a time.
-        func roundSpeedUps(_ value: (Sample) -> Double) -> [Double] {
-            samples.map { value($0[0]) / max(value($0[$0.count - 1]), 1e-12) }
         }
     }
 

@@ -240,13 +240,14 @@ public enum Training {
     }
 
     static func allFinite(_ values: UnsafeMutableBufferPointer<Float>) -> Bool {
+        guard let start = values.baseAddress else { return true }
+        let base = UnsafeRawPointer(start)
         // Summing is a fast finiteness test: any NaN or infinity makes the sum non-finite
         // (a finite overflow to infinity would be just as fatal for training).
         let chunks = max(1, min(Parallel.threadCount * 4, values.count / 65_536))
         var finite = [Bool](repeating: true, count: chunks)
         finite.withUnsafeMutableBufferPointer { finite in
             let finite = UncheckedSendable(finite)
-            let base = UnsafeRawPointer(values.baseAddress!)
             Parallel.forEach(chunks) { chunk in
                 let end = values.count * (chunk + 1) / chunks
                 var i = values.count * chunk / chunks

@@ -24,6 +24,10 @@ final class FiniteGradientCheckTests: XCTestCase {
         }
     }
 
+    func testAnEmptyBufferIsFinite() {
+        XCTAssertTrue(Training.allFinite(UnsafeMutableBufferPointer(start: nil, count: 0)))
+    }
+
     func testTheSameOnSeveralThreads() {
         let saved = Parallel.threadCount
         defer { Parallel.setThreadCount(saved) }

@@ -26,7 +26,6 @@ static void residual_gradient_scalar(const float *y, const float *dy, float *dsu
     }
 }
 
-
 // Each runs over vectors of 16 floats: a blocked slab is one run of `plane`
 // vectors under one scale vector; a plain slab 16 runs (one per channel) of
 // `plane` floats under a broadcast scale, the last vector of each masked.

@@ -37,7 +37,8 @@ enum BFloat16Winograd {
     /// Whether this CPU runs the bf16 products on AVX512-BF16's dot products
     /// (not AMX, where oneDNN's direct bf16 kernels reach several times
     /// float32's rate and the transforms would dominate; unmeasured).
-    static var winsOnThisCPU: Bool { dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx512_core_bf16 }
+    /// Read once: every convolution call resolves its algorithm through it.
+    static let winsOnThisCPU: Bool = dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx512_core_bf16
 
     /// Whether the kernels can run here at all (tests): AVX-512 for the
     /// transforms, and a bf16 matmul in this oneDNN for this CPU.

@@ -33,6 +33,9 @@ final class DNNLConvolutionTests: XCTestCase {
         Case(geometry: ConvolutionGeometry(inputChannels: 20, outputChannels: 13, kernel: 1), batch: 2, height: 5, width: 7, bias: true),
         // Winograd's shape (3x3, stride 1) over several 4x4 tiles with ragged edges, with bias.
         Case(geometry: ConvolutionGeometry(inputChannels: 64, outputChannels: 64, kernel: 3, padding: 1), batch: 2, height: 15, width: 18, bias: true),
+        // Dilated phase frames under Winograd's 4x4 tiles: rows stacked (9 -> 10: 3 tiles, against 2 x 5: 4), columns separate
+        // (case 4 has the columns stacked, case 8 both).
+        Case(geometry: ConvolutionGeometry(inputChannels: 16, outputChannels: 32, kernel: 3, padding: 2, dilation: 2), batch: 1, height: 9, width: 12, bias: true),
     ]
 
     /// Largest difference relative to the reference's largest magnitude.
@@ -136,6 +139,8 @@ final class DNNLConvolutionTests: XCTestCase {
         compare(precision: .fp32, algorithm: .direct, dilated: .phases, tolerance: 1e-5)
         compare(precision: .fp32, algorithm: .winograd, winogradMinimumChannels: 1, dilated: .phases, tolerance: 1e-5)
         compare(precision: .bf16, dilated: .phases, tolerance: 1e-5)
+        // Our bf16 Winograd on the phase frames: within bf16's rounding of its transforms (BFloat16WinogradTests).
+        compare(precision: .bf16, algorithm: .winograd, winogradMinimumChannels: 1, dilated: .phases, tolerance: 1e-2)
     }
 
     /// oneDNN writes the weight gradient in its OIhw16i16o where the channels
@@ -185,40 +190,99 @@ final class DNNLConvolutionTests: XCTestCase {
         }
     }
 
-    /// Splitting into phases and merging back is the identity (padding
-    /// dropped), and each phase image holds the pixels d apart.
-    func testPhaseImagesHoldThePixelsDilationApart() {
-        for (d, height, width) in [(2, 5, 4), (4, 14, 15), (3, 7, 7), (6, 9, 9)] {
-            let g = ConvolutionGeometry(inputChannels: 3, outputChannels: 5, kernel: 3, padding: d, dilation: d)
-            let phases = DilationPhases(g, height: height, width: width)!
-            XCTAssertEqual(phases.phaseHeight, (height + d - 1) / d)
-            let batch = 2, channels = 3
-            let x = random(batch * channels * height * width)
-            var split = [Float](repeating: .nan, count: phases.phaseCount(batch: batch, channels: channels))
-            phases.split(x, batch: batch, channels: channels, into: &split)
-            for n in 0..<batch {
-                for c in 0..<channels {
-                    for y in 0..<(phases.phaseHeight * d) {
-                        for x0 in 0..<(phases.phaseWidth * d) {
-                            let (p, i, q, j) = (y % d, y / d, x0 % d, x0 / d)
-                            let value = split[((((n * d + p) * d + q) * channels + c) * phases.phaseHeight + i) * phases.phaseWidth + j]
-                            let expected = y < height && x0 < width ? x[((n * channels + c) * height + y) * width + x0] : 0
-                            XCTAssertEqual(value, expected, "d \(d) \(height)x\(width) image \(n) channel \(c) at (\(y), \(x0))")
+    /// Splitting into phase frames and merging back is the identity (zeros
+    /// dropped), and every frame holds the pixels d apart where the
+    /// arrangement puts them: separate frames of ceil(L / d), or the d phases
+    /// stacked in one frame, (k - 1) / 2 zeros apart. Every arrangement of both
+    /// axes, NCHW and nChw16c.
+    func testPhaseFramesHoldThePixelsDilationApart() {
+        for (d, kernel, height, width) in [(2, 3, 5, 4), (4, 3, 14, 15), (3, 3, 7, 7), (6, 3, 9, 9), (2, 5, 7, 6), (4, 3, 3, 2)] {
+            let g = ConvolutionGeometry(inputChannels: 16, outputChannels: 5, kernel: kernel, padding: d * (kernel - 1) / 2, dilation: d)
+            let gap = (kernel - 1) / 2
+            for (stackRows, stackColumns) in [(false, false), (true, false), (false, true), (true, true)] {
+                let phases = DilationPhases(g, rows: DilationPhaseAxis(length: height, dilation: d, gap: gap, stacked: stackRows),
+                                            columns: DilationPhaseAxis(length: width, dilation: d, gap: gap, stacked: stackColumns))
+                // Where each input position lands on its axis, worked out here from the definition.
+                func layout(_ length: Int, stacked: Bool) -> (frames: Int, size: Int, place: (Int) -> (frame: Int, at: Int)) {
+                    let counts: [Int] = (0..<d).map { p in Array(stride(from: p, to: length, by: d)).count }
+                    var starts: [Int] = [0]
+                    for p in 1..<d { starts.append(starts[p - 1] + counts[p - 1] + gap) }
+                    if stacked { return (1, length + (d - 1) * gap, { position in (0, starts[position % d] + position / d) }) }
+                    return (d, (length + d - 1) / d, { position in (position % d, position / d) })
+                }
+                let rowLayout = layout(height, stacked: stackRows), columnLayout = layout(width, stacked: stackColumns)
+                XCTAssertEqual(phases.frameCount, rowLayout.frames * columnLayout.frames)
+                XCTAssertEqual(phases.frameHeight, rowLayout.size)
+                XCTAssertEqual(phases.frameWidth, columnLayout.size)
+                let batch = 2, channels = 16, (fh, fw) = (phases.frameHeight, phases.frameWidth)
+                let x = random(batch * channels * height * width)
+                // The expected frames: zeros, then every pixel at its place.
+                var expected = [Float](repeating: 0, count: phases.frameFloats(batch: batch, channels: channels))
+                for n in 0..<batch {
+                    for c in 0..<channels {
+                        for y in 0..<height {
+                            for x0 in 0..<width {
+                                let (fy, r) = rowLayout.place(y), (fx, s) = columnLayout.place(x0)
+                                let frame = n * phases.frameCount + fy * columnLayout.frames + fx
+                                expected[((frame * channels + c) * fh + r) * fw + s] = x[((n * channels + c) * height + y) * width + x0]
+                            }
                         }
                     }
                 }
+                let label = "d \(d) k \(kernel) \(height)x\(width) stacked rows \(stackRows) columns \(stackColumns)"
+                for layout in [ActivationLayout.plain, .blocked16] {
+                    var source = x, wanted = expected
+                    ActivationLayout.convert(x, from: .plain, into: &source, to: layout, batch: batch, channels: channels,
+                                             plane: height * width)
+                    ActivationLayout.convert(expected, from: .plain, into: &wanted, to: layout, batch: batch * phases.frameCount,
+                                             channels: channels, plane: fh * fw)
+                    var split = [Float](repeating: .nan, count: expected.count)
+                    phases.split(source, batch: batch, channels: channels, layout: layout, into: &split)
+                    XCTAssertEqual(split, wanted, "\(label) \(layout)")
+                    var merged = [Float](repeating: 1, count: x.count)
+                    phases.merge(split, batch: batch, channels: channels, layout: layout, into: &merged, accumulate: true)
+                    XCTAssertEqual(merged, source.map { $0 + 1 }, "merge adds every pixel back once, \(label) \(layout)")
+                    phases.merge(split, batch: batch, channels: channels, layout: layout, into: &merged, accumulate: false)
+                    XCTAssertEqual(merged, source, "\(label) \(layout)")
+                }
             }
-            var merged = [Float](repeating: 1, count: x.count)
-            phases.merge(split, batch: batch, channels: channels, into: &merged, accumulate: true)
-            XCTAssertEqual(merged, x.map { $0 + 1 }, "merge adds every pixel back once")
-            phases.merge(split, batch: batch, channels: channels, into: &merged, accumulate: false)
-            XCTAssertEqual(merged, x)
         }
         XCTAssertNil(DilationPhases(ConvolutionGeometry(inputChannels: 3, outputChannels: 3, kernel: 3, stride: 2, padding: 2, dilation: 2),
                                     height: 8, width: 8), "strided layers have no phase form")
         XCTAssertNil(DilationPhases(ConvolutionGeometry(inputChannels: 3, outputChannels: 3, kernel: 3, padding: 1, dilation: 2),
                                     height: 8, width: 8), "only the same-size padding keeps phases apart")
         XCTAssertNil(DilationPhases(ConvolutionGeometry(inputChannels: 3, outputChannels: 3, kernel: 3, padding: 1), height: 8, width: 8))
+    }
+
+    /// Each axis takes the arrangement a kernel of that tile covers with the
+    /// fewest tiles, separate on a tie: DeepLab-v2's maps at 321 under
+    /// oneDNN's 4x4 Winograd tiles, ResNet-38's at 224, and our bf16 2x2 tiles.
+    func testPhaseFramesTakeTheArrangementWithFewestTiles() {
+        func axis(_ length: Int, _ d: Int, tile: Int) -> DilationPhaseAxis {
+            DilationPhaseAxis(length: length, dilation: d, gap: 1, tile: tile)
+        }
+        // 41 at dilation 4: separate, 4 frames of 11 (3 tiles each, 12); stacked, 44 (11 tiles).
+        XCTAssertTrue(axis(41, 4, tile: 4).stacked)
+        XCTAssertEqual(axis(41, 4, tile: 4).frameLength, 44)
+        XCTAssertEqual(axis(41, 4, tile: 4).tiles(of: 4), 11)
+        XCTAssertTrue(axis(41, 2, tile: 4).stacked, "2 x 21 (12 tiles) against 42 (11)")
+        XCTAssertTrue(axis(21, 4, tile: 4).stacked, "4 x 6 (8 tiles) against 24 (6)")
+        XCTAssertFalse(axis(31, 4, tile: 4).stacked, "4 x 8 (8 tiles) against 34 (9)")
+        XCTAssertFalse(axis(31, 2, tile: 4).stacked, "a tie, 2 x 16 against 32: separate")
+        XCTAssertFalse(axis(28, 2, tile: 4).stacked, "ResNet-38 at 224: 2 x 14 (8 tiles) against 29 (8)")
+        XCTAssertFalse(axis(28, 4, tile: 4).stacked, "ResNet-38 at 224: 4 x 7 (8 tiles) against 31 (8)")
+        XCTAssertFalse(axis(28, 2, tile: 2).stacked, "bf16 tiles: 2 x 14 (14 tiles) against 29 (15)")
+        XCTAssertTrue(axis(41, 2, tile: 2).stacked, "bf16 tiles: 2 x 21 (22 tiles) against 42 (21)")
+        for length in [21, 31, 41, 97] {
+            for d in [2, 4, 6] {
+                XCTAssertFalse(axis(length, d, tile: 1).stacked, "direct kernels round nothing: never stacked (\(length), \(d))")
+            }
+        }
+        let g = ConvolutionGeometry(inputChannels: 512, outputChannels: 512, kernel: 3, padding: 4, dilation: 4)
+        let framed = DilationPhases(g, height: 41, width: 41)!.framed(forTile: 4)
+        XCTAssertEqual([framed.frameCount, framed.frameHeight, framed.frameWidth], [1, 44, 44])
+        XCTAssertEqual(framed.description, "16 phases in one frame of 44x44")
+        XCTAssertEqual(DilationPhases(g, height: 31, width: 31)!.framed(forTile: 4).description, "16 phases of 8x8")
     }
 
     /// auto takes the phases where the undilated layer runs Winograd (oneDNN's
@@ -273,7 +337,8 @@ final class DNNLConvolutionTests: XCTestCase {
             XCTAssertFalse(kernel(Self.cases[index], .fp32, .winograd, minimumChannels: 1).contains("wino"), "case \(index) has no Winograd form")
         }
         let onPhases = kernel(Self.cases[4], .fp32, .winograd, minimumChannels: 1, dilated: .auto)
-        XCTAssertTrue(onPhases.hasPrefix("4 phases of 6x5: ") && onPhases.contains("wino"), "a dilated layer's phases run Winograd: \(onPhases)")
+        XCTAssertTrue(onPhases.hasPrefix("4 phases in 2 frames of 6x10: ") && onPhases.contains("wino"),
+                      "a dilated layer's phases run Winograd, the 9 columns stacked (10: 3 tiles, not 2 x 5: 4): \(onPhases)")
     }
 
     /// Native (AMX, AVX512-BF16) or emulated, bf16 multiplies the operands

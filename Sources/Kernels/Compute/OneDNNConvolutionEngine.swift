@@ -65,10 +65,10 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
     /// How a layer of this shape, on inputs of this size, runs.
     public func kernel(for g: ConvolutionGeometry, height: Int, width: Int) -> LayerKernel {
         if dilatedConvolutions != .dilated, let phases = DilationPhases(g, height: height, width: width) {
-            let algorithm = algorithm.resolved(for: phases.undilated, height: phases.phaseHeight, width: phases.phaseWidth,
+            let algorithm = algorithm.resolved(for: phases.undilated, height: phases.frameHeight, width: phases.frameWidth,
                                                precision: precision, winogradMinimumChannels: winogradMinimumChannels)
             if dilatedConvolutions == .phases || Self.phasesWin(algorithm: algorithm, precision: precision) {
-                return .phases(phases, algorithm)
+                return .phases(phases.framed(forTile: algorithm.outputTile(precision: precision)), algorithm)
             }
         }
         return .oneDNN(algorithm.resolved(for: g, height: height, width: width, precision: precision,
@@ -100,11 +100,11 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
         case .phases(let p, let a): (phases, algorithm) = (p, a)
         }
         ScratchBuffers.lock.withLock {
-            let phasedInput = ScratchBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
-            let phasedOutput = ScratchBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
+            let phasedInput = ScratchBuffers.buffer(0, count: phases.frameFloats(batch: batch, channels: g.inputChannels))
+            let phasedOutput = ScratchBuffers.buffer(1, count: phases.frameFloats(batch: batch, channels: g.outputChannels))
             phases.split(input, batch: batch, channels: g.inputChannels, layout: layouts.input, into: phasedInput)
             DNNLConvolution.forward(phases.undilated, precision: precision, weight: weight, bias: bias, input: phasedInput,
-                                    batch: batch * phases.phaseCount, height: phases.phaseHeight, width: phases.phaseWidth,
+                                    batch: batch * phases.frameCount, height: phases.frameHeight, width: phases.frameWidth,
                                     output: phasedOutput, accumulate: false, layouts: layouts, algorithm: algorithm,
                                     weightEpoch: weightEpoch)
             phases.merge(phasedOutput, batch: batch, channels: g.outputChannels, layout: layouts.output, into: output,
@@ -128,13 +128,13 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
         }
         // The weight gradient sums over the batch, so over the phase batch it is the layer's own.
         ScratchBuffers.lock.withLock {
-            let phasedInput = ScratchBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
-            let phasedGradient = ScratchBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
+            let phasedInput = ScratchBuffers.buffer(0, count: phases.frameFloats(batch: batch, channels: g.inputChannels))
+            let phasedGradient = ScratchBuffers.buffer(1, count: phases.frameFloats(batch: batch, channels: g.outputChannels))
             phases.split(input, batch: batch, channels: g.inputChannels, layout: layouts.input, into: phasedInput)
             phases.split(outputGradient, batch: batch, channels: g.outputChannels, layout: layouts.output, into: phasedGradient)
             DNNLConvolution.backwardWeight(phases.undilated, precision: precision, input: phasedInput,
-                                           outputGradient: phasedGradient, batch: batch * phases.phaseCount,
-                                           height: phases.phaseHeight, width: phases.phaseWidth,
+                                           outputGradient: phasedGradient, batch: batch * phases.frameCount,
+                                           height: phases.frameHeight, width: phases.frameWidth,
                                            weightGradient: weightGradient,
                                            weightGradientLayout: weightGradientLayout(g, gradient: weightGradient),
                                            biasGradient: biasGradient, accumulate: accumulate, layouts: layouts,
@@ -155,12 +155,12 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
         case .phases(let p, let a): (phases, algorithm) = (p, a)
         }
         ScratchBuffers.lock.withLock {
-            let phasedGradient = ScratchBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
-            let phasedInputGradient = ScratchBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+            let phasedGradient = ScratchBuffers.buffer(0, count: phases.frameFloats(batch: batch, channels: g.outputChannels))
+            let phasedInputGradient = ScratchBuffers.buffer(1, count: phases.frameFloats(batch: batch, channels: g.inputChannels))
             phases.split(outputGradient, batch: batch, channels: g.outputChannels, layout: layouts.output, into: phasedGradient)
             DNNLConvolution.backwardInput(phases.undilated, precision: precision, weight: weight,
-                                          outputGradient: phasedGradient, batch: batch * phases.phaseCount,
-                                          height: phases.phaseHeight, width: phases.phaseWidth,
+                                          outputGradient: phasedGradient, batch: batch * phases.frameCount,
+                                          height: phases.frameHeight, width: phases.frameWidth,
                                           inputGradient: phasedInputGradient, accumulate: false, layouts: layouts,
                                           algorithm: algorithm, weightEpoch: weightEpoch)
             phases.merge(phasedInputGradient, batch: batch, channels: g.inputChannels, layout: layouts.input,
@@ -188,16 +188,16 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
         case .phases(let p, let a): (phases, algorithm) = (p, a)
         }
         ScratchBuffers.lock.withLock {
-            let phasedGradient = ScratchBuffers.buffer(0, count: phases.phaseCount(batch: batch, channels: g.outputChannels))
-            let phasedInput = ScratchBuffers.buffer(1, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
-            let phasedInputGradient = ScratchBuffers.buffer(2, count: phases.phaseCount(batch: batch, channels: g.inputChannels))
+            let phasedGradient = ScratchBuffers.buffer(0, count: phases.frameFloats(batch: batch, channels: g.outputChannels))
+            let phasedInput = ScratchBuffers.buffer(1, count: phases.frameFloats(batch: batch, channels: g.inputChannels))
+            let phasedInputGradient = ScratchBuffers.buffer(2, count: phases.frameFloats(batch: batch, channels: g.inputChannels))
             phases.split(outputGradient, batch: batch, channels: g.outputChannels, layout: layouts.output, into: phasedGradient)
             if weightGradient != nil {
                 phases.split(input, batch: batch, channels: g.inputChannels, layout: layouts.input, into: phasedInput)
             }
             DNNLConvolution.backward(phases.undilated, precision: precision, input: phasedInput, weight: weight,
-                                     outputGradient: phasedGradient, batch: batch * phases.phaseCount,
-                                     height: phases.phaseHeight, width: phases.phaseWidth, weightGradient: weightGradient,
+                                     outputGradient: phasedGradient, batch: batch * phases.frameCount,
+                                     height: phases.frameHeight, width: phases.frameWidth, weightGradient: weightGradient,
                                      weightGradientLayout: layout, biasGradient: biasGradient,
                                      accumulateWeightGradient: accumulateWeightGradient,
                                      inputGradient: inputGradient.map { _ in phasedInputGradient }, accumulateInputGradient: false,
@@ -224,8 +224,8 @@ public struct OneDNNConvolutionEngine: ConvolutionEngine {
         case .phases(let p, let a): (phases, algorithm) = (p, a)
         }
         return "\(phases): " + DNNLConvolution.forwardImplementation(
-            phases.undilated, precision: precision, batch: batch * phases.phaseCount, height: phases.phaseHeight,
-            width: phases.phaseWidth, hasBias: hasBias, algorithm: algorithm)
+            phases.undilated, precision: precision, batch: batch * phases.frameCount, height: phases.frameHeight,
+            width: phases.frameWidth, hasBias: hasBias, algorithm: algorithm)
     }
 }
 

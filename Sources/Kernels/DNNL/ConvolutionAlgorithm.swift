@@ -37,6 +37,14 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// The output tile, in pixels a side, that a 3x3 layer's kernel rounds
+    /// each image up to: oneDNN's F(4x4, 3x3) in float32, our F(2x2, 3x3) in
+    /// bf16; 1 for the direct kernels, which do no rounding.
+    public func outputTile(precision: ConvolutionPrecision) -> Int {
+        guard self == .winograd else { return 1 }
+        return precision == .fp32 ? 4 : 2
+    }
+
     /// The fewest input and output channels a layer needs to run Winograd, measured as above.
     public static let referenceWinogradMinimumChannels = 64
 }

@@ -39,9 +39,15 @@ extension DNNLConvolution {
 
         init(_ key: Key) throws {
             let g = key.geometry
-            let (outH, outW) = g.outputSize(height: key.height, width: key.width)
+            // A 1x1, stride-1, unpadded layer reads every pixel on its own, so its map
+            // can be described as one row of H·W pixels: the same bytes in NCHW and in
+            // nChw16c. oneDNN's backward-weights kernels run 3-10% faster on that row
+            // at DeepLab's 31x31 and 41x41 maps (equal at 21x21; forward gains nothing).
+            let flattens = key.kind == .backwardWeights && g.kernel == 1 && g.stride == 1 && g.padding == 0
+            let (height, width) = flattens ? (1, key.height * key.width) : (key.height, key.width)
+            let (outH, outW) = g.outputSize(height: height, width: width)
             let n = Int64(key.batch)
-            let sourceDims = [n, Int64(g.inputChannels), Int64(key.height), Int64(key.width)]
+            let sourceDims = [n, Int64(g.inputChannels), Int64(height), Int64(width)]
             let weightDims = [Int64(g.outputChannels), Int64(g.inputChannels), Int64(g.kernel), Int64(g.kernel)]
             let outputDims = [n, Int64(g.outputChannels), Int64(outH), Int64(outW)]
             let biasDims = [Int64(g.outputChannels)]
@@ -56,8 +62,8 @@ extension DNNLConvolution {
                 strides: [Int64(g.stride), Int64(g.stride)],
                 dilates: [Int64(g.dilation - 1), Int64(g.dilation - 1)],
                 paddingLeft: [Int64(g.padding), Int64(g.padding)],
-                paddingRight: [Int64((outH - 1) * g.stride + span - key.height - g.padding),
-                               Int64((outW - 1) * g.stride + span - key.width - g.padding)])
+                paddingRight: [Int64((outH - 1) * g.stride + span - height - g.padding),
+                               Int64((outW - 1) * g.stride + span - width - g.padding)])
 
             var forwardHint: dnnl_primitive_desc_t?
             defer { if let forwardHint { dnnl_primitive_desc_destroy(forwardHint) } }

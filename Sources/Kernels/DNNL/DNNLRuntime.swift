@@ -118,7 +118,7 @@ public enum DNNLRuntime {
             // A primitive splits its work for the thread count it was created
             // under, and keeps that split: one made for 1 thread runs on 1 of 2.
             DNNLConvolution.discardPlans()
-            BFloat16Matmul.discardPlans()
+            BatchedMatmul.discardPlans()
         }
         configuredThreads = count
         omp_set_num_threads(Int32(configuredThreads))
@@ -157,8 +157,10 @@ public enum DNNLRuntime {
     /// What `--convolution-algorithm` does here, in a few words.
     public static var winogradMode: String {
         (hasWinograd ? "Winograd on 3x3 stride-1 float32 layers (\(instructionSet))"
-            : "no Winograd kernels for \(instructionSet) (AVX-512 only); direct everywhere")
-            + (BFloat16Winograd.winsOnThisCPU ? " and bf16 ones (ours, F(2x2, 3x3) on oneDNN's bf16 matmul)" : "")
+            : Winograd2x3.runsFloat32Here
+            ? "Winograd on 3x3 stride-1 float32 layers (ours, F(2x2, 3x3) on oneDNN's float32 matmul; oneDNN has none for \(instructionSet))"
+            : "no Winograd kernels for \(instructionSet); direct everywhere")
+            + (Winograd2x3.winsOnThisCPU ? " and bf16 ones (ours, F(2x2, 3x3) on oneDNN's bf16 matmul)" : "")
     }
 
     /// How bf16 runs here, in a few words.

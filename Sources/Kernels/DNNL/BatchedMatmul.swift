@@ -1,13 +1,16 @@
 import CDNNL
 
-/// Batched bf16 matrix products with float32 results on oneDNN's matmul
-/// primitive (its brgemm kernels, which run vdpbf16ps on AVX512-BF16 and
-/// tiles on AMX): result[b] = left[b] · right[b] for every b, each operand
-/// row-major or, when marked transposed, stored as its transpose. Primitives
-/// are cached per shape; the callers hold `DNNLConvolution`'s lock.
-enum BFloat16Matmul {
+/// Batched matrix products with float32 results on oneDNN's matmul
+/// primitive: result[b] = left[b] · right[b] for every b, each operand
+/// row-major or, when marked transposed, stored as its transpose. bf16
+/// operands run its brgemm kernels (vdpbf16ps on AVX512-BF16, tiles on AMX),
+/// float32 ones its jit sgemm. Primitives are cached per shape; the callers
+/// hold `DNNLConvolution`'s lock.
+enum BatchedMatmul {
     struct Shape: Hashable {
         let batch, rows, inner, columns: Int
+        /// The operands' type, bf16 or float32.
+        var operands: ConvolutionPrecision = .bf16
         /// The left operand lies as [batch][inner][rows], the right as [batch][columns][inner].
         var transposedLeft = false, transposedRight = false
     }
@@ -19,8 +22,9 @@ enum BFloat16Matmul {
 
         init(_ shape: Shape) throws {
             let batch = Int64(shape.batch), rows = Int64(shape.rows), inner = Int64(shape.inner), columns = Int64(shape.columns)
-            var leftDesc = plainDesc([batch, rows, inner], shape.transposedLeft ? dnnl_acb : dnnl_abc, dnnl_bf16)
-            var rightDesc = plainDesc([batch, inner, columns], shape.transposedRight ? dnnl_acb : dnnl_abc, dnnl_bf16)
+            let type = shape.operands == .bf16 ? dnnl_bf16 : dnnl_f32
+            var leftDesc = plainDesc([batch, rows, inner], shape.transposedLeft ? dnnl_acb : dnnl_abc, type)
+            var rightDesc = plainDesc([batch, inner, columns], shape.transposedRight ? dnnl_acb : dnnl_abc, type)
             var resultDesc = plainDesc([batch, rows, columns], dnnl_abc, dnnl_f32)
             var op = dnnl_matmul_desc_t()
             try DNNLRuntime.check(dnnl_matmul_desc_init(&op, &leftDesc, &rightDesc, nil, &resultDesc), "matmul_desc_init")
@@ -72,7 +76,7 @@ enum BFloat16Matmul {
         // Inference at native sizes meets many shapes; a full cache starts again.
         if plans.count >= DNNLConvolution.planCapacity { plans.removeAll() }
         let plan: Plan
-        do { plan = try Plan(shape) } catch { fatalError("\(error) (bf16 matmul \(shape))") }
+        do { plan = try Plan(shape) } catch { fatalError("\(error) (matmul \(shape))") }
         plans[shape] = plan
         return plan
     }

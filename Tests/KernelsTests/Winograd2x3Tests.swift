@@ -2,13 +2,15 @@
 import TestSupport
 import XCTest
 
-/// The bf16 Winograd F(2x2, 3x3) convolution against the im2col reference.
-/// On small integers every value it rounds (transformed inputs, gradients and
-/// weights: integers up to 32 and quarters up to 5) is exact in bf16 and every
-/// sum exact in float32, so there it must equal the reference to the last
-/// bit, which any wrong transform, index or edge breaks. On random values it
-/// must stay within bf16's rounding.
-final class BFloat16WinogradTests: XCTestCase {
+/// Our Winograd F(2x2, 3x3) convolution, bf16 and float32, against the
+/// im2col reference. On small integers every value it rounds (transformed
+/// inputs, gradients and weights: integers up to 32 and quarters up to 5) is
+/// exact in bf16 and every sum exact in float32, so there it must equal the
+/// reference to the last bit, which any wrong transform, index or edge
+/// breaks. On random values it must stay within the precision's rounding.
+/// The kernels are called directly, so the float32 ones are tested on AVX-512
+/// CPUs too, where the engine sends float32 Winograd to oneDNN's own.
+final class Winograd2x3Tests: XCTestCase {
     private var generator = SeededGenerator(seed: 31)
 
     struct Case {
@@ -34,7 +36,7 @@ final class BFloat16WinogradTests: XCTestCase {
 
     private struct Results { var y, dx, dw, db: [Float] }
 
-    private func run(_ c: Case, winograd: Bool, x: [Float], w: [Float], b: [Float], dy: [Float], start: Results, accumulate: Bool) -> Results {
+    private func run(_ c: Case, winograd: Bool, precision: ConvolutionPrecision, x: [Float], w: [Float], b: [Float], dy: [Float], start: Results, accumulate: Bool) -> Results {
         let g = ConvolutionGeometry(inputChannels: c.inputChannels, outputChannels: c.outputChannels, kernel: 3, padding: 1)
         let plane = c.height * c.width
         func laid(_ values: [Float], _ layout: ActivationLayout, _ channels: Int) -> [Float] {
@@ -56,13 +58,13 @@ final class BFloat16WinogradTests: XCTestCase {
         var scratch = [Float](repeating: 0, count: g.scratchCount(height: c.height, width: c.width))
         let bias = c.bias ? b : nil
         if winograd {
-            DNNLConvolution.forward(g, precision: .bf16, weight: w, bias: bias, input: xs, batch: c.batch, height: c.height,
-                                    width: c.width, output: &y, accumulate: accumulate, layouts: layouts, algorithm: .winograd)
+            Winograd2x3.forward(g, precision: precision, weight: w, bias: bias, input: xs, batch: c.batch, height: c.height,
+                                width: c.width, output: &y, accumulate: accumulate, layouts: layouts, weightEpoch: nil)
             db.withUnsafeMutableBufferPointer { db in
-                DNNLConvolution.backward(g, precision: .bf16, input: xs, weight: w, outputGradient: dys, batch: c.batch,
-                                         height: c.height, width: c.width, weightGradient: &dw, weightGradientLayout: gradientLayout,
-                                         biasGradient: c.bias ? db.baseAddress : nil, accumulateWeightGradient: accumulate,
-                                         inputGradient: &dx, accumulateInputGradient: accumulate, layouts: layouts, algorithm: .winograd)
+                Winograd2x3.backward(g, precision: precision, input: xs, weight: w, outputGradient: dys, batch: c.batch,
+                                     height: c.height, width: c.width, weightGradient: &dw, weightGradientLayout: gradientLayout,
+                                     biasGradient: c.bias ? db.baseAddress : nil, accumulateWeightGradient: accumulate,
+                                     inputGradient: &dx, accumulateInputGradient: accumulate, layouts: layouts, weightEpoch: nil)
             }
         } else {
             let engine = Im2colConvolutionEngine()
@@ -85,8 +87,10 @@ final class BFloat16WinogradTests: XCTestCase {
         return zip(a, b).map { Double(abs($0 - $1)) }.max()! / scale
     }
 
-    private func compare(values: () -> Float, tolerance: Double) throws {
-        try XCTSkipUnless(BFloat16Winograd.isAvailable, "the bf16 Winograd kernels need AVX-512 and oneDNN's bf16 matmul")
+    private func compare(_ precision: ConvolutionPrecision, values: () -> Float, tolerance: Double) throws {
+        try XCTSkipUnless(Winograd2x3.isAvailable(precision),
+                          precision == .bf16 ? "the bf16 Winograd kernels need AVX-512 and oneDNN's bf16 matmul"
+                                             : "the float32 Winograd kernels need AVX2")
         for c in Self.cases {
             let outputs = c.batch * c.outputChannels * c.height * c.width, inputs = c.batch * c.inputChannels * c.height * c.width
             let x = (0..<inputs).map { _ in values() }, w = (0..<(c.outputChannels * c.inputChannels * 9)).map { _ in values() }
@@ -97,8 +101,8 @@ final class BFloat16WinogradTests: XCTestCase {
                               dw: (0..<w.count).map { _ in values() }, db: b.map { -$0 })
                     : Results(y: [Float](repeating: 9, count: outputs), dx: [Float](repeating: 9, count: inputs),
                               dw: [Float](repeating: 9, count: w.count), db: [Float](repeating: 9, count: b.count))
-                let reference = run(c, winograd: false, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
-                let ours = run(c, winograd: true, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
+                let reference = run(c, winograd: false, precision: precision, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
+                let ours = run(c, winograd: true, precision: precision, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
                 let label = "\(c) accumulate \(accumulate)"
                 XCTAssertLessThanOrEqual(relativeError(ours.y, reference.y), tolerance, "forward, \(label)")
                 XCTAssertLessThanOrEqual(relativeError(ours.dx, reference.dx), tolerance, "input gradient, \(label)")
@@ -108,12 +112,21 @@ final class BFloat16WinogradTests: XCTestCase {
         }
     }
 
-    func testExactOnSmallIntegers() throws {
-        try compare(values: { Float(Int.random(in: -2...2, using: &generator)) }, tolerance: 0)
+    func testBFloat16ExactOnSmallIntegers() throws {
+        try compare(.bf16, values: { Float(Int.random(in: -2...2, using: &generator)) }, tolerance: 0)
     }
 
     /// bf16 keeps 8 significant bits; measured here: at most 0.5% of the largest magnitude.
     func testWithinBFloat16RoundingOnRandomValues() throws {
-        try compare(values: { Float.random(in: -1...1, using: &generator) }, tolerance: 1e-2)
+        try compare(.bf16, values: { Float.random(in: -1...1, using: &generator) }, tolerance: 1e-2)
+    }
+
+    func testFloat32ExactOnSmallIntegers() throws {
+        try compare(.fp32, values: { Float(Int.random(in: -2...2, using: &generator)) }, tolerance: 0)
+    }
+
+    /// The goldens' float32 bound.
+    func testWithinFloat32RoundingOnRandomValues() throws {
+        try compare(.fp32, values: { Float.random(in: -1...1, using: &generator) }, tolerance: 1e-5)
     }
 }

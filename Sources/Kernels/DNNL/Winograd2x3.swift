@@ -1,0 +1,283 @@
+import CBlockedCopy
+import CDNNL
+
+/// 3x3 convolutions (stride 1, padding 1, undilated, or dilated ones on their
+/// phase images) as Winograd F(2x2, 3x3): for each of the 16 elements of a 4x4
+/// tile, one product of tiles x input channels by input x output channels on
+/// `BatchedMatmul`, 2.25x fewer multiplies than the direct convolution. Ours,
+/// in the two places oneDNN 2.6 has no Winograd:
+///
+/// - bf16 on AVX512-BF16: the transforms (`winograd_bf16.h`) run in float32
+///   and round their outputs to bf16, so the products see the transformed
+///   operands rounded once, where the direct kernels see the raw ones rounded
+///   once; both accumulate in float32. oneDNN's direct bf16 kernels already
+///   run at 90-93% of the dot-product peak there, so this is the only way to
+///   fewer cycles.
+/// - float32 on AVX2 (oneDNN's F(4x4, 3x3) is AVX-512 only): the transforms
+///   (`winograd_f32.h`) and products in float32. oneDNN's direct AVX2 kernels
+///   run at about 65% of the FMA peak, its float32 matmul at 50-80%.
+///
+/// Every pass runs under `DNNLConvolution`'s lock, on buffers of its own.
+enum Winograd2x3 {
+    /// How `sccam env` and `bench network` name it (oneDNN's name for the matmul kernel follows).
+    static func kernelName(_ precision: ConvolutionPrecision) -> String {
+        precision == .bf16 ? "wino_2x3 bf16 + matmul" : "wino_2x3 f32 + matmul"
+    }
+
+    /// Whether `DNNLConvolution`'s calls in this precision, with this resolved algorithm, come here.
+    static func runs(_ precision: ConvolutionPrecision, _ algorithm: ConvolutionAlgorithm) -> Bool {
+        algorithm == .winograd && (precision == .bf16 || runsFloat32Here)
+    }
+
+    /// The kernel a forward pass of this shape runs on, e.g. "wino_2x3 bf16 + matmul
+    /// brg:avx512_core_bf16"; the caller holds `DNNLConvolution`'s lock.
+    static func implementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int, width: Int) -> String {
+        let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
+                      precision: precision)
+        return kernelName(precision) + " " + BatchedMatmul.plan(s.forwardProduct).implementation
+    }
+
+    /// Whether a layer is a 3x3, stride-1, padding-1, undilated convolution.
+    static func fits(_ g: ConvolutionGeometry) -> Bool {
+        g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.dilation == 1
+    }
+
+    /// Whether this CPU runs the bf16 products on AVX512-BF16's dot products
+    /// (not AMX, where oneDNN's direct bf16 kernels reach several times
+    /// float32's rate and the transforms would dominate; unmeasured).
+    /// Read once: every convolution call resolves its algorithm through it.
+    static let winsOnThisCPU: Bool = dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx512_core_bf16
+
+    /// Whether float32 Winograd is ours on this CPU: AVX2 and FMA, and no
+    /// Winograd kernels in oneDNN (which has them on AVX-512, and faster: F(4x4, 3x3)).
+    static let runsFloat32Here: Bool = !DNNLRuntime.hasWinograd && CPUFeatures.current().vectorLevel >= .avx2
+
+    /// Whether the kernels of a precision can run here at all (tests): AVX-512
+    /// (bf16) or AVX2 (float32) for the transforms, and oneDNN's matmul for its operands.
+    static func isAvailable(_ precision: ConvolutionPrecision) -> Bool {
+        guard CPUFeatures.current().vectorLevel >= (precision == .bf16 ? .avx512 : .avx2) else { return false }
+        return DNNLConvolution.withLock {
+            (try? BatchedMatmul.Plan(.init(batch: 16, rows: 16, inner: 16, columns: 16, operands: precision))) != nil
+        }
+    }
+
+    /// The sizes of one call's Winograd-domain matrices.
+    struct Sizes {
+        let batch, height, width, inputChannels, outputChannels: Int
+        let precision: ConvolutionPrecision
+        var tilesY: Int { (height + 1) / 2 }
+        var tilesPerImage: Int { tilesY * ((width + 1) / 2) }
+        var tiles: Int { batch * tilesPerImage }
+        /// Channels rounded up to whole 16-channel slabs (the padding reads as zero).
+        var paddedInputs: Int { (inputChannels + 15) / 16 * 16 }
+        var paddedOutputs: Int { (outputChannels + 15) / 16 * 16 }
+        var plane: Int { height * width }
+        /// Bytes of one transformed operand: bf16 or float32 (products are float32 in both).
+        var operandBytes: Int { precision == .bf16 ? 2 : 4 }
+        /// M = V U: tiles x inputs by inputs x outputs, for each of the 16 elements.
+        var forwardProduct: BatchedMatmul.Shape {
+            .init(batch: 16, rows: tiles, inner: paddedInputs, columns: paddedOutputs, operands: precision)
+        }
+    }
+
+    nonisolated(unsafe) private static var pool = BufferPool()
+    nonisolated(unsafe) private static var layoutNumbers: [Int: Int] = [:]
+
+    private enum Slot: Int { case transformedInput, product, transformedGradient, weightProduct, transformedWeights, biasSums }
+
+    private static func buffer<T>(_ slot: Slot, _ count: Int, as: T.Type) -> UnsafeMutablePointer<T> {
+        pool.buffer(slot: slot.rawValue, bytes: max(count, 1) * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: count)
+    }
+
+    /// A transformed operand's buffer (bf16 or float32), `count` operands long.
+    private static func operands(_ slot: Slot, _ count: Int, _ s: Sizes) -> UnsafeMutableRawPointer {
+        pool.buffer(slot: slot.rawValue, bytes: max(count, 1) * s.operandBytes)
+    }
+
+    // MARK: Passes
+
+    static func forward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
+                        bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                        output: UnsafeMutablePointer<Float>, accumulate: Bool, layouts: ConvolutionLayouts, weightEpoch: Int?) {
+        let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
+                      precision: precision)
+        DNNLConvolution.withLock {
+            DNNLRuntime.applyThreadCount()
+            let u = transformedWeights(weight, s, epoch: weightEpoch)
+            let v = transformInput(input, s, layout: layouts.input)
+            let m = buffer(.product, 16 * s.tiles * s.paddedOutputs, as: Float.self)
+            BatchedMatmul.plan(s.forwardProduct).execute(left: v, right: u, result: m)
+            // The transforms that read float32 products have one signature in both precisions.
+            let outputSlab = precision == .bf16 ? sccam_winograd_output_slab : sccam_winograd_f32_output_slab
+            PhaseProfiler.measure(.winogradTransforms) {
+                forEachSlab(s, channels: s.outputChannels) { n, block, slab in
+                    outputSlab(m + n * s.tilesPerImage * s.paddedOutputs + 16 * block, s.tiles * s.paddedOutputs,
+                               s.paddedOutputs, bias.map { $0 + 16 * block }, output + slab,
+                               layouts.output == .blocked16 ? 1 : 0, min(16, s.outputChannels - 16 * block),
+                               height, width, accumulate ? 1 : 0)
+                }
+            }
+        }
+    }
+
+    /// The weight gradient (+)= (when given, with the bias gradient) and the input gradient (+)= (when given).
+    static func backward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, input: UnsafePointer<Float>?,
+                         weight: UnsafePointer<Float>?, outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                         weightGradient: UnsafeMutablePointer<Float>?, weightGradientLayout: WeightGradientLayout,
+                         biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool,
+                         inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
+                         layouts: ConvolutionLayouts, weightEpoch: Int?) {
+        let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
+                      precision: precision)
+        DNNLConvolution.withLock {
+            DNNLRuntime.applyThreadCount()
+            // One row of bias sums per task (image and tile row), added up below.
+            let sums = biasGradient == nil ? nil : buffer(.biasSums, s.batch * s.tilesY * s.paddedOutputs, as: Float.self)
+            sums?.initialize(repeating: 0, count: s.batch * s.tilesY * s.paddedOutputs)
+            let dm = operands(.transformedGradient, 16 * s.tiles * s.paddedOutputs, s)
+            PhaseProfiler.measure(.winogradTransforms) {
+                forEachTileRow(s, channels: s.outputChannels) { n, row, block, slab in
+                    let target = dm + (n * s.tilesPerImage * s.paddedOutputs + 16 * block) * s.operandBytes
+                    let sum = sums.map { $0 + (n * s.tilesY + row) * s.paddedOutputs + 16 * block }
+                    let blocked = Int32(layouts.output == .blocked16 ? 1 : 0), channels = min(16, s.outputChannels - 16 * block)
+                    if precision == .bf16 {
+                        sccam_winograd_gradient_slab(outputGradient + slab, blocked, channels, height, width,
+                                                     target.assumingMemoryBound(to: UInt16.self), s.tiles * s.paddedOutputs,
+                                                     s.paddedOutputs, row, 1, sum)
+                    } else {
+                        sccam_winograd_f32_gradient_slab(outputGradient + slab, blocked, channels, height, width,
+                                                         target.assumingMemoryBound(to: Float.self), s.tiles * s.paddedOutputs,
+                                                         s.paddedOutputs, row, 1, sum)
+                    }
+                }
+            }
+            if let weightGradient, let input {
+                let v = transformInput(input, s, layout: layouts.input)
+                let du = buffer(.weightProduct, 16 * s.paddedInputs * s.paddedOutputs, as: Float.self)
+                BatchedMatmul.plan(.init(batch: 16, rows: s.paddedInputs, inner: s.tiles, columns: s.paddedOutputs, operands: precision,
+                                         transposedLeft: true))
+                    .execute(left: v, right: dm, result: du)
+                let gradientRow = precision == .bf16 ? sccam_winograd_weight_gradient_row : sccam_winograd_f32_weight_gradient_row
+                PhaseProfiler.measure(.winogradTransforms) {
+                    Parallel.forEach(g.inputChannels) { channel in
+                        gradientRow(du + channel * s.paddedOutputs, s.paddedInputs * s.paddedOutputs, channel, weightGradient,
+                                    weightGradientLayout == .blocked16 ? 1 : 0, g.outputChannels, g.inputChannels,
+                                    accumulateWeightGradient ? 1 : 0)
+                    }
+                }
+            }
+            if let biasGradient, let sums {
+                for c in 0..<g.outputChannels {
+                    var total: Float = 0
+                    for task in 0..<(s.batch * s.tilesY) { total += sums[task * s.paddedOutputs + c] }
+                    biasGradient[c] = accumulateWeightGradient ? biasGradient[c] + total : total
+                }
+            }
+            if let inputGradient, let weight {
+                let u = transformedWeights(weight, s, epoch: weightEpoch)
+                let dv = buffer(.product, 16 * s.tiles * s.paddedInputs, as: Float.self)
+                BatchedMatmul.plan(.init(batch: 16, rows: s.tiles, inner: s.paddedOutputs, columns: s.paddedInputs, operands: precision,
+                                         transposedRight: true))
+                    .execute(left: dm, right: u, result: dv)
+                let gradientSlab = precision == .bf16 ? sccam_winograd_input_gradient_slab : sccam_winograd_f32_input_gradient_slab
+                PhaseProfiler.measure(.winogradTransforms) {
+                    forEachSlab(s, channels: s.inputChannels) { n, block, slab in
+                        gradientSlab(dv + n * s.tilesPerImage * s.paddedInputs + 16 * block, s.tiles * s.paddedInputs,
+                                     s.paddedInputs, inputGradient + slab, layouts.input == .blocked16 ? 1 : 0,
+                                     min(16, s.inputChannels - 16 * block), height, width, accumulateInputGradient ? 1 : 0)
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Transforms
+
+    /// Runs `body(image, block, offset of the slab)` for every 16-channel slab of every image, in parallel.
+    private static func forEachSlab(_ s: Sizes, channels: Int, _ body: (Int, Int, Int) -> Void) {
+        let blocks = (channels + 15) / 16
+        Parallel.forEach(s.batch * blocks) { index in
+            let n = index / blocks, block = index % blocks
+            body(n, block, (n * channels + 16 * block) * s.plane)
+        }
+    }
+
+    /// Runs `body(image, tile row, block, offset of the slab)` for every 16-channel
+    /// slab of every tile row of every image, in parallel over images and tile
+    /// rows: a task writes whole Winograd-domain rows (all channels of its
+    /// tiles), so no cache line is shared between tasks or written twice.
+    private static func forEachTileRow(_ s: Sizes, channels: Int, _ body: (Int, Int, Int, Int) -> Void) {
+        let blocks = (channels + 15) / 16
+        Parallel.forEach(s.batch * s.tilesY) { index in
+            let n = index / s.tilesY, row = index % s.tilesY
+            for block in 0..<blocks { body(n, row, block, (n * channels + 16 * block) * s.plane) }
+        }
+    }
+
+    /// V = Bᵀ d B for every tile of the batch, [element][tile][padded input channel] in the operands' type.
+    private static func transformInput(_ input: UnsafePointer<Float>, _ s: Sizes, layout: ActivationLayout) -> UnsafeMutableRawPointer {
+        let v = operands(.transformedInput, 16 * s.tiles * s.paddedInputs, s)
+        PhaseProfiler.measure(.winogradTransforms) {
+            forEachTileRow(s, channels: s.inputChannels) { n, row, block, slab in
+                let target = v + (n * s.tilesPerImage * s.paddedInputs + 16 * block) * s.operandBytes
+                let blocked = Int32(layout == .blocked16 ? 1 : 0), channels = min(16, s.inputChannels - 16 * block)
+                if s.precision == .bf16 {
+                    sccam_winograd_input_slab(input + slab, blocked, channels, s.height, s.width,
+                                              target.assumingMemoryBound(to: UInt16.self), s.tiles * s.paddedInputs, s.paddedInputs, row, 1)
+                } else {
+                    sccam_winograd_f32_input_slab(input + slab, blocked, channels, s.height, s.width,
+                                                  target.assumingMemoryBound(to: Float.self), s.tiles * s.paddedInputs, s.paddedInputs,
+                                                  row, 1)
+                }
+            }
+        }
+        return v
+    }
+
+    /// U = G g Gᵀ, [element][padded input][padded output] in the operands'
+    /// type: converted once per network pass (`ConvertedWeights`), for the
+    /// forward pass and the input gradient alike.
+    private static func transformedWeights(_ weight: UnsafePointer<Float>, _ s: Sizes, epoch: Int?) -> UnsafeMutableRawPointer {
+        let count = 16 * s.paddedInputs * s.paddedOutputs
+        var target = operands(.transformedWeights, count, s), isCurrent = false
+        if let epoch, let copy = ConvertedWeights.copy(of: weight, layout: layoutNumber(s), bytes: count * s.operandBytes, epoch: epoch) {
+            target = copy.buffer
+            isCurrent = copy.isCurrent
+        }
+        if !isCurrent {
+            PhaseProfiler.measure(.oneDNNWeightReorder) {
+                let outputTiles = s.paddedOutputs / 16, inputTiles = (s.inputChannels + 15) / 16
+                Parallel.forEach(outputTiles * inputTiles) { index in
+                    let first = index % outputTiles * 16, firstInput = index / outputTiles * 16
+                    let column = target + first * s.operandBytes
+                    if s.precision == .bf16 {
+                        sccam_winograd_weight_tile(weight, s.outputChannels, s.inputChannels, first, firstInput,
+                                                   column.assumingMemoryBound(to: UInt16.self), s.paddedInputs * s.paddedOutputs,
+                                                   s.paddedOutputs)
+                    } else {
+                        sccam_winograd_f32_weight_tile(weight, s.outputChannels, s.inputChannels, first, firstInput,
+                                                       column.assumingMemoryBound(to: Float.self), s.paddedInputs * s.paddedOutputs,
+                                                       s.paddedOutputs)
+                    }
+                }
+                // The padding rows of the inputs stay zero (all bits zero in both types).
+                for element in 0..<16 where s.paddedInputs > s.inputChannels {
+                    let rows = element * s.paddedInputs * s.paddedOutputs + s.inputChannels * s.paddedOutputs
+                    (target + rows * s.operandBytes).initializeMemory(as: UInt8.self, repeating: 0,
+                                                                      count: (s.paddedInputs - s.inputChannels) * s.paddedOutputs * s.operandBytes)
+                }
+            }
+        }
+        return target
+    }
+
+    /// The number `ConvertedWeights` knows this shape's transformed weights by.
+    private static func layoutNumber(_ s: Sizes) -> Int {
+        let key = s.paddedInputs << 32 | s.paddedOutputs << 1 | (s.precision == .bf16 ? 1 : 0)
+        if let number = layoutNumbers[key] { return number }
+        var desc = plainDesc([16, Int64(s.paddedInputs), Int64(s.paddedOutputs)], dnnl_abc, s.precision == .bf16 ? dnnl_bf16 : dnnl_f32)
+        let number = ConvertedWeights.layoutNumber(&desc)
+        layoutNumbers[key] = number
+        return number
+    }
+}

@@ -1,4 +1,5 @@
 #include "winograd_f32.h"
+#include <immintrin.h>
 #include <string.h>
 
 // A slab's 16 channels as one generic vector: the compiler lowers each
@@ -7,17 +8,38 @@
 // precisions round their transforms alike.
 typedef float v16 __attribute__((vector_size(64)));
 #define AVX2 __attribute__((target("avx2,fma")))
+// The helpers that pass v16 by value are static and inlined: no call crosses an ABI boundary.
+#pragma clang diagnostic ignored "-Wpsabi"
 
-// Lanes past `channels` read as zero (a blocked slab's padding lanes may hold anything).
+// The two 8-float halves of a v16, for the AVX2 intrinsics the generic vectors have no form of.
+typedef union {
+    v16 whole;
+    __m256 half[2];
+} halves;
+
+// Lanes past `channels` read as zero (a blocked slab's padding lanes may hold
+// anything). A full plain slab is two AVX2 gathers across its channel planes;
+// a partial one is collected in memory first and read as a whole (writing
+// single lanes of a vector would make every lane's store stall the next read).
 AVX2 static inline v16 load_pixel(const float *x, int blocked, long pixel, long plane, long channels) {
-    v16 v = {0};
+    v16 v;
     if (blocked && channels == 16) {
         memcpy(&v, x + pixel * 16, sizeof v);
-    } else if (blocked) {
-        for (long r = 0; r < channels; r++) v[r] = x[pixel * 16 + r];
-    } else {
-        for (long r = 0; r < channels; r++) v[r] = x[r * plane + pixel];
+        return v;
     }
+    if (!blocked && channels == 16) {
+        const __m256i low = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)plane));
+        const __m256i high = _mm256_add_epi32(low, _mm256_set1_epi32(8 * (int)plane));
+        halves h = {.half = {_mm256_i32gather_ps(x + pixel, low, 4), _mm256_i32gather_ps(x + pixel, high, 4)}};
+        return h.whole;
+    }
+    float lanes[16] __attribute__((aligned(32))) = {0};
+    if (blocked) {
+        for (long r = 0; r < channels; r++) lanes[r] = x[pixel * 16 + r];
+    } else {
+        for (long r = 0; r < channels; r++) lanes[r] = x[r * plane + pixel];
+    }
+    memcpy(&v, lanes, sizeof v);
     return v;
 }
 
@@ -174,15 +196,24 @@ AVX2 void sccam_winograd_f32_input_gradient_slab(const float *dv, long element_s
 
 AVX2 void sccam_winograd_f32_weight_tile(const float *w, long outputs, long inputs, long first_output, long first_input, float *u,
                                          long element_stride, long row_stride) {
-    const long count = inputs - first_input < 16 ? inputs - first_input : 16;
+    // Row o of the tile (16 outputs) holds 9 taps per input, contiguous: copy
+    // it into column o of a table, so that each (input, tap) becomes one vector
+    // over the 16 outputs (past `outputs`: zero). Whole vectors are read only
+    // after all 2304 scalar stores, long since written.
+    const long count = inputs - first_input < 16 ? inputs - first_input : 16, columns = count * 9;
+    float by_column[144][16] __attribute__((aligned(32)));
+    for (long o = 0; o < 16; o++) {
+        const float *row = w + ((first_output + o) * inputs + first_input) * 9;
+        if (first_output + o < outputs) {
+            for (long c = 0; c < columns; c++) by_column[c][o] = row[c];
+        } else {
+            for (long c = 0; c < columns; c++) by_column[c][o] = 0;
+        }
+    }
     const v16 half = (v16){0} + 0.5f;
     for (long i = 0; i < count; i++) {
-        // Kernel tap k of input first_input + i, over the tile's 16 outputs (past `outputs`: zero).
-        v16 g[3][3] = {{{0}}};
-        for (long o = 0; o < 16 && first_output + o < outputs; o++) {
-            const float *kernel = w + ((first_output + o) * inputs + first_input + i) * 9;
-            for (int k = 0; k < 9; k++) g[k / 3][k % 3][o] = kernel[k];
-        }
+        v16 g[3][3];
+        for (int k = 0; k < 9; k++) g[k / 3][k % 3] = load(by_column[i * 9 + k]);
         v16 t[4][3];
         // G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2; then the same along columns.
         for (int j = 0; j < 3; j++) {

@@ -19,7 +19,7 @@ public enum PhaseProfiler {
             case .oneDNNReorder: return "activation reorders"
             case .oneDNNWeightReorder: return "weight reorders"
             case .phaseTransforms: return "dilation phases"
-            case .winogradTransforms: return "bf16 Winograd transforms"
+            case .winogradTransforms: return "our Winograd's transforms"
             case .elementwise: return "BN/ReLU/dropout/pool"
             case .dataWait: return "waiting for data"
             case .exchangeWait: return "waiting for the allreduce"

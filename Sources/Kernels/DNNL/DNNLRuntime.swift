@@ -154,6 +154,10 @@ public enum DNNLRuntime {
         return DNNLConvolution.Plan.implementation(of: descriptor).contains("wino")
     }()
 
+    /// Whether float32 3x3 layers have a Winograd kernel here: oneDNN's
+    /// (AVX-512) or ours (`Winograd2x3`, AVX2).
+    public static var hasFloat32Winograd: Bool { hasWinograd || Winograd2x3.runsFloat32Here }
+
     /// What `--convolution-algorithm` does here, in a few words.
     public static var winogradMode: String {
         (hasWinograd ? "Winograd on 3x3 stride-1 float32 layers (\(instructionSet))"

@@ -37,10 +37,10 @@ struct BenchNetwork: ParsableCommand {
     @Option(help: "Comma-separated batch sizes.") var batches: String = "1,2"
     @Option(help: "Timed iterations per case (after one untimed warm-up); the best and the median are reported.") var iterations: Int = 3
     @Option(help: ArgumentHelp(
-        "Comma-separated convolution paths to time, interleaved: im2col, direct (oneDNN fp32, direct kernels), winograd (oneDNN fp32, Winograd where it has it), fp32 (= winograd), bf16 (oneDNN bf16, Winograd F(2x2,3x3) with bf16 products where it wins), bf16-direct (oneDNN's direct bf16 kernels on every layer); a oneDNN path with the suffix -dilated runs every dilated layer on oneDNN's dilated kernels, with -phases on its phase images (e.g. winograd-dilated, bf16-phases), instead of where each wins.",
+        "Comma-separated convolution paths to time, interleaved: im2col, direct (oneDNN fp32, direct kernels), winograd (oneDNN fp32, Winograd where it has it, ours on AVX2), fp32 (= winograd), bf16 (oneDNN bf16, Winograd F(2x2,3x3) with bf16 products where it wins), bf16-direct (oneDNN's direct bf16 kernels on every layer); a oneDNN path with the suffix -dilated runs every dilated layer on oneDNN's dilated kernels, with -phases on its phase images (e.g. winograd-dilated, bf16-phases), instead of where each wins.",
         discussion: """
-            Default: im2col, direct, winograd where oneDNN has Winograd kernels for this CPU, and bf16 where it has bf16 \
-            kernels (both AVX-512); ask for bf16 to time the emulation.
+            Default: im2col, direct, winograd where this CPU has float32 Winograd kernels (oneDNN's on AVX-512, ours on AVX2), and bf16 where it has bf16 \
+            kernels (AVX-512); ask for bf16 to time the emulation.
             """))
     var paths: String?
 
@@ -50,7 +50,7 @@ struct BenchNetwork: ParsableCommand {
     func pathList() throws -> [NetworkBenchmark.Variant] {
         guard let paths else {
             return [.init(.im2col), .init(.oneDNN(.fp32), .direct)]
-                + (DNNLRuntime.hasWinograd ? [.init(.oneDNN(.fp32), .winograd)] : [])
+                + (DNNLRuntime.hasFloat32Winograd ? [.init(.oneDNN(.fp32), .winograd)] : [])
                 + (DNNLRuntime.hasNativeBFloat16 ? [.init(.oneDNN(.bf16), .winograd)] : [])
         }
         return try paths.split(separator: ",").map { name -> NetworkBenchmark.Variant in

@@ -43,7 +43,8 @@ struct ComputeOptions: ParsableArguments {
             where oneDNN has them (AVX-512 CPUs) and the layer has 64 input and output channels or more \
             (thinner ones lose to the transforms): 4x fewer multiplies there, the direct kernels on every \
             other layer. Its float32 errors are about 2-3x the direct kernels' and stay within 1e-5 of the \
-            goldens. In bf16 on CPUs whose bf16 is AVX512-BF16 (not AMX), the 3x3 stride-1 layers with 128 \
+            goldens. On AVX2 CPUs, where oneDNN has no Winograd kernels, the same layers run our float32 \
+            Winograd F(2x2, 3x3) on oneDNN's matmul (2.25x fewer multiplies). In bf16 on CPUs whose bf16 is AVX512-BF16 (not AMX), the 3x3 stride-1 layers with 128 \
             input and output channels or more run our Winograd F(2x2, 3x3) with bf16 products (2.25x fewer \
             multiplies; the transformed operands are rounded to bf16 instead of the raw ones, errors inside \
             the goldens' bf16 bounds). With either, dilated \
@@ -60,7 +61,7 @@ struct ComputeOptions: ParsableArguments {
             undilated convolution on its d x d phase-subsampled images, so that it reaches oneDNN's undilated \
             kernels (Winograd in float32, AMX in bf16): the same multiply-adds summed in another order. dilated \
             keeps oneDNN's own dilated kernels, the reference. auto takes the phases where they were measured to \
-            win: where the undilated layer runs Winograd (fp32, or bf16 on AVX512-BF16), and bf16 on AMX; and in fp32 it runs DeepLab's ASPP \
+            win: where the undilated layer runs Winograd (fp32, oneDNN's or ours on AVX2; bf16 on AVX512-BF16), and bf16 on AMX; and in fp32 it runs DeepLab's ASPP \
             (four thin branches at dilations 6-24, whose backward passes oneDNN sends to its slow gemm fallback) \
             as one sgemm over the taps that reach the map. `sccam env` and `sccam bench network` list which \
             kernel each layer runs.

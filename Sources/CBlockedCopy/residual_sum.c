@@ -6,9 +6,9 @@
 // has it), per pixel over the 16 channels (blocked) or per channel over its
 // plane (plain). Every element is read and written at its own index (the
 // gradient may be written over dy), so they are safe to vectorise.
-__attribute__((target_clones("avx2", "default"))) static void add_relu_scalar(const float *x, const float *r, float *y,
-                                                                              int blocked, const float *scale,
-                                                                              const float *shift, long plane) {
+__attribute__((target_clones("avx2", "default"))) static void add_relu_portable(const float *x, const float *r, float *y,
+                                                                                int blocked, const float *scale,
+                                                                                const float *shift, long plane) {
     const long runs = blocked ? plane : 16, length = blocked ? 16 : plane;
     for (long run = 0; run < runs; run++) {
         const long first = run * length;
@@ -24,9 +24,9 @@ __attribute__((target_clones("avx2", "default"))) static void add_relu_scalar(co
     }
 }
 
-__attribute__((target_clones("avx2", "default"))) static void residual_gradient_scalar(const float *y, const float *dy,
-                                                                                       float *dsum, float *dpre, int blocked,
-                                                                                       const float *scale, long plane) {
+__attribute__((target_clones("avx2", "default"))) static void residual_gradient_portable(const float *y, const float *dy,
+                                                                                         float *dsum, float *dpre, int blocked,
+                                                                                         const float *scale, long plane) {
     const long runs = blocked ? plane : 16, length = blocked ? 16 : plane;
     for (long run = 0; run < runs; run++) {
         const long first = run * length;
@@ -82,11 +82,11 @@ __attribute__((target("avx512f"))) static void residual_gradient_avx512(const fl
 void sccam_affine_add_relu_slab(const float *x, const float *residual, float *y, int blocked, const float *scale,
                                 const float *shift, long plane) {
     if (sccam_has_avx512()) add_relu_avx512(x, residual, y, blocked != 0, scale, shift, plane);
-    else add_relu_scalar(x, residual, y, blocked != 0, scale, shift, plane);
+    else add_relu_portable(x, residual, y, blocked != 0, scale, shift, plane);
 }
 
 void sccam_residual_gradient_slab(const float *y, const float *dy, float *dsum, float *dpre, int blocked,
                                   const float *scale, long plane) {
     if (sccam_has_avx512()) residual_gradient_avx512(y, dy, dsum, dpre, blocked != 0, scale, plane);
-    else residual_gradient_scalar(y, dy, dsum, dpre, blocked != 0, scale, plane);
+    else residual_gradient_portable(y, dy, dsum, dpre, blocked != 0, scale, plane);
 }

@@ -41,8 +41,9 @@ extension DNNLConvolution {
             let g = key.geometry
             // A 1x1, stride-1, unpadded layer reads every pixel on its own, so its map
             // can be described as one row of H·W pixels: the same bytes in NCHW and in
-            // nChw16c. oneDNN's backward-weights kernels run 3-10% faster on that row
-            // at DeepLab's 31x31 and 41x41 maps (equal at 21x21; forward gains nothing).
+            // nChw16c. oneDNN's backward-weights kernels ran 3-10% faster on that row
+            // at DeepLab's 31x31 and 41x41 maps (Zen 4, per layer; equal at 21x21, and
+            // within noise over a Zen 3 step); forward gained nothing, so it stays 2-D.
             let flattens = key.kind == .backwardWeights && g.kernel == 1 && g.stride == 1 && g.padding == 0
             let (height, width) = flattens ? (1, key.height * key.width) : (key.height, key.width)
             let (outH, outW) = g.outputSize(height: height, width: width)

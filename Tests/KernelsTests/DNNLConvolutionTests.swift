@@ -36,6 +36,10 @@ final class DNNLConvolutionTests: XCTestCase {
         // Dilated phase frames under Winograd's 4x4 tiles: rows stacked (9 -> 10: 3 tiles, against 2 x 5: 4), columns separate
         // (case 4 has the columns stacked, case 8 both).
         Case(geometry: ConvolutionGeometry(inputChannels: 16, outputChannels: 32, kernel: 3, padding: 2, dilation: 2), batch: 1, height: 9, width: 12, bias: true),
+        // 256 channels: float32 Winograd's rows get their anti-aliasing padding on both sides (first case) or the input side
+        // only (second, on phase frames).
+        Case(geometry: ConvolutionGeometry(inputChannels: 256, outputChannels: 256, kernel: 3, padding: 1), batch: 1, height: 6, width: 7, bias: true),
+        Case(geometry: ConvolutionGeometry(inputChannels: 256, outputChannels: 24, kernel: 3, padding: 2, dilation: 2), batch: 1, height: 9, width: 8, bias: false),
     ]
 
     /// Largest difference relative to the reference's largest magnitude.

@@ -2,7 +2,8 @@ import CDNNL
 
 /// Batched matrix products with float32 results on oneDNN's matmul
 /// primitive: result[b] = left[b] · right[b] for every b, each operand
-/// row-major or, when marked transposed, stored as its transpose. bf16
+/// row-major or, when marked transposed, stored as its transpose, each stored
+/// row possibly longer than its elements (`Shape`'s row lengths). bf16
 /// operands run its brgemm kernels (vdpbf16ps on AVX512-BF16, tiles on AMX),
 /// float32 ones its jit sgemm. Primitives are cached per shape; the callers
 /// hold `DNNLConvolution`'s lock.
@@ -13,6 +14,29 @@ enum BatchedMatmul {
         var operands: ConvolutionPrecision = .bf16
         /// The left operand lies as [batch][inner][rows], the right as [batch][columns][inner].
         var transposedLeft = false, transposedRight = false
+        /// Elements from one stored row of an operand to the next (0: the row's
+        /// own length). Rows of 256 floats and multiples (1 KB) alias in the
+        /// cache as the jit sgemm packs them: Winograd pads them by 16 floats.
+        var leftRowLength = 0, rightRowLength = 0, resultRowLength = 0
+
+        /// The descriptor of a [batch][outer][inner] operand seen as
+        /// [batch][outer][inner] (or, transposed, stored as [batch][inner][outer]).
+        func descriptor(outer: Int, inner: Int, transposed: Bool, rowLength: Int,
+                                type: dnnl_data_type_t) -> dnnl_memory_desc_t {
+            let storedRows = transposed ? inner : outer, storedLength = transposed ? outer : inner
+            let length = Int64(rowLength == 0 ? storedLength : rowLength)
+            let batchStride = Int64(storedRows) * length
+            var desc = dnnl_memory_desc_t()
+            let dims: [Int64] = [Int64(batch), Int64(outer), Int64(inner)]
+            let strides: [Int64] = transposed ? [batchStride, 1, length] : [batchStride, length, 1]
+            dims.withUnsafeBufferPointer { d in
+                strides.withUnsafeBufferPointer { t in
+                    DNNLRuntime.require(dnnl_memory_desc_init_by_strides(&desc, 3, d.baseAddress, type, t.baseAddress),
+                                        "memory_desc_init_by_strides")
+                }
+            }
+            return desc
+        }
     }
 
     final class Plan {
@@ -21,11 +45,13 @@ enum BatchedMatmul {
         let implementation: String
 
         init(_ shape: Shape) throws {
-            let batch = Int64(shape.batch), rows = Int64(shape.rows), inner = Int64(shape.inner), columns = Int64(shape.columns)
             let type = shape.operands == .bf16 ? dnnl_bf16 : dnnl_f32
-            var leftDesc = plainDesc([batch, rows, inner], shape.transposedLeft ? dnnl_acb : dnnl_abc, type)
-            var rightDesc = plainDesc([batch, inner, columns], shape.transposedRight ? dnnl_acb : dnnl_abc, type)
-            var resultDesc = plainDesc([batch, rows, columns], dnnl_abc, dnnl_f32)
+            var leftDesc = shape.descriptor(outer: shape.rows, inner: shape.inner, transposed: shape.transposedLeft,
+                                            rowLength: shape.leftRowLength, type: type)
+            var rightDesc = shape.descriptor(outer: shape.inner, inner: shape.columns, transposed: shape.transposedRight,
+                                             rowLength: shape.rightRowLength, type: type)
+            var resultDesc = shape.descriptor(outer: shape.rows, inner: shape.columns, transposed: false,
+                                              rowLength: shape.resultRowLength, type: dnnl_f32)
             var op = dnnl_matmul_desc_t()
             try DNNLRuntime.check(dnnl_matmul_desc_init(&op, &leftDesc, &rightDesc, nil, &resultDesc), "matmul_desc_init")
             var descriptor: dnnl_primitive_desc_t?

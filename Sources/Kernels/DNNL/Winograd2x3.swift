@@ -71,12 +71,33 @@ enum Winograd2x3 {
         /// Channels rounded up to whole 16-channel slabs (the padding reads as zero).
         var paddedInputs: Int { (inputChannels + 15) / 16 * 16 }
         var paddedOutputs: Int { (outputChannels + 15) / 16 * 16 }
+        /// Elements from one Winograd-domain row to the next: of V and dV (input channels), of U, M, dM and dU (output channels).
+        var inputRow: Int { paddedInputs + rowPadding(paddedInputs) }
+        var outputRow: Int { paddedOutputs + rowPadding(paddedOutputs) }
+        /// Floats left unused after a row of `channels` in float32: rows of
+        /// a multiple of 256 floats (1 KB) alias in the cache as oneDNN's jit
+        /// sgemm packs them, and 16 more lifted those products from 100-130 to
+        /// 145-170 GFLOP/s on Zen 3, while rows of 64 and 128 lost a little
+        /// with them (docs/performance.md). bf16 rows stay dense: its brgemm
+        /// kernels run on AVX-512 only, where this was not measured.
+        func rowPadding(_ channels: Int) -> Int { precision == .fp32 && channels % 256 == 0 ? 16 : 0 }
         var plane: Int { height * width }
         /// Bytes of one transformed operand: bf16 or float32 (products are float32 in both).
         var operandBytes: Int { precision == .bf16 ? 2 : 4 }
         /// M = V U: tiles x inputs by inputs x outputs, for each of the 16 elements.
         var forwardProduct: BatchedMatmul.Shape {
-            .init(batch: 16, rows: tiles, inner: paddedInputs, columns: paddedOutputs, operands: precision)
+            .init(batch: 16, rows: tiles, inner: paddedInputs, columns: paddedOutputs, operands: precision,
+                  leftRowLength: inputRow, rightRowLength: outputRow, resultRowLength: outputRow)
+        }
+        /// dU = Vᵀ dM: inputs x tiles by tiles x outputs (V read transposed).
+        var weightGradientProduct: BatchedMatmul.Shape {
+            .init(batch: 16, rows: paddedInputs, inner: tiles, columns: paddedOutputs, operands: precision, transposedLeft: true,
+                  leftRowLength: inputRow, rightRowLength: outputRow, resultRowLength: outputRow)
+        }
+        /// dV = dM Uᵀ: tiles x outputs by outputs x inputs (U read transposed).
+        var inputGradientProduct: BatchedMatmul.Shape {
+            .init(batch: 16, rows: tiles, inner: paddedOutputs, columns: paddedInputs, operands: precision, transposedRight: true,
+                  leftRowLength: outputRow, rightRowLength: outputRow, resultRowLength: inputRow)
         }
     }
 
@@ -105,14 +126,14 @@ enum Winograd2x3 {
             DNNLRuntime.applyThreadCount()
             let u = transformedWeights(weight, s, epoch: weightEpoch)
             let v = transformInput(input, s, layout: layouts.input)
-            let m = buffer(.product, 16 * s.tiles * s.paddedOutputs, as: Float.self)
+            let m = buffer(.product, 16 * s.tiles * s.outputRow, as: Float.self)
             BatchedMatmul.plan(s.forwardProduct).execute(left: v, right: u, result: m)
             // The transforms that read float32 products have one signature in both precisions.
             let outputSlab = precision == .bf16 ? sccam_winograd_output_slab : sccam_winograd_f32_output_slab
             PhaseProfiler.measure(.winogradTransforms) {
                 forEachSlab(s, channels: s.outputChannels) { n, block, slab in
-                    outputSlab(m + n * s.tilesPerImage * s.paddedOutputs + 16 * block, s.tiles * s.paddedOutputs,
-                               s.paddedOutputs, bias.map { $0 + 16 * block }, output + slab,
+                    outputSlab(m + n * s.tilesPerImage * s.outputRow + 16 * block, s.tiles * s.outputRow,
+                               s.outputRow, bias.map { $0 + 16 * block }, output + slab,
                                layouts.output == .blocked16 ? 1 : 0, min(16, s.outputChannels - 16 * block),
                                height, width, accumulate ? 1 : 0)
                 }
@@ -134,33 +155,31 @@ enum Winograd2x3 {
             // One row of bias sums per task (image and tile row), added up below.
             let sums = biasGradient == nil ? nil : buffer(.biasSums, s.batch * s.tilesY * s.paddedOutputs, as: Float.self)
             sums?.initialize(repeating: 0, count: s.batch * s.tilesY * s.paddedOutputs)
-            let dm = operands(.transformedGradient, 16 * s.tiles * s.paddedOutputs, s)
+            let dm = operands(.transformedGradient, 16 * s.tiles * s.outputRow, s)
             PhaseProfiler.measure(.winogradTransforms) {
                 forEachTileRow(s, channels: s.outputChannels) { n, row, block, slab in
-                    let target = dm + (n * s.tilesPerImage * s.paddedOutputs + 16 * block) * s.operandBytes
+                    let target = dm + (n * s.tilesPerImage * s.outputRow + 16 * block) * s.operandBytes
                     let sum = sums.map { $0 + (n * s.tilesY + row) * s.paddedOutputs + 16 * block }
                     let blocked = Int32(layouts.output == .blocked16 ? 1 : 0), channels = min(16, s.outputChannels - 16 * block)
                     if precision == .bf16 {
                         sccam_winograd_gradient_slab(outputGradient + slab, blocked, channels, height, width,
-                                                     target.assumingMemoryBound(to: UInt16.self), s.tiles * s.paddedOutputs,
-                                                     s.paddedOutputs, row, 1, sum)
+                                                     target.assumingMemoryBound(to: UInt16.self), s.tiles * s.outputRow,
+                                                     s.outputRow, row, 1, sum)
                     } else {
                         sccam_winograd_f32_gradient_slab(outputGradient + slab, blocked, channels, height, width,
-                                                         target.assumingMemoryBound(to: Float.self), s.tiles * s.paddedOutputs,
-                                                         s.paddedOutputs, row, 1, sum)
+                                                         target.assumingMemoryBound(to: Float.self), s.tiles * s.outputRow,
+                                                         s.outputRow, row, 1, sum)
                     }
                 }
             }
             if let weightGradient, let input {
                 let v = transformInput(input, s, layout: layouts.input)
-                let du = buffer(.weightProduct, 16 * s.paddedInputs * s.paddedOutputs, as: Float.self)
-                BatchedMatmul.plan(.init(batch: 16, rows: s.paddedInputs, inner: s.tiles, columns: s.paddedOutputs, operands: precision,
-                                         transposedLeft: true))
-                    .execute(left: v, right: dm, result: du)
+                let du = buffer(.weightProduct, 16 * s.paddedInputs * s.outputRow, as: Float.self)
+                BatchedMatmul.plan(s.weightGradientProduct).execute(left: v, right: dm, result: du)
                 let gradientRow = precision == .bf16 ? sccam_winograd_weight_gradient_row : sccam_winograd_f32_weight_gradient_row
                 PhaseProfiler.measure(.winogradTransforms) {
                     Parallel.forEach(g.inputChannels) { channel in
-                        gradientRow(du + channel * s.paddedOutputs, s.paddedInputs * s.paddedOutputs, channel, weightGradient,
+                        gradientRow(du + channel * s.outputRow, s.paddedInputs * s.outputRow, channel, weightGradient,
                                     weightGradientLayout == .blocked16 ? 1 : 0, g.outputChannels, g.inputChannels,
                                     accumulateWeightGradient ? 1 : 0)
                     }
@@ -175,15 +194,13 @@ enum Winograd2x3 {
             }
             if let inputGradient, let weight {
                 let u = transformedWeights(weight, s, epoch: weightEpoch)
-                let dv = buffer(.product, 16 * s.tiles * s.paddedInputs, as: Float.self)
-                BatchedMatmul.plan(.init(batch: 16, rows: s.tiles, inner: s.paddedOutputs, columns: s.paddedInputs, operands: precision,
-                                         transposedRight: true))
-                    .execute(left: dm, right: u, result: dv)
+                let dv = buffer(.product, 16 * s.tiles * s.inputRow, as: Float.self)
+                BatchedMatmul.plan(s.inputGradientProduct).execute(left: dm, right: u, result: dv)
                 let gradientSlab = precision == .bf16 ? sccam_winograd_input_gradient_slab : sccam_winograd_f32_input_gradient_slab
                 PhaseProfiler.measure(.winogradTransforms) {
                     forEachSlab(s, channels: s.inputChannels) { n, block, slab in
-                        gradientSlab(dv + n * s.tilesPerImage * s.paddedInputs + 16 * block, s.tiles * s.paddedInputs,
-                                     s.paddedInputs, inputGradient + slab, layouts.input == .blocked16 ? 1 : 0,
+                        gradientSlab(dv + n * s.tilesPerImage * s.inputRow + 16 * block, s.tiles * s.inputRow,
+                                     s.inputRow, inputGradient + slab, layouts.input == .blocked16 ? 1 : 0,
                                      min(16, s.inputChannels - 16 * block), height, width, accumulateInputGradient ? 1 : 0)
                     }
                 }
@@ -216,17 +233,17 @@ enum Winograd2x3 {
 
     /// V = Bᵀ d B for every tile of the batch, [element][tile][padded input channel] in the operands' type.
     private static func transformInput(_ input: UnsafePointer<Float>, _ s: Sizes, layout: ActivationLayout) -> UnsafeMutableRawPointer {
-        let v = operands(.transformedInput, 16 * s.tiles * s.paddedInputs, s)
+        let v = operands(.transformedInput, 16 * s.tiles * s.inputRow, s)
         PhaseProfiler.measure(.winogradTransforms) {
             forEachTileRow(s, channels: s.inputChannels) { n, row, block, slab in
-                let target = v + (n * s.tilesPerImage * s.paddedInputs + 16 * block) * s.operandBytes
+                let target = v + (n * s.tilesPerImage * s.inputRow + 16 * block) * s.operandBytes
                 let blocked = Int32(layout == .blocked16 ? 1 : 0), channels = min(16, s.inputChannels - 16 * block)
                 if s.precision == .bf16 {
                     sccam_winograd_input_slab(input + slab, blocked, channels, s.height, s.width,
-                                              target.assumingMemoryBound(to: UInt16.self), s.tiles * s.paddedInputs, s.paddedInputs, row, 1)
+                                              target.assumingMemoryBound(to: UInt16.self), s.tiles * s.inputRow, s.inputRow, row, 1)
                 } else {
                     sccam_winograd_f32_input_slab(input + slab, blocked, channels, s.height, s.width,
-                                                  target.assumingMemoryBound(to: Float.self), s.tiles * s.paddedInputs, s.paddedInputs,
+                                                  target.assumingMemoryBound(to: Float.self), s.tiles * s.inputRow, s.inputRow,
                                                   row, 1)
                 }
             }
@@ -234,11 +251,11 @@ enum Winograd2x3 {
         return v
     }
 
-    /// U = G g Gᵀ, [element][padded input][padded output] in the operands'
+    /// U = G g Gᵀ, [element][padded input][output row] in the operands'
     /// type: converted once per network pass (`ConvertedWeights`), for the
     /// forward pass and the input gradient alike.
     private static func transformedWeights(_ weight: UnsafePointer<Float>, _ s: Sizes, epoch: Int?) -> UnsafeMutableRawPointer {
-        let count = 16 * s.paddedInputs * s.paddedOutputs
+        let count = 16 * s.paddedInputs * s.outputRow
         var target = operands(.transformedWeights, count, s), isCurrent = false
         if let epoch, let copy = ConvertedWeights.copy(of: weight, layout: layoutNumber(s), bytes: count * s.operandBytes, epoch: epoch) {
             target = copy.buffer
@@ -252,19 +269,19 @@ enum Winograd2x3 {
                     let column = target + first * s.operandBytes
                     if s.precision == .bf16 {
                         sccam_winograd_weight_tile(weight, s.outputChannels, s.inputChannels, first, firstInput,
-                                                   column.assumingMemoryBound(to: UInt16.self), s.paddedInputs * s.paddedOutputs,
-                                                   s.paddedOutputs)
+                                                   column.assumingMemoryBound(to: UInt16.self), s.paddedInputs * s.outputRow,
+                                                   s.outputRow)
                     } else {
                         sccam_winograd_f32_weight_tile(weight, s.outputChannels, s.inputChannels, first, firstInput,
-                                                       column.assumingMemoryBound(to: Float.self), s.paddedInputs * s.paddedOutputs,
-                                                       s.paddedOutputs)
+                                                       column.assumingMemoryBound(to: Float.self), s.paddedInputs * s.outputRow,
+                                                       s.outputRow)
                     }
                 }
                 // The padding rows of the inputs stay zero (all bits zero in both types).
                 for element in 0..<16 where s.paddedInputs > s.inputChannels {
-                    let rows = element * s.paddedInputs * s.paddedOutputs + s.inputChannels * s.paddedOutputs
+                    let rows = element * s.paddedInputs * s.outputRow + s.inputChannels * s.outputRow
                     (target + rows * s.operandBytes).initializeMemory(as: UInt8.self, repeating: 0,
-                                                                      count: (s.paddedInputs - s.inputChannels) * s.paddedOutputs * s.operandBytes)
+                                                                      count: (s.paddedInputs - s.inputChannels) * s.outputRow * s.operandBytes)
                 }
             }
         }
@@ -275,7 +292,8 @@ enum Winograd2x3 {
     private static func layoutNumber(_ s: Sizes) -> Int {
         let key = s.paddedInputs << 32 | s.paddedOutputs << 1 | (s.precision == .bf16 ? 1 : 0)
         if let number = layoutNumbers[key] { return number }
-        var desc = plainDesc([16, Int64(s.paddedInputs), Int64(s.paddedOutputs)], dnnl_abc, s.precision == .bf16 ? dnnl_bf16 : dnnl_f32)
+        var desc = s.forwardProduct.descriptor(outer: s.paddedInputs, inner: s.paddedOutputs, transposed: false,
+                                               rowLength: s.outputRow, type: s.precision == .bf16 ? dnnl_bf16 : dnnl_f32)
         let number = ConvertedWeights.layoutNumber(&desc)
         layoutNumbers[key] = number
         return number

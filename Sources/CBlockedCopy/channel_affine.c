@@ -1,7 +1,10 @@
 #include "channel_affine.h"
+#include "slab_runs.h"
 #include "transpose16.h"
 
-#define AT(P, BLOCKED, R, I, PLANE) (*((BLOCKED) ? (P) + (I) * 16 + (R) : (P) + (R) * (PLANE) + (I)))
+// Channel R (< 16) of the slab at pixel I: plain, or in blocks of BLOCKED (8 or 16) channels.
+#define AT(P, BLOCKED, R, I, PLANE) \
+    (*((BLOCKED) ? (P) + ((R) / (BLOCKED)) * (BLOCKED) * (PLANE) + (I) * (BLOCKED) + (R) % (BLOCKED) : (P) + (R) * (PLANE) + (I)))
 
 static void affine_scalar(const float *x, int xb, float *y, int yb, const float *scale, const float *shift, long first,
                           long plane, int relu) {
@@ -66,52 +69,41 @@ __attribute__((target("avx512f"))) static void gradient_avx512(const float *y, c
     gradient_scalar(y, dy, ab, dx, bb, scale, full, plane, accumulate);
 }
 
-// Without AVX-512, a slab whose two sides share a layout runs as loops the
-// compiler vectorises (an AVX2 clone where the CPU has it): per pixel over the
-// 16 channels (blocked) or per channel over its plane (plain). Every element is
-// read and written at its own index, so the in-place calls are safe to vectorise.
-// Crossing layouts runs element by element.
+// Without AVX-512 (or with nChw8c), a slab whose two sides share a layout
+// runs as loops the compiler vectorises (an AVX2 clone where the CPU has it;
+// the runs are slab_runs.h's). Every element is read and written at its own
+// index, so the in-place calls are safe to vectorise. Crossing layouts runs
+// element by element.
 __attribute__((target_clones("avx2", "default"))) static void affine_same_layout(const float *x, int blocked, float *y,
                                                                                  const float *scale, const float *shift,
                                                                                  long plane, int relu) {
-    const long runs = blocked ? plane : 16, length = blocked ? 16 : plane;
-    for (long run = 0; run < runs; run++) {
-        const long first = run * length;
-#pragma clang loop vectorize(assume_safety)
-        for (long i = 0; i < length; i++) {
-            const long c = blocked ? i : run;
-            float v = x[first + i] * scale[c];
-            v = v + shift[c];
-            y[first + i] = relu && !(v > 0) ? 0 : v;
-        }
-    }
+#define AFFINE_AT(E, K) { float v = x[E] * s[K]; v = v + t[K]; y[E] = relu && !(v > 0) ? 0 : v; }
+    SLAB_RUNS(AFFINE_AT)
 }
 
 __attribute__((target_clones("avx2", "default"))) static void gradient_same_layout(const float *y, const float *dy, int blocked,
                                                                                    float *dx, const float *scale, long plane,
                                                                                    int accumulate) {
-    const long runs = blocked ? plane : 16, length = blocked ? 16 : plane;
-    for (long run = 0; run < runs; run++) {
-        const long first = run * length;
-#pragma clang loop vectorize(assume_safety)
-        for (long i = 0; i < length; i++) {
-            float g = dy[first + i] * scale[blocked ? i : run];
-            if (y && !(y[first + i] > 0)) g = 0;
-            dx[first + i] = accumulate ? dx[first + i] + g : g;
-        }
-    }
+    const float *shift = NULL;
+#define GRADIENT_AT(E, K) { float g = dy[E] * s[K]; if (y && !(y[E] > 0)) g = 0; dx[E] = accumulate ? dx[E] + g : g; }
+    SLAB_RUNS(GRADIENT_AT)
 }
 
+// The AVX-512 passes read plain and nChw16c slabs; nChw8c ones take the loops above.
 void sccam_affine_slab(const float *x, int x_blocked, float *y, int y_blocked, const float *scale, const float *shift,
                        long plane, int relu) {
-    if (sccam_has_avx512()) affine_avx512(x, x_blocked != 0, y, y_blocked != 0, scale, shift, plane, relu);
-    else if ((x_blocked != 0) == (y_blocked != 0)) affine_same_layout(x, x_blocked != 0, y, scale, shift, plane, relu);
-    else affine_scalar(x, x_blocked != 0, y, y_blocked != 0, scale, shift, 0, plane, relu);
+    if (sccam_has_avx512() && x_blocked != 8 && y_blocked != 8) affine_avx512(x, x_blocked, y, y_blocked, scale, shift, plane, relu);
+    else if (x_blocked == y_blocked) affine_same_layout(x, x_blocked, y, scale, shift, plane, relu);
+    else affine_scalar(x, x_blocked, y, y_blocked, scale, shift, 0, plane, relu);
 }
 
 void sccam_affine_gradient_slab(const float *y, const float *dy, int dy_blocked, float *dx, int dx_blocked,
                                 const float *scale, long plane, int accumulate) {
-    if (sccam_has_avx512()) gradient_avx512(y, dy, dy_blocked != 0, dx, dx_blocked != 0, scale, plane, accumulate);
-    else if ((dy_blocked != 0) == (dx_blocked != 0)) gradient_same_layout(y, dy, dy_blocked != 0, dx, scale, plane, accumulate);
-    else gradient_scalar(y, dy, dy_blocked != 0, dx, dx_blocked != 0, scale, 0, plane, accumulate);
+    if (sccam_has_avx512() && dy_blocked != 8 && dx_blocked != 8) {
+        gradient_avx512(y, dy, dy_blocked, dx, dx_blocked, scale, plane, accumulate);
+    } else if (dy_blocked == dx_blocked) {
+        gradient_same_layout(y, dy, dy_blocked, dx, scale, plane, accumulate);
+    } else {
+        gradient_scalar(y, dy, dy_blocked, dx, dx_blocked, scale, 0, plane, accumulate);
+    }
 }

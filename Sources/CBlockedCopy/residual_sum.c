@@ -1,42 +1,25 @@
 #include "residual_sum.h"
 #include "lanes.h"
+#include "slab_runs.h"
 #include "transpose16.h"
 
-// Without AVX-512: loops the compiler vectorises (an AVX2 clone where the CPU
-// has it), per pixel over the 16 channels (blocked) or per channel over its
-// plane (plain). Every element is read and written at its own index (the
-// gradient may be written over dy), so they are safe to vectorise.
+// Without AVX-512 (or with nChw8c): loops the compiler vectorises (an AVX2
+// clone where the CPU has it; the runs are slab_runs.h's). Every element is read and written at its own index (the gradient
+// may be written over dy), so they are safe to vectorise.
 __attribute__((target_clones("avx2", "default"))) static void add_relu_portable(const float *x, const float *r, float *y,
                                                                                 int blocked, const float *scale,
                                                                                 const float *shift, long plane) {
-    const long runs = blocked ? plane : 16, length = blocked ? 16 : plane;
-    for (long run = 0; run < runs; run++) {
-        const long first = run * length;
-#pragma clang loop vectorize(assume_safety)
-        for (long i = 0; i < length; i++) {
-            const long c = blocked ? i : run;
-            // Separate statements, so that no compiler fuses them: the roundings of the separate passes.
-            float v = x[first + i] * scale[c];
-            v = v + shift[c];
-            v = v + r[first + i];
-            y[first + i] = v > 0 ? v : 0;
-        }
-    }
+    // Separate statements, so that no compiler fuses them: the roundings of the separate passes.
+#define ADD_RELU_AT(E, K) { float v = x[E] * s[K]; v = v + t[K]; v = v + r[E]; y[E] = v > 0 ? v : 0; }
+    SLAB_RUNS(ADD_RELU_AT)
 }
 
 __attribute__((target_clones("avx2", "default"))) static void residual_gradient_portable(const float *y, const float *dy,
                                                                                          float *dsum, float *dpre, int blocked,
                                                                                          const float *scale, long plane) {
-    const long runs = blocked ? plane : 16, length = blocked ? 16 : plane;
-    for (long run = 0; run < runs; run++) {
-        const long first = run * length;
-#pragma clang loop vectorize(assume_safety)
-        for (long i = 0; i < length; i++) {
-            const float g = y[first + i] > 0 ? dy[first + i] : 0;
-            dsum[first + i] = g;
-            dpre[first + i] = g * scale[blocked ? i : run];
-        }
-    }
+    const float *shift = NULL;
+#define RESIDUAL_GRADIENT_AT(E, K) { const float g = y[E] > 0 ? dy[E] : 0; dsum[E] = g; dpre[E] = g * s[K]; }
+    SLAB_RUNS(RESIDUAL_GRADIENT_AT)
 }
 
 // Each runs over vectors of 16 floats: a blocked slab is one run of `plane`
@@ -81,12 +64,12 @@ __attribute__((target("avx512f"))) static void residual_gradient_avx512(const fl
 
 void sccam_affine_add_relu_slab(const float *x, const float *residual, float *y, int blocked, const float *scale,
                                 const float *shift, long plane) {
-    if (sccam_has_avx512()) add_relu_avx512(x, residual, y, blocked != 0, scale, shift, plane);
-    else add_relu_portable(x, residual, y, blocked != 0, scale, shift, plane);
+    if (sccam_has_avx512() && blocked != 8) add_relu_avx512(x, residual, y, blocked != 0, scale, shift, plane);
+    else add_relu_portable(x, residual, y, blocked, scale, shift, plane);
 }
 
 void sccam_residual_gradient_slab(const float *y, const float *dy, float *dsum, float *dpre, int blocked,
                                   const float *scale, long plane) {
-    if (sccam_has_avx512()) residual_gradient_avx512(y, dy, dsum, dpre, blocked != 0, scale, plane);
-    else residual_gradient_portable(y, dy, dsum, dpre, blocked != 0, scale, plane);
+    if (sccam_has_avx512() && blocked != 8) residual_gradient_avx512(y, dy, dsum, dpre, blocked != 0, scale, plane);
+    else residual_gradient_portable(y, dy, dsum, dpre, blocked, scale, plane);
 }

@@ -17,15 +17,27 @@ typedef union {
     __m256 half[2];
 } halves;
 
+// Where lane r (< 16) of a slab's pixel lies: plain (channel planes), or in
+// blocks of `blocked` channels (16: nChw16c; 8: nChw8c, the slab's two blocks
+// `8 * plane` apart).
+static inline long lane_offset(int blocked, long r, long pixel, long plane) {
+    return blocked ? (r / blocked) * blocked * plane + pixel * blocked + r % blocked : r * plane + pixel;
+}
+
 // Lanes past `channels` read as zero (a blocked slab's padding lanes may hold
-// anything). A full plain slab is two AVX2 gathers across its channel planes;
-// a partial one is collected in memory first and read as a whole (writing
-// single lanes of a vector would make every lane's store stall the next read).
+// anything). A full blocked slab is one or two plain loads; a full plain slab
+// two AVX2 gathers across its channel planes; a partial one is collected in
+// memory first and read as a whole (writing single lanes of a vector would
+// make every lane's store stall the next read).
 AVX2 static inline v16 load_pixel(const float *x, int blocked, long pixel, long plane, long channels) {
     v16 v;
-    if (blocked && channels == 16) {
+    if (blocked == 16 && channels == 16) {
         memcpy(&v, x + pixel * 16, sizeof v);
         return v;
+    }
+    if (blocked == 8 && channels == 16) {
+        halves h = {.half = {_mm256_loadu_ps(x + pixel * 8), _mm256_loadu_ps(x + 8 * plane + pixel * 8)}};
+        return h.whole;
     }
     if (!blocked && channels == 16) {
         const __m256i low = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)plane));
@@ -34,17 +46,13 @@ AVX2 static inline v16 load_pixel(const float *x, int blocked, long pixel, long 
         return h.whole;
     }
     float lanes[16] __attribute__((aligned(32))) = {0};
-    if (blocked) {
-        for (long r = 0; r < channels; r++) lanes[r] = x[pixel * 16 + r];
-    } else {
-        for (long r = 0; r < channels; r++) lanes[r] = x[r * plane + pixel];
-    }
+    for (long r = 0; r < channels; r++) lanes[r] = x[lane_offset(blocked, r, pixel, plane)];
     memcpy(&v, lanes, sizeof v);
     return v;
 }
 
 AVX2 static inline void store_pixel(float *y, int blocked, long pixel, long plane, long channels, v16 v, int accumulate) {
-    if (blocked && channels == 16) {
+    if (blocked == 16 && channels == 16) {
         float *p = y + pixel * 16;
         if (accumulate) {
             v16 old;
@@ -52,10 +60,20 @@ AVX2 static inline void store_pixel(float *y, int blocked, long pixel, long plan
             v += old;
         }
         memcpy(p, &v, sizeof v);
-    } else if (blocked) {
-        for (long r = 0; r < channels; r++) y[pixel * 16 + r] = accumulate ? y[pixel * 16 + r] + v[r] : v[r];
+    } else if (blocked == 8 && channels == 16) {
+        halves h = {.whole = v};
+        float *low = y + pixel * 8, *high = y + 8 * plane + pixel * 8;
+        if (accumulate) {
+            h.half[0] = _mm256_add_ps(_mm256_loadu_ps(low), h.half[0]);
+            h.half[1] = _mm256_add_ps(_mm256_loadu_ps(high), h.half[1]);
+        }
+        _mm256_storeu_ps(low, h.half[0]);
+        _mm256_storeu_ps(high, h.half[1]);
     } else {
-        for (long r = 0; r < channels; r++) y[r * plane + pixel] = accumulate ? y[r * plane + pixel] + v[r] : v[r];
+        for (long r = 0; r < channels; r++) {
+            float *p = y + lane_offset(blocked, r, pixel, plane);
+            *p = accumulate ? *p + v[r] : v[r];
+        }
     }
 }
 

@@ -234,7 +234,7 @@ final class DNNLConvolutionTests: XCTestCase {
                     }
                 }
                 let label = "d \(d) k \(kernel) \(height)x\(width) stacked rows \(stackRows) columns \(stackColumns)"
-                for layout in [ActivationLayout.plain, .blocked16] {
+                for layout in [ActivationLayout.plain, .blocked16, .blocked8] {
                     var source = x, wanted = expected
                     ActivationLayout.convert(x, from: .plain, into: &source, to: layout, batch: batch, channels: channels,
                                              plane: height * width)

@@ -26,6 +26,7 @@ final class DilatedBranchSumTests: XCTestCase {
         Case(channels: 16, outputs: 3, batch: 1, height: 11, width: 7, dilations: [2, 5, 8], layout: .plain),
         // 16 outputs: oneDNN's blocked weight-gradient layout.
         Case(channels: 32, outputs: 16, batch: 2, height: 9, width: 10, dilations: [1, 3, 9], layout: .blocked16),
+        Case(channels: 32, outputs: 5, batch: 1, height: 11, width: 12, dilations: [6, 12], layout: .blocked8),
     ]
 
     private struct Results { var y, dx, db: [Float]; var dw: [[Float]] }

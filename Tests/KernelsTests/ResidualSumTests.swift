@@ -14,10 +14,15 @@ final class ResidualSumTests: XCTestCase {
 
     /// (batch, channels, plane, layout)
     static let cases: [(Int, Int, Int, ActivationLayout)] = [(2, 32, 13, .plain), (2, 32, 13, .blocked16), (1, 48, 40, .blocked16),
+                                                            (2, 32, 13, .blocked8), (1, 48, 40, .blocked8),
                                                             (3, 16, 1, .plain), (2, 6, 9, .plain)]
 
     private func channel(_ index: Int, channels: Int, plane: Int, layout: ActivationLayout) -> Int {
-        layout == .blocked16 ? (index / (16 * plane) * 16) % channels + index % 16 : index / plane % channels
+        switch layout {
+        case .plain: return index / plane % channels
+        case .blocked16: return (index / (16 * plane) * 16) % channels + index % 16
+        case .blocked8: return (index / (8 * plane) * 8) % channels + index % 8
+        }
     }
 
     func testForwardIsTheThreePasses() {

@@ -3,10 +3,12 @@
 
 // The per-channel passes between convolutions (frozen BatchNorm, ReLU) on one
 // slab: 16 channels of one image, `plane` pixels each, read and written in
-// either layout. A plain slab points at its first channel's plane, channel r
-// `r * plane` further; a blocked slab (nChw16c) holds pixel i's 16 channels at
-// `i * 16`. Crossing layouts costs nothing extra: the 16 x 16 tiles are
-// transposed in registers on the way, so no separate reorder pass is needed.
+// any layout. A plain slab points at its first channel's plane, channel r
+// `r * plane` further; a blocked slab holds pixel i's channels in blocks:
+// `blocked` is the block's channels, 16 (nChw16c: all 16 at `i * 16`) or 8
+// (nChw8c, oneDNN's AVX2 layout: channel r at `r / 8 * 8 * plane + i * 8 + r % 8`);
+// 0 is plain. On AVX-512, crossing between plain and nChw16c costs nothing
+// extra: the 16 x 16 tiles are transposed in registers on the way.
 
 // y = relu(x * scale + shift) (without relu: the affine map alone). x and y
 // may be the same memory when their layouts are the same.

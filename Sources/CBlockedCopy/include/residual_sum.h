@@ -4,7 +4,7 @@
 // The residual sum that closes a ResNet-101 bottleneck unit, on one slab (16
 // channels of one image, `plane` pixels each; see channel_affine.h), with
 // every tensor in the same layout: plain (channel r's plane `r * plane` on)
-// or blocked (pixel i's 16 channels at `i * 16`).
+// or blocked, `blocked` channels per block (16 or 8, as in channel_affine.h).
 
 // y = relu(x * scale + shift + residual): the unit's last frozen BatchNorm,
 // the sum and its ReLU in one pass (the roundings of the three passes it

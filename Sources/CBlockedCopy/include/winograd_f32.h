@@ -5,7 +5,10 @@
 // where oneDNN 2.6 has no Winograd kernels of its own: the same matrices,
 // layouts and arguments as winograd_bf16.h, with float32 Winograd-domain
 // matrices (element_stride and row_stride in floats) so that the products run
-// on oneDNN's float32 matmul.
+// on oneDNN's float32 matmul. Activations take one more layout: `blocked` is
+// the channels per block, 0 (plain), 16 (nChw16c) or 8 (nChw8c, oneDNN's AVX2
+// layout, a slab's two blocks 8 x plane floats apart); the weight gradient's
+// `blocked` is a flag for OIhw16i16o, as in winograd_bf16.h.
 
 void sccam_winograd_f32_input_slab(const float *x, int blocked, long channels, long height, long width, float *v,
                                    long element_stride, long row_stride, long first_tile_row, long tile_rows);

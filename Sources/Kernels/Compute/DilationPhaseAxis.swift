@@ -75,8 +75,8 @@ public struct DilationPhaseAxis: Hashable, Sendable {
     }
 
     /// Writes frame `frame`'s samples of one input line: `line[x]` for x in
-    /// this axis, zeros in between. `unit` is 1 (NCHW: one float a sample) or
-    /// 16 (nChw16c: a sample is one pixel's 16 channels).
+    /// this axis, zeros in between. `unit` is 1 (NCHW: one float a sample), 16
+    /// or 8 (nChw16c, nChw8c: a sample is one pixel's channels of a block).
     @inline(__always)
     func gather(frame: Int, from line: UnsafePointer<Float>, unit: Int, into target: UnsafeMutablePointer<Float>) {
         let d = dilation
@@ -87,10 +87,7 @@ public struct DilationPhaseAxis: Hashable, Sendable {
             if unit == 1 {
                 for j in 0..<count { to[j] = from[d * j] }
             } else {
-                for j in 0..<count {
-                    let a = from + d * j * 16, b = to + j * 16
-                    for k in 0..<16 { b[k] = a[k] }
-                }
+                for j in 0..<count { Self.copy(unit, from + d * j * unit, to + j * unit, accumulate: false) }
             }
             cursor += count
             let zeros = min(stacked ? gap : frameLength, frameLength - cursor)
@@ -113,14 +110,19 @@ public struct DilationPhaseAxis: Hashable, Sendable {
                 for j in 0..<count { to[d * j] = from[j] }
             }
         } else {
-            for j in 0..<count {
-                let a = from + j * 16, b = to + d * j * 16
-                if accumulate {
-                    for k in 0..<16 { b[k] += a[k] }
-                } else {
-                    for k in 0..<16 { b[k] = a[k] }
-                }
-            }
+            for j in 0..<count { Self.copy(unit, from + j * unit, to + d * j * unit, accumulate: accumulate) }
+        }
+    }
+
+    /// One blocked sample (a pixel's 16 or 8 channels), copied or added; the
+    /// widths are constants in their loops, so each is whole vectors.
+    @inline(__always)
+    private static func copy(_ unit: Int, _ a: UnsafePointer<Float>, _ b: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        switch (unit, accumulate) {
+        case (16, false): for k in 0..<16 { b[k] = a[k] }
+        case (16, true): for k in 0..<16 { b[k] += a[k] }
+        case (_, false): for k in 0..<8 { b[k] = a[k] }
+        case (_, true): for k in 0..<8 { b[k] += a[k] }
         }
     }
 }

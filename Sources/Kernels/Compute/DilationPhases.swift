@@ -107,13 +107,13 @@ public struct DilationPhases: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Runs `body` across the threads for every slab: one channel plane of
-    /// one image (NCHW), or one 16-channel block (nChw16c), with the floats
-    /// a sample takes (1 or 16), its first channel's plane index n C + c, and
+    /// one image (NCHW), or one block of channels (nChw16c, nChw8c), with the
+    /// floats a sample takes (1, 16 or 8), its first channel's plane index n C + c, and
     /// the offset of that slab in the image's frame (fy, fx).
     private func forEachSlab(batch: Int, channels: Int, layout: ActivationLayout,
                              _ body: (_ slab: Int, _ unit: Int, _ frameAt: (Int, Int) -> Int) -> Void) {
-        let unit = layout == .blocked16 ? 16 : 1
-        precondition(channels % unit == 0, "blocked phases need channels in whole blocks of 16, not \(channels)")
+        let unit = max(1, Int(layout.channelBlock))
+        precondition(channels % unit == 0, "blocked phases need channels in whole blocks of \(unit), not \(channels)")
         let slabs = channels / unit, frameSize = frameHeight * frameWidth, (framesPerImage, across) = (frameCount, columns.frames)
         PhaseProfiler.measure(.phaseTransforms) {
             Parallel.forRanges(batch * slabs, minimumChunk: unit == 1 ? 4 : 1) { range in

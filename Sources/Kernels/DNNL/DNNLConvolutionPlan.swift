@@ -145,6 +145,7 @@ extension DNNLConvolution {
             switch layout {
             case .plain: return dnnl_nchw
             case .blocked16: return dnnl_aBcd16b
+            case .blocked8: return dnnl_aBcd8b
             }
         }
 

@@ -71,6 +71,11 @@ enum Winograd2x3 {
         /// Channels rounded up to whole 16-channel slabs (the padding reads as zero).
         var paddedInputs: Int { (inputChannels + 15) / 16 * 16 }
         var paddedOutputs: Int { (outputChannels + 15) / 16 * 16 }
+        /// The bf16 transforms (AVX-512 only) read and write plain or nChw16c tensors, the float32 ones nChw8c too.
+        func require(_ layouts: ConvolutionLayouts) {
+            precondition(precision == .fp32 || (layouts.input != .blocked8 && layouts.output != .blocked8),
+                         "bf16 Winograd reads plain or nChw16c tensors, not nChw8c")
+        }
         /// Elements from one Winograd-domain row to the next: of V and dV (input channels), of U, M, dM and dU (output channels).
         var inputRow: Int { paddedInputs + rowPadding(paddedInputs) }
         var outputRow: Int { paddedOutputs + rowPadding(paddedOutputs) }
@@ -122,6 +127,7 @@ enum Winograd2x3 {
                         output: UnsafeMutablePointer<Float>, accumulate: Bool, layouts: ConvolutionLayouts, weightEpoch: Int?) {
         let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
                       precision: precision)
+        s.require(layouts)
         DNNLConvolution.withLock {
             DNNLRuntime.applyThreadCount()
             let u = transformedWeights(weight, s, epoch: weightEpoch)
@@ -134,7 +140,7 @@ enum Winograd2x3 {
                 forEachSlab(s, channels: s.outputChannels) { n, block, slab in
                     outputSlab(m + n * s.tilesPerImage * s.outputRow + 16 * block, s.tiles * s.outputRow,
                                s.outputRow, bias.map { $0 + 16 * block }, output + slab,
-                               layouts.output == .blocked16 ? 1 : 0, min(16, s.outputChannels - 16 * block),
+                               layouts.output.channelBlock, min(16, s.outputChannels - 16 * block),
                                height, width, accumulate ? 1 : 0)
                 }
             }
@@ -150,6 +156,7 @@ enum Winograd2x3 {
                          layouts: ConvolutionLayouts, weightEpoch: Int?) {
         let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
                       precision: precision)
+        s.require(layouts)
         DNNLConvolution.withLock {
             DNNLRuntime.applyThreadCount()
             // One row of bias sums per task (image and tile row), added up below.
@@ -160,7 +167,7 @@ enum Winograd2x3 {
                 forEachTileRow(s, channels: s.outputChannels) { n, row, block, slab in
                     let target = dm + (n * s.tilesPerImage * s.outputRow + 16 * block) * s.operandBytes
                     let sum = sums.map { $0 + (n * s.tilesY + row) * s.paddedOutputs + 16 * block }
-                    let blocked = Int32(layouts.output == .blocked16 ? 1 : 0), channels = min(16, s.outputChannels - 16 * block)
+                    let blocked = layouts.output.channelBlock, channels = min(16, s.outputChannels - 16 * block)
                     if precision == .bf16 {
                         sccam_winograd_gradient_slab(outputGradient + slab, blocked, channels, height, width,
                                                      target.assumingMemoryBound(to: UInt16.self), s.tiles * s.outputRow,
@@ -200,7 +207,7 @@ enum Winograd2x3 {
                 PhaseProfiler.measure(.winogradTransforms) {
                     forEachSlab(s, channels: s.inputChannels) { n, block, slab in
                         gradientSlab(dv + n * s.tilesPerImage * s.inputRow + 16 * block, s.tiles * s.inputRow,
-                                     s.inputRow, inputGradient + slab, layouts.input == .blocked16 ? 1 : 0,
+                                     s.inputRow, inputGradient + slab, layouts.input.channelBlock,
                                      min(16, s.inputChannels - 16 * block), height, width, accumulateInputGradient ? 1 : 0)
                     }
                 }
@@ -237,7 +244,7 @@ enum Winograd2x3 {
         PhaseProfiler.measure(.winogradTransforms) {
             forEachTileRow(s, channels: s.inputChannels) { n, row, block, slab in
                 let target = v + (n * s.tilesPerImage * s.inputRow + 16 * block) * s.operandBytes
-                let blocked = Int32(layout == .blocked16 ? 1 : 0), channels = min(16, s.inputChannels - 16 * block)
+                let blocked = layout.channelBlock, channels = min(16, s.inputChannels - 16 * block)
                 if s.precision == .bf16 {
                     sccam_winograd_input_slab(input + slab, blocked, channels, s.height, s.width,
                                               target.assumingMemoryBound(to: UInt16.self), s.tiles * s.inputRow, s.inputRow, row, 1)

@@ -70,7 +70,9 @@ public enum ChannelDropout {
     /// Multiplies each plane by its mask value, in place (forward and backward alike).
     public static func apply(mask: UnsafePointer<Float>, to values: UnsafeMutablePointer<Float>,
                              batch: Int, channels: Int, plane: Int, layout: ActivationLayout = .plain) {
-        if layout == .blocked16 { return applyBlocked(mask: mask, to: values, batch: batch, channels: channels, plane: plane) }
+        if layout != .plain {
+            return applyBlocked(mask: mask, to: values, batch: batch, channels: channels, plane: plane, block: Int(layout.channelBlock))
+        }
         PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
             let m = mask[index]
             let x = values + index * plane
@@ -82,17 +84,17 @@ public enum ChannelDropout {
         } }
     }
 
-    /// The same on nChw16c: each pixel's 16 channels times their 16 mask values.
+    /// The same on nChw16c or nChw8c: each pixel's `block` channels times their mask values.
     private static func applyBlocked(mask: UnsafePointer<Float>, to values: UnsafeMutablePointer<Float>,
-                                     batch: Int, channels: Int, plane: Int) {
-        precondition(channels % 16 == 0, "blocked dropout needs channels in whole blocks of 16, not \(channels)")
-        let blocks = channels / 16
+                                     batch: Int, channels: Int, plane: Int, block: Int) {
+        precondition(channels % block == 0, "blocked dropout needs channels in whole blocks of \(block), not \(channels)")
+        let blocks = channels / block
         PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * blocks, minimumChunk: max(1, 1024 / max(1, plane))) { index in
-            let m = mask + index * 16
-            let x = values + index * 16 * plane
+            let m = mask + index * block
+            let x = values + index * block * plane
             for i in 0..<plane {
-                let pixel = x + i * 16
-                for k in 0..<16 { pixel[k] = m[k] == 0 ? 0 : pixel[k] * m[k] }
+                let pixel = x + i * block
+                for k in 0..<block { pixel[k] = m[k] == 0 ? 0 : pixel[k] * m[k] }
             }
         } }
     }

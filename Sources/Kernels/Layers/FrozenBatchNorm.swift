@@ -31,8 +31,8 @@ public enum FrozenBatchNorm {
                                    layouts: ConvolutionLayouts = .plain) {
         if layouts != .plain {
             return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
-                sccam_affine_slab(input + slab, layouts.input == .blocked16 ? 1 : 0, output + slab,
-                                  layouts.output == .blocked16 ? 1 : 0, scale + c, shift + c, plane, relu ? 1 : 0)
+                sccam_affine_slab(input + slab, layouts.input.channelBlock, output + slab,
+                                  layouts.output.channelBlock, scale + c, shift + c, plane, relu ? 1 : 0)
             }
         }
         forEachPlane(batch: batch, channels: channels, plane: plane) { index in
@@ -56,8 +56,8 @@ public enum FrozenBatchNorm {
                                     layouts: ConvolutionLayouts = .plain) {
         if layouts != .plain {
             return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
-                sccam_affine_gradient_slab(output + slab, outputGradient + slab, layouts.output == .blocked16 ? 1 : 0,
-                                           inputGradient + slab, layouts.input == .blocked16 ? 1 : 0, scale + c, plane,
+                sccam_affine_gradient_slab(output + slab, outputGradient + slab, layouts.output.channelBlock,
+                                           inputGradient + slab, layouts.input.channelBlock, scale + c, plane,
                                            accumulate ? 1 : 0)
             }
         }
@@ -78,8 +78,8 @@ public enum FrozenBatchNorm {
                                 layouts: ConvolutionLayouts = .plain) {
         if layouts != .plain {
             return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
-                sccam_affine_gradient_slab(nil, outputGradient + slab, layouts.output == .blocked16 ? 1 : 0,
-                                           inputGradient + slab, layouts.input == .blocked16 ? 1 : 0, scale + c, plane, 0)
+                sccam_affine_gradient_slab(nil, outputGradient + slab, layouts.output.channelBlock,
+                                           inputGradient + slab, layouts.input.channelBlock, scale + c, plane, 0)
             }
         }
         forEachPlane(batch: batch, channels: channels, plane: plane) { index in

@@ -14,7 +14,7 @@ extension FrozenBatchNorm {
                                              layout: ActivationLayout) {
         if channels % 16 == 0 {
             return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
-                sccam_affine_add_relu_slab(input + slab, residual + slab, output + slab, layout == .blocked16 ? 1 : 0,
+                sccam_affine_add_relu_slab(input + slab, residual + slab, output + slab, layout.channelBlock,
                                            scale + c, shift + c, plane)
             }
         }
@@ -39,7 +39,7 @@ extension FrozenBatchNorm {
         if channels % 16 == 0 {
             return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
                 sccam_residual_gradient_slab(output + slab, outputGradient + slab, sumGradient + slab, normGradient + slab,
-                                             layout == .blocked16 ? 1 : 0, scale + c, plane)
+                                             layout.channelBlock, scale + c, plane)
             }
         }
         precondition(layout == .plain, "blocked tensors hold whole blocks of 16 channels")

@@ -28,10 +28,11 @@ public enum ActivationLayout: Hashable, Sendable {
         }
     }
 
-    /// The blocked layout oneDNN's kernels use on this CPU: nChw16c where it
-    /// has AVX-512, nChw8c below (its AVX2 and SSE4.1 kernels). Exchanging the
+    /// The blocked layout oneDNN's kernels use here: nChw16c where it
+    /// dispatches to AVX-512, nChw8c below (its AVX2 and SSE4.1 kernels; also
+    /// on an AVX-512 CPU held to AVX2 by ONEDNN_MAX_CPU_ISA). Exchanging the
     /// other one cost DeepLab-v2 0.29 s of reorders per step on Zen 3.
-    public static let blocked: ActivationLayout = CPUFeatures.current().vectorLevel >= .avx512 ? .blocked16 : .blocked8
+    public static let blocked: ActivationLayout = DNNLRuntime.instructionSet.hasPrefix("avx512") ? .blocked16 : .blocked8
 
     /// Where element (n, c, i) of an N x C x plane tensor sits (i = y W + x).
     @inline(__always)

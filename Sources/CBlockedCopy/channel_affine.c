@@ -2,9 +2,9 @@
 #include "slab_runs.h"
 #include "transpose16.h"
 
-// Channel R (< 16) of the slab at pixel I: plain, or in blocks of BLOCKED (8 or 16) channels.
+// Channel R (< 16) of the slab at pixel I: plain, or in blocks of BLOCKED (8 or 16, powers of two) channels.
 #define AT(P, BLOCKED, R, I, PLANE) \
-    (*((BLOCKED) ? (P) + ((R) / (BLOCKED)) * (BLOCKED) * (PLANE) + (I) * (BLOCKED) + (R) % (BLOCKED) : (P) + (R) * (PLANE) + (I)))
+    (*((BLOCKED) ? (P) + ((R) & -(BLOCKED)) * (PLANE) + (I) * (BLOCKED) + ((R) & ((BLOCKED) - 1)) : (P) + (R) * (PLANE) + (I)))
 
 static void affine_scalar(const float *x, int xb, float *y, int yb, const float *scale, const float *shift, long first,
                           long plane, int relu) {

@@ -19,9 +19,9 @@ typedef union {
 
 // Where lane r (< 16) of a slab's pixel lies: plain (channel planes), or in
 // blocks of `blocked` channels (16: nChw16c; 8: nChw8c, the slab's two blocks
-// `8 * plane` apart).
+// `8 * plane` apart; powers of two, so masks stand for division).
 static inline long lane_offset(int blocked, long r, long pixel, long plane) {
-    return blocked ? (r / blocked) * blocked * plane + pixel * blocked + r % blocked : r * plane + pixel;
+    return blocked ? (r & -(long)blocked) * plane + pixel * blocked + (r & (blocked - 1)) : r * plane + pixel;
 }
 
 // Lanes past `channels` read as zero (a blocked slab's padding lanes may hold

@@ -15,28 +15,28 @@ enum BatchedMatmul {
         /// The left operand lies as [batch][inner][rows], the right as [batch][columns][inner].
         var transposedLeft = false, transposedRight = false
         /// Elements from one stored row of an operand to the next (0: the row's
-        /// own length). Rows of 256 floats and multiples (1 KB) alias in the
-        /// cache as the jit sgemm packs them: Winograd pads them by 16 floats.
+        /// own length), for rows padded against cache aliasing (`Winograd2x3.Sizes.rowPadding`).
         var leftRowLength = 0, rightRowLength = 0, resultRowLength = 0
+    }
 
-        /// The descriptor of a [batch][outer][inner] operand seen as
-        /// [batch][outer][inner] (or, transposed, stored as [batch][inner][outer]).
-        func descriptor(outer: Int, inner: Int, transposed: Bool, rowLength: Int,
-                                type: dnnl_data_type_t) -> dnnl_memory_desc_t {
-            let storedRows = transposed ? inner : outer, storedLength = transposed ? outer : inner
-            let length = Int64(rowLength == 0 ? storedLength : rowLength)
-            let batchStride = Int64(storedRows) * length
-            var desc = dnnl_memory_desc_t()
-            let dims: [Int64] = [Int64(batch), Int64(outer), Int64(inner)]
-            let strides: [Int64] = transposed ? [batchStride, 1, length] : [batchStride, length, 1]
-            dims.withUnsafeBufferPointer { d in
-                strides.withUnsafeBufferPointer { t in
-                    DNNLRuntime.require(dnnl_memory_desc_init_by_strides(&desc, 3, d.baseAddress, type, t.baseAddress),
-                                        "memory_desc_init_by_strides")
-                }
+    /// The descriptor of a batch of outer x inner matrices, stored row-major
+    /// (or, transposed, as [inner][outer]) with `rowLength` elements from one
+    /// stored row to the next (0: dense).
+    static func operandDescriptor(batch: Int, outer: Int, inner: Int, transposed: Bool, rowLength: Int,
+                                  type: dnnl_data_type_t) -> dnnl_memory_desc_t {
+        let storedRows = transposed ? inner : outer, storedLength = transposed ? outer : inner
+        let length = Int64(rowLength == 0 ? storedLength : rowLength)
+        let batchStride = Int64(storedRows) * length
+        var desc = dnnl_memory_desc_t()
+        let dims: [Int64] = [Int64(batch), Int64(outer), Int64(inner)]
+        let strides: [Int64] = transposed ? [batchStride, 1, length] : [batchStride, length, 1]
+        dims.withUnsafeBufferPointer { d in
+            strides.withUnsafeBufferPointer { t in
+                DNNLRuntime.require(dnnl_memory_desc_init_by_strides(&desc, 3, d.baseAddress, type, t.baseAddress),
+                                    "memory_desc_init_by_strides")
             }
-            return desc
         }
+        return desc
     }
 
     final class Plan {
@@ -46,12 +46,12 @@ enum BatchedMatmul {
 
         init(_ shape: Shape) throws {
             let type = shape.operands == .bf16 ? dnnl_bf16 : dnnl_f32
-            var leftDesc = shape.descriptor(outer: shape.rows, inner: shape.inner, transposed: shape.transposedLeft,
-                                            rowLength: shape.leftRowLength, type: type)
-            var rightDesc = shape.descriptor(outer: shape.inner, inner: shape.columns, transposed: shape.transposedRight,
-                                             rowLength: shape.rightRowLength, type: type)
-            var resultDesc = shape.descriptor(outer: shape.rows, inner: shape.columns, transposed: false,
-                                              rowLength: shape.resultRowLength, type: dnnl_f32)
+            var leftDesc = operandDescriptor(batch: shape.batch, outer: shape.rows, inner: shape.inner, transposed: shape.transposedLeft,
+                                             rowLength: shape.leftRowLength, type: type)
+            var rightDesc = operandDescriptor(batch: shape.batch, outer: shape.inner, inner: shape.columns,
+                                              transposed: shape.transposedRight, rowLength: shape.rightRowLength, type: type)
+            var resultDesc = operandDescriptor(batch: shape.batch, outer: shape.rows, inner: shape.columns, transposed: false,
+                                               rowLength: shape.resultRowLength, type: dnnl_f32)
             var op = dnnl_matmul_desc_t()
             try DNNLRuntime.check(dnnl_matmul_desc_init(&op, &leftDesc, &rightDesc, nil, &resultDesc), "matmul_desc_init")
             var descriptor: dnnl_primitive_desc_t?

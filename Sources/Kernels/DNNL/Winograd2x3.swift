@@ -299,8 +299,8 @@ enum Winograd2x3 {
     private static func layoutNumber(_ s: Sizes) -> Int {
         let key = s.paddedInputs << 32 | s.paddedOutputs << 1 | (s.precision == .bf16 ? 1 : 0)
         if let number = layoutNumbers[key] { return number }
-        var desc = s.forwardProduct.descriptor(outer: s.paddedInputs, inner: s.paddedOutputs, transposed: false,
-                                               rowLength: s.outputRow, type: s.precision == .bf16 ? dnnl_bf16 : dnnl_f32)
+        var desc = BatchedMatmul.operandDescriptor(batch: 16, outer: s.paddedInputs, inner: s.paddedOutputs, transposed: false,
+                                                   rowLength: s.outputRow, type: s.precision == .bf16 ? dnnl_bf16 : dnnl_f32)
         let number = ConvertedWeights.layoutNumber(&desc)
         layoutNumbers[key] = number
         return number

@@ -9,7 +9,7 @@ public enum NetworkBenchmark {
     /// One way of computing the convolutions that the bench times.
     public struct Variant: Sendable {
         public let path: ConvolutionPath
-        /// oneDNN's algorithm for float32; in bf16 and on AVX2, Winograd is ours (`Winograd2x3`) where it wins (ignored by im2col).
+        /// oneDNN's algorithm for float32; in bf16 and on AVX2, Winograd is ours (`WinogradConvolution`) where it wins (ignored by im2col).
         public let algorithm: ConvolutionAlgorithm
         /// How oneDNN runs the dilated layers (ignored by im2col).
         public let dilated: DilatedConvolutions

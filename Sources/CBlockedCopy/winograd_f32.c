@@ -1,90 +1,8 @@
 #include "winograd_f32.h"
-#include <immintrin.h>
-#include <string.h>
+#include "winograd_pixels.h"
 
-// A slab's 16 channels as one generic vector: the compiler lowers each
-// operation to two 8-float AVX2 instructions. The arithmetic of every
-// transform is written once, below, in the order of winograd_bf16.c, so both
-// precisions round their transforms alike.
-typedef float v16 __attribute__((vector_size(64)));
-#define AVX2 __attribute__((target("avx2,fma")))
-// The helpers that pass v16 by value are static and inlined: no call crosses an ABI boundary.
-#pragma clang diagnostic ignored "-Wpsabi"
-
-// The two 8-float halves of a v16, for the AVX2 intrinsics the generic vectors have no form of.
-typedef union {
-    v16 whole;
-    __m256 half[2];
-} halves;
-
-// Where lane r (< 16) of a slab's pixel lies: plain (channel planes), or in
-// blocks of `blocked` channels (16: nChw16c; 8: nChw8c, the slab's two blocks
-// `8 * plane` apart; powers of two, so masks stand for division).
-static inline long lane_offset(int blocked, long r, long pixel, long plane) {
-    return blocked ? (r & -(long)blocked) * plane + pixel * blocked + (r & (blocked - 1)) : r * plane + pixel;
-}
-
-// Lanes past `channels` read as zero (a blocked slab's padding lanes may hold
-// anything). A full blocked slab is one or two plain loads; a full plain slab
-// two AVX2 gathers across its channel planes; a partial one is collected in
-// memory first and read as a whole (writing single lanes of a vector would
-// make every lane's store stall the next read).
-AVX2 static inline v16 load_pixel(const float *x, int blocked, long pixel, long plane, long channels) {
-    v16 v;
-    if (blocked == 16 && channels == 16) {
-        memcpy(&v, x + pixel * 16, sizeof v);
-        return v;
-    }
-    if (blocked == 8 && channels == 16) {
-        halves h = {.half = {_mm256_loadu_ps(x + pixel * 8), _mm256_loadu_ps(x + 8 * plane + pixel * 8)}};
-        return h.whole;
-    }
-    if (!blocked && channels == 16) {
-        const __m256i low = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)plane));
-        const __m256i high = _mm256_add_epi32(low, _mm256_set1_epi32(8 * (int)plane));
-        halves h = {.half = {_mm256_i32gather_ps(x + pixel, low, 4), _mm256_i32gather_ps(x + pixel, high, 4)}};
-        return h.whole;
-    }
-    float lanes[16] __attribute__((aligned(32))) = {0};
-    for (long r = 0; r < channels; r++) lanes[r] = x[lane_offset(blocked, r, pixel, plane)];
-    memcpy(&v, lanes, sizeof v);
-    return v;
-}
-
-AVX2 static inline void store_pixel(float *y, int blocked, long pixel, long plane, long channels, v16 v, int accumulate) {
-    if (blocked == 16 && channels == 16) {
-        float *p = y + pixel * 16;
-        if (accumulate) {
-            v16 old;
-            memcpy(&old, p, sizeof old);
-            v += old;
-        }
-        memcpy(p, &v, sizeof v);
-    } else if (blocked == 8 && channels == 16) {
-        halves h = {.whole = v};
-        float *low = y + pixel * 8, *high = y + 8 * plane + pixel * 8;
-        if (accumulate) {
-            h.half[0] = _mm256_add_ps(_mm256_loadu_ps(low), h.half[0]);
-            h.half[1] = _mm256_add_ps(_mm256_loadu_ps(high), h.half[1]);
-        }
-        _mm256_storeu_ps(low, h.half[0]);
-        _mm256_storeu_ps(high, h.half[1]);
-    } else {
-        for (long r = 0; r < channels; r++) {
-            float *p = y + lane_offset(blocked, r, pixel, plane);
-            *p = accumulate ? *p + v[r] : v[r];
-        }
-    }
-}
-
-AVX2 static inline v16 load(const float *p) {
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-AVX2 static inline void store(float *p, v16 v) { memcpy(p, &v, sizeof v); }
-
+// The arithmetic of every F(2x2, 3x3) transform is written once, below, in
+// the order of winograd_bf16.c, so both precisions round their transforms alike.
 AVX2 void sccam_winograd_f32_input_slab(const float *x, int blocked, long channels, long height, long width, float *v,
                                         long element_stride, long row_stride, long first_tile_row, long tile_rows) {
     const long plane = height * width, tiles_x = (width + 1) / 2;
@@ -181,10 +99,7 @@ AVX2 void sccam_winograd_f32_input_gradient_slab(const float *dv, long element_s
                                                  long channels, long height, long width, int accumulate) {
     const long plane = height * width;
     // The windows overlap, so every tile adds: clear the slab first unless accumulating.
-    if (!accumulate) {
-        if (blocked) memset(dx, 0, (size_t)plane * 16 * sizeof(float));
-        else for (long r = 0; r < channels; r++) memset(dx + r * plane, 0, (size_t)plane * sizeof(float));
-    }
+    if (!accumulate) clear_slab(dx, blocked, channels, plane);
     const long tiles_y = (height + 1) / 2, tiles_x = (width + 1) / 2;
     for (long ty = 0; ty < tiles_y; ty++) {
         for (long tx = 0; tx < tiles_x; tx++) {

@@ -143,7 +143,7 @@ final class DNNLConvolutionTests: XCTestCase {
         compare(precision: .fp32, algorithm: .direct, dilated: .phases, tolerance: 1e-5)
         compare(precision: .fp32, algorithm: .winograd, winogradMinimumChannels: 1, dilated: .phases, tolerance: 1e-5)
         compare(precision: .bf16, dilated: .phases, tolerance: 1e-5)
-        // Our bf16 Winograd on the phase frames: within bf16's rounding of its transforms (Winograd2x3Tests).
+        // Our bf16 Winograd on the phase frames: within bf16's rounding of its transforms (WinogradConvolutionTests).
         compare(precision: .bf16, algorithm: .winograd, winogradMinimumChannels: 1, dilated: .phases, tolerance: 1e-2)
     }
 
@@ -309,23 +309,23 @@ final class DNNLConvolutionTests: XCTestCase {
         let wider = ConvolutionGeometry(inputChannels: 128, outputChannels: 128, kernel: 3, padding: 4, dilation: 4)
         let widerPhases = DilationPhases(wider, height: 28, width: 28)!
         XCTAssertEqual(kernel(wider, .bf16, .winograd),
-                       Winograd2x3.winsOnThisCPU ? .phases(widerPhases, .winograd)
+                       WinogradConvolution.winsOnThisCPU ? .phases(widerPhases, .winograd)
                            : DNNLRuntime.hasAMX ? .phases(widerPhases, .direct) : .oneDNN(.direct))
-        XCTAssertEqual(kernel(wide, .fp32, .winograd, .dilated), .oneDNN(Winograd2x3.runsFloat32Here ? .direct : .winograd),
+        XCTAssertEqual(kernel(wide, .fp32, .winograd, .dilated), .oneDNN(WinogradConvolution.runsFloat32Here ? .direct : .winograd),
                        "oneDNN's Winograd resolves per pass (direct for dilated layers); ours is asked only where it fits")
         XCTAssertEqual(kernel(wide, .fp32, .direct, .phases), .phases(phases, .direct))
     }
 
     /// Where oneDNN has no Winograd kernels (AVX2), float32 runs ours on the
     /// 3x3 stride-1 layers wide enough, the dilated ones on their phase
-    /// frames (laid out for its 2x2 tiles), and oneDNN's direct kernels on the rest.
+    /// frames (laid out for its 4x4 tiles), and oneDNN's direct kernels on the rest.
     func testFloat32WinogradIsOursWhereOneDNNHasNone() throws {
-        try XCTSkipUnless(Winograd2x3.runsFloat32Here, "oneDNN has Winograd kernels of its own here (\(DNNLRuntime.instructionSet))")
+        try XCTSkipUnless(WinogradConvolution.runsFloat32Here, "oneDNN has Winograd kernels of its own here (\(DNNLRuntime.instructionSet))")
         func kernel(_ c: Case, minimumChannels: Int = 64, dilated: DilatedConvolutions = .auto) -> String {
             OneDNNConvolutionEngine(algorithm: .winograd, winogradMinimumChannels: minimumChannels, dilatedConvolutions: dilated)
                 .forwardImplementation(c.geometry, batch: c.batch, height: c.height, width: c.width, hasBias: c.bias)
         }
-        let ours = Winograd2x3.kernelName(.fp32)
+        let ours = WinogradConvolution.kernelName(.fp32, .fourByFour)
         XCTAssertTrue(kernel(Self.cases[10]).hasPrefix(ours), kernel(Self.cases[10]))
         XCTAssertFalse(kernel(Self.cases[0]).contains("wino"), "16 to 32 channels: too thin for Winograd to pay")
         XCTAssertTrue(kernel(Self.cases[0], minimumChannels: 1).hasPrefix(ours))
@@ -335,12 +335,12 @@ final class DNNLConvolutionTests: XCTestCase {
         XCTAssertFalse(kernel(Self.cases[4], minimumChannels: 1, dilated: .dilated).contains("wino"))
         let onPhases = kernel(Self.cases[4], minimumChannels: 1)
         XCTAssertTrue(onPhases.contains("phases") && onPhases.contains(ours), onPhases)
-        XCTAssertEqual(ConvolutionAlgorithm.winograd.outputTile(precision: .fp32), 2)
+        XCTAssertEqual(ConvolutionAlgorithm.winograd.outputTile(precision: .fp32), 4)
     }
 
     /// Where oneDNN has Winograd kernels (AVX-512), eligible layers use them and
     /// the others (strided, dilated, 1x1) fall back to direct ones; bf16 runs
-    /// `Winograd2x3` on AVX512-BF16 CPUs.
+    /// `WinogradConvolution` on AVX512-BF16 CPUs.
     func testWinogradRunsWhereOneDNNHasItAndDirectElsewhere() throws {
         try XCTSkipUnless(DNNLRuntime.hasWinograd, "oneDNN has no Winograd kernels for this CPU (\(DNNLRuntime.instructionSet))")
         func kernel(_ c: Case, _ precision: ConvolutionPrecision, _ algorithm: ConvolutionAlgorithm, minimumChannels: Int = 64,
@@ -354,8 +354,8 @@ final class DNNLConvolutionTests: XCTestCase {
         XCTAssertFalse(kernel(wide, .fp32, .direct).contains("wino"))
         XCTAssertFalse(kernel(wide, .bf16, .direct).contains("wino"))
         XCTAssertFalse(kernel(wide, .bf16, .winograd).contains("wino"), "64 channels: too thin for bf16's Winograd")
-        XCTAssertEqual(kernel(wide, .bf16, .winograd, minimumChannels: 32).contains(Winograd2x3.kernelName(.bf16)),
-                       Winograd2x3.winsOnThisCPU,
+        XCTAssertEqual(kernel(wide, .bf16, .winograd, minimumChannels: 32).contains(WinogradConvolution.kernelName(.bf16, .twoByTwo)),
+                       WinogradConvolution.winsOnThisCPU,
                        "oneDNN's Winograd is float32 only; bf16 runs ours where the CPU's bf16 is AVX512-BF16, from twice the threshold")
         XCTAssertFalse(kernel(Self.cases[0], .fp32, .winograd).contains("wino"), "16 to 32 channels: too thin for Winograd to pay")
         XCTAssertTrue(kernel(Self.cases[0], .fp32, .winograd, minimumChannels: 1).contains("wino"),

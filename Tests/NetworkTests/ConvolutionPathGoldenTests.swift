@@ -33,7 +33,7 @@ final class ConvolutionPathGoldenTests: XCTestCase, GoldenComparing {
 
     /// The golden networks are too thin for the default's Winograd threshold
     /// (64 channels); here every layer with a Winograd form uses it (oneDNN's
-    /// F(4x4, 3x3) on AVX-512, ours F(2x2, 3x3) on AVX2).
+    /// F(4x4, 3x3) on AVX-512, ours on AVX2).
     /// The dilated layers then run Winograd on their phase images, as the full-width networks' do.
     func testEveryGoldenWithWinogradOnEveryEligibleLayer() throws {
         try everyGolden(on: Compute(algorithm: .winograd, winogradMinimumChannels: 1))
@@ -63,7 +63,7 @@ final class ConvolutionPathGoldenTests: XCTestCase, GoldenComparing {
     /// bf16 with our Winograd F(2x2, 3x3) on every 3x3 layer (the dilated ones
     /// on their phase images), where the CPU runs it (AVX512-BF16 without AMX).
     func testEveryGoldenInBFloat16Winograd() throws {
-        try XCTSkipUnless(Winograd2x3.winsOnThisCPU, "bf16 Winograd runs only where the CPU's bf16 is AVX512-BF16")
+        try XCTSkipUnless(WinogradConvolution.winsOnThisCPU, "bf16 Winograd runs only where the CPU's bf16 is AVX512-BF16")
         try everyGolden(on: Compute(precision: .bf16, algorithm: .winograd, winogradMinimumChannels: 1))
     }
 

@@ -15,7 +15,7 @@ enum BatchedMatmul {
         /// The left operand lies as [batch][inner][rows], the right as [batch][columns][inner].
         var transposedLeft = false, transposedRight = false
         /// Elements from one stored row of an operand to the next (0: the row's
-        /// own length), for rows padded against cache aliasing (`Winograd2x3.Sizes.rowPadding`).
+        /// own length), for rows padded against cache aliasing (`WinogradConvolution.Sizes.rowPadding`).
         var leftRowLength = 0, rightRowLength = 0, resultRowLength = 0
     }
 

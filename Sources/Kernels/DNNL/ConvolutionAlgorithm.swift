@@ -4,7 +4,7 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
     /// float32: oneDNN's F(4x4, 3x3) where it implements it (3x3 kernels,
     /// stride 1, no dilation, AVX-512), 4x fewer multiplies at errors about
     /// 2-3x the direct kernels' (inside the goldens' 1e-5); on AVX2 CPUs our
-    /// F(2x2, 3x3) on oneDNN's float32 matmul (`Winograd2x3`), 2.25x fewer.
+    /// F(4x4, 3x3) on oneDNN's float32 matmul (`WinogradConvolution`), the same 4x.
     /// bf16: our F(2x2, 3x3) with bf16 products on CPUs whose bf16 is
     /// AVX512-BF16, 2.25x fewer multiplies.
     case winograd
@@ -19,7 +19,7 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
     /// fell to 0.6-0.7x at 16-32 channels, the 3- and 8-channel stems to
     /// 0.4-0.9x, and the width-1/16 demo took 157 s instead of 139 s.
     /// oneDNN's Winograd is float32 only; bf16 runs our F(2x2, 3x3) with bf16
-    /// products (`Winograd2x3`) on 3x3 layers where the CPU's bf16 is
+    /// products (`WinogradConvolution`) on 3x3 layers where the CPU's bf16 is
     /// AVX512-BF16 (measured there), oneDNN's direct kernels elsewhere. bf16's
     /// products run at twice float32's rate while the transforms cost the same
     /// per channel, so its threshold is twice float32's: measured per layer on
@@ -33,19 +33,19 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Codable, Sendable {
         case .fp32:
             guard narrowest >= winogradMinimumChannels else { return .direct }
             // oneDNN runs its direct kernels where it has no Winograd one; ours is asked only where it fits.
-            return !Winograd2x3.runsFloat32Here || Winograd2x3.fits(g) ? .winograd : .direct
+            return !WinogradConvolution.runsFloat32Here || WinogradConvolution.fits(g) ? .winograd : .direct
         case .bf16:
-            return Winograd2x3.fits(g) && Winograd2x3.winsOnThisCPU && narrowest >= 2 * winogradMinimumChannels
+            return WinogradConvolution.fits(g) && WinogradConvolution.winsOnThisCPU && narrowest >= 2 * winogradMinimumChannels
                 ? .winograd : .direct
         }
     }
 
     /// The output tile, in pixels a side, that a 3x3 layer's kernel rounds
-    /// each image up to: oneDNN's F(4x4, 3x3) in float32 on AVX-512, our
-    /// F(2x2, 3x3) in bf16 and on AVX2; 1 for the direct kernels, which do no rounding.
+    /// each image up to: F(4x4, 3x3) in float32 (oneDNN's on AVX-512, ours on
+    /// AVX2), our F(2x2, 3x3) in bf16; 1 for the direct kernels, which do no rounding.
     public func outputTile(precision: ConvolutionPrecision) -> Int {
         guard self == .winograd else { return 1 }
-        return Winograd2x3.runs(precision, self) ? 2 : 4
+        return WinogradConvolution.runs(precision, self) ? WinogradConvolution.tile(precision).outputSize : 4
     }
 
     /// The fewest input and output channels a layer needs to run Winograd, measured as above.

@@ -32,8 +32,8 @@ public enum DNNLConvolution {
                                bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
                                layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
-        if Winograd2x3.runs(precision, algorithm) {
-            return Winograd2x3.forward(g, precision: precision, weight: weight, bias: bias, input: input, batch: batch, height: height, width: width,
+        if WinogradConvolution.runs(precision, algorithm) {
+            return WinogradConvolution.forward(g, precision: precision, weight: weight, bias: bias, input: input, batch: batch, height: height, width: width,
                                             output: output, accumulate: accumulate, layouts: layouts, weightEpoch: weightEpoch)
         }
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
@@ -48,8 +48,8 @@ public enum DNNLConvolution {
                                      outputGradient: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                                      inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
                                      layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
-        if Winograd2x3.runs(precision, algorithm) {
-            return Winograd2x3.backward(g, precision: precision, input: nil, weight: weight, outputGradient: outputGradient, batch: batch,
+        if WinogradConvolution.runs(precision, algorithm) {
+            return WinogradConvolution.backward(g, precision: precision, input: nil, weight: weight, outputGradient: outputGradient, batch: batch,
                                              height: height, width: width, weightGradient: nil, weightGradientLayout: .plain,
                                              biasGradient: nil, accumulateWeightGradient: false, inputGradient: inputGradient,
                                              accumulateInputGradient: accumulate, layouts: layouts, weightEpoch: weightEpoch)
@@ -66,8 +66,8 @@ public enum DNNLConvolution {
                                       weightGradient: UnsafeMutablePointer<Float>, weightGradientLayout: WeightGradientLayout,
                                       biasGradient: UnsafeMutablePointer<Float>?, accumulate: Bool,
                                       layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm) {
-        if Winograd2x3.runs(precision, algorithm) {
-            return Winograd2x3.backward(g, precision: precision, input: input, weight: nil, outputGradient: outputGradient, batch: batch,
+        if WinogradConvolution.runs(precision, algorithm) {
+            return WinogradConvolution.backward(g, precision: precision, input: input, weight: nil, outputGradient: outputGradient, batch: batch,
                                              height: height, width: width, weightGradient: weightGradient,
                                              weightGradientLayout: weightGradientLayout, biasGradient: biasGradient,
                                              accumulateWeightGradient: accumulate, inputGradient: nil, accumulateInputGradient: false,
@@ -92,8 +92,8 @@ public enum DNNLConvolution {
                          biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool,
                          inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
                          layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
-        if Winograd2x3.runs(precision, algorithm) {
-            return Winograd2x3.backward(g, precision: precision, input: input, weight: weight, outputGradient: outputGradient, batch: batch,
+        if WinogradConvolution.runs(precision, algorithm) {
+            return WinogradConvolution.backward(g, precision: precision, input: input, weight: weight, outputGradient: outputGradient, batch: batch,
                                              height: height, width: width, weightGradient: weightGradient,
                                              weightGradientLayout: weightGradientLayout, biasGradient: biasGradient,
                                              accumulateWeightGradient: accumulateWeightGradient, inputGradient: inputGradient,
@@ -130,8 +130,8 @@ public enum DNNLConvolution {
     /// on, e.g. "jit_wino_4x3:avx512_core" or "jit:avx2" (its plan is cached).
     static func forwardImplementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int,
                                              width: Int, hasBias: Bool, algorithm: ConvolutionAlgorithm) -> String {
-        if Winograd2x3.runs(precision, algorithm) {
-            return lock.withLock { Winograd2x3.implementation(g, precision: precision, batch: batch, height: height, width: width) }
+        if WinogradConvolution.runs(precision, algorithm) {
+            return lock.withLock { WinogradConvolution.implementation(g, precision: precision, batch: batch, height: height, width: width) }
         }
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       algorithm: algorithm, hasBias: hasBias, accumulate: false)

@@ -155,16 +155,16 @@ public enum DNNLRuntime {
     }()
 
     /// Whether float32 3x3 layers have a Winograd kernel here: oneDNN's
-    /// (AVX-512) or ours (`Winograd2x3`, AVX2).
-    public static var hasFloat32Winograd: Bool { hasWinograd || Winograd2x3.runsFloat32Here }
+    /// (AVX-512) or ours (`WinogradConvolution`, AVX2).
+    public static var hasFloat32Winograd: Bool { hasWinograd || WinogradConvolution.runsFloat32Here }
 
     /// What `--convolution-algorithm` does here, in a few words.
     public static var winogradMode: String {
         (hasWinograd ? "Winograd on 3x3 stride-1 float32 layers (\(instructionSet))"
-            : Winograd2x3.runsFloat32Here
-            ? "Winograd on 3x3 stride-1 float32 layers (ours, F(2x2, 3x3) on oneDNN's float32 matmul; oneDNN has none for \(instructionSet))"
+            : WinogradConvolution.runsFloat32Here
+            ? "Winograd on 3x3 stride-1 float32 layers (ours, F(4x4, 3x3) on oneDNN's float32 matmul; oneDNN has none for \(instructionSet))"
             : "no Winograd kernels for \(instructionSet); direct everywhere")
-            + (Winograd2x3.winsOnThisCPU ? " and bf16 ones (ours, F(2x2, 3x3) on oneDNN's bf16 matmul)" : "")
+            + (WinogradConvolution.winsOnThisCPU ? " and bf16 ones (ours, F(2x2, 3x3) on oneDNN's bf16 matmul)" : "")
     }
 
     /// How bf16 runs here, in a few words.

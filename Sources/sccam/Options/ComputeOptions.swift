@@ -44,7 +44,7 @@ struct ComputeOptions: ParsableArguments {
             (thinner ones lose to the transforms): 4x fewer multiplies there, the direct kernels on every \
             other layer. Its float32 errors are about 2-3x the direct kernels' and stay within 1e-5 of the \
             goldens. On AVX2 CPUs, where oneDNN has no Winograd kernels, the same layers run our float32 \
-            Winograd F(2x2, 3x3) on oneDNN's matmul (2.25x fewer multiplies). In bf16 on CPUs whose bf16 is AVX512-BF16 (not AMX), the 3x3 stride-1 layers with 128 \
+            Winograd F(4x4, 3x3) on oneDNN's matmul (the same 4x, errors inside the same bound). In bf16 on CPUs whose bf16 is AVX512-BF16 (not AMX), the 3x3 stride-1 layers with 128 \
             input and output channels or more run our Winograd F(2x2, 3x3) with bf16 products (2.25x fewer \
             multiplies; the transformed operands are rounded to bf16 instead of the raw ones, errors inside \
             the goldens' bf16 bounds). With either, dilated \

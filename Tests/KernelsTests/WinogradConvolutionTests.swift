@@ -2,15 +2,18 @@
 import TestSupport
 import XCTest
 
-/// Our Winograd F(2x2, 3x3) convolution, bf16 and float32, against the
-/// im2col reference. On small integers every value it rounds (transformed
-/// inputs, gradients and weights: integers up to 32 and quarters up to 5) is
-/// exact in bf16 and every sum exact in float32, so there it must equal the
-/// reference to the last bit, which any wrong transform, index or edge
-/// breaks. On random values it must stay within the precision's rounding.
+/// Our Winograd convolutions, F(2x2, 3x3) in bf16 and float32 and F(4x4, 3x3)
+/// in float32, against the im2col reference. On small integers every value
+/// F(2x2, 3x3) rounds (transformed inputs, gradients and weights: integers up
+/// to 32 and quarters up to 5) is exact in bf16 and every sum exact in
+/// float32, so there it must equal the reference to the last bit, which any
+/// wrong transform, index or edge breaks. F(4x4, 3x3)'s weight transform
+/// divides by 6 and 24, so it cannot be exact; a wrong index or edge still
+/// shows as an error of the order of the values, a million times its bound.
+/// On random values both must stay within the precision's rounding.
 /// The kernels are called directly, so the float32 ones are tested on AVX-512
 /// CPUs too, where the engine sends float32 Winograd to oneDNN's own.
-final class Winograd2x3Tests: XCTestCase {
+final class WinogradConvolutionTests: XCTestCase {
     private var generator = SeededGenerator(seed: 31)
 
     struct Case {
@@ -43,7 +46,7 @@ final class Winograd2x3Tests: XCTestCase {
 
     private struct Results { var y, dx, dw, db: [Float] }
 
-    private func run(_ c: Case, winograd: Bool, precision: ConvolutionPrecision, x: [Float], w: [Float], b: [Float], dy: [Float], start: Results, accumulate: Bool) -> Results {
+    private func run(_ c: Case, winograd: Bool, precision: ConvolutionPrecision, tile: WinogradConvolution.Tile, x: [Float], w: [Float], b: [Float], dy: [Float], start: Results, accumulate: Bool) -> Results {
         let g = ConvolutionGeometry(inputChannels: c.inputChannels, outputChannels: c.outputChannels, kernel: 3, padding: 1)
         let plane = c.height * c.width
         func laid(_ values: [Float], _ layout: ActivationLayout, _ channels: Int) -> [Float] {
@@ -65,13 +68,14 @@ final class Winograd2x3Tests: XCTestCase {
         var scratch = [Float](repeating: 0, count: g.scratchCount(height: c.height, width: c.width))
         let bias = c.bias ? b : nil
         if winograd {
-            Winograd2x3.forward(g, precision: precision, weight: w, bias: bias, input: xs, batch: c.batch, height: c.height,
-                                width: c.width, output: &y, accumulate: accumulate, layouts: layouts, weightEpoch: nil)
+            WinogradConvolution.forward(g, precision: precision, weight: w, bias: bias, input: xs, batch: c.batch, height: c.height,
+                                width: c.width, output: &y, accumulate: accumulate, layouts: layouts, weightEpoch: nil, tile: tile)
             db.withUnsafeMutableBufferPointer { db in
-                Winograd2x3.backward(g, precision: precision, input: xs, weight: w, outputGradient: dys, batch: c.batch,
+                WinogradConvolution.backward(g, precision: precision, input: xs, weight: w, outputGradient: dys, batch: c.batch,
                                      height: c.height, width: c.width, weightGradient: &dw, weightGradientLayout: gradientLayout,
                                      biasGradient: c.bias ? db.baseAddress : nil, accumulateWeightGradient: accumulate,
-                                     inputGradient: &dx, accumulateInputGradient: accumulate, layouts: layouts, weightEpoch: nil)
+                                     inputGradient: &dx, accumulateInputGradient: accumulate, layouts: layouts, weightEpoch: nil,
+                                     tile: tile)
             }
         } else {
             let engine = Im2colConvolutionEngine()
@@ -94,8 +98,9 @@ final class Winograd2x3Tests: XCTestCase {
         return zip(a, b).map { Double(abs($0 - $1)) }.max()! / scale
     }
 
-    private func compare(_ precision: ConvolutionPrecision, values: () -> Float, tolerance: Double) throws {
-        try XCTSkipUnless(Winograd2x3.isAvailable(precision),
+    private func compare(_ precision: ConvolutionPrecision, tile: WinogradConvolution.Tile = .twoByTwo, values: () -> Float,
+                         tolerance: Double) throws {
+        try XCTSkipUnless(WinogradConvolution.isAvailable(precision),
                           precision == .bf16 ? "the bf16 Winograd kernels need AVX-512 and oneDNN's bf16 matmul"
                                              : "the float32 Winograd kernels need AVX2")
         for c in Self.cases where precision == .fp32 || (c.layouts.input != .blocked8 && c.layouts.output != .blocked8) {
@@ -108,9 +113,9 @@ final class Winograd2x3Tests: XCTestCase {
                               dw: (0..<w.count).map { _ in values() }, db: b.map { -$0 })
                     : Results(y: [Float](repeating: 9, count: outputs), dx: [Float](repeating: 9, count: inputs),
                               dw: [Float](repeating: 9, count: w.count), db: [Float](repeating: 9, count: b.count))
-                let reference = run(c, winograd: false, precision: precision, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
-                let ours = run(c, winograd: true, precision: precision, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
-                let label = "\(c) accumulate \(accumulate)"
+                let reference = run(c, winograd: false, precision: precision, tile: tile, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
+                let ours = run(c, winograd: true, precision: precision, tile: tile, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
+                let label = "F(\(tile.name)) \(c) accumulate \(accumulate)"
                 XCTAssertLessThanOrEqual(relativeError(ours.y, reference.y), tolerance, "forward, \(label)")
                 XCTAssertLessThanOrEqual(relativeError(ours.dx, reference.dx), tolerance, "input gradient, \(label)")
                 XCTAssertLessThanOrEqual(relativeError(ours.dw, reference.dw), tolerance, "weight gradient, \(label)")
@@ -128,12 +133,32 @@ final class Winograd2x3Tests: XCTestCase {
         try compare(.bf16, values: { Float.random(in: -1...1, using: &generator) }, tolerance: 1e-2)
     }
 
-    func testFloat32ExactOnSmallIntegers() throws {
-        try compare(.fp32, values: { Float(Int.random(in: -2...2, using: &generator)) }, tolerance: 0)
+    func testFloat32TwoByTwoExactOnSmallIntegers() throws {
+        try compare(.fp32, tile: .twoByTwo, values: { Float(Int.random(in: -2...2, using: &generator)) }, tolerance: 0)
+    }
+
+    /// Measured here: at most 1.6e-6 of the largest magnitude (an input gradient); Lavin and Gray's points gave 3.5e-6.
+    func testFloat32FourByFourOnSmallIntegers() throws {
+        try compare(.fp32, tile: .fourByFour, values: { Float(Int.random(in: -2...2, using: &generator)) }, tolerance: 5e-6)
     }
 
     /// The goldens' float32 bound.
     func testWithinFloat32RoundingOnRandomValues() throws {
-        try compare(.fp32, values: { Float.random(in: -1...1, using: &generator) }, tolerance: 1e-5)
+        for tile in [WinogradConvolution.Tile.twoByTwo, .fourByFour] {
+            try compare(.fp32, tile: tile, values: { Float.random(in: -1...1, using: &generator) }, tolerance: 1e-5)
+        }
+    }
+
+    /// The tile each precision runs, per map size: float32 keeps F(2x2, 3x3)
+    /// only where it needs fewer products (16 per 2x2 tile against 36 per 4x4).
+    func testEachPrecisionsTilePerMapSize() {
+        XCTAssertEqual(WinogradConvolution.tile(.bf16), .twoByTwo)
+        XCTAssertEqual(WinogradConvolution.tile(.fp32), .fourByFour)
+        XCTAssertEqual(WinogradConvolution.tile(.bf16, height: 56, width: 56), .twoByTwo)
+        for (height, width, tile) in [(1, 1, WinogradConvolution.Tile.twoByTwo), (2, 2, .twoByTwo), (1, 8, .twoByTwo), (2, 9, .twoByTwo),
+                                      (3, 3, .fourByFour), (5, 5, .fourByFour), (7, 7, .fourByFour), (4, 40, .fourByFour),
+                                      (21, 21, .fourByFour), (112, 112, .fourByFour)] {
+            XCTAssertEqual(WinogradConvolution.tile(.fp32, height: height, width: width), tile, "\(height)x\(width)")
+        }
     }
 }

@@ -2,26 +2,69 @@ import CBlockedCopy
 import CDNNL
 
 /// 3x3 convolutions (stride 1, padding 1, undilated, or dilated ones on their
-/// phase images) as Winograd F(2x2, 3x3): for each of the 16 elements of a 4x4
-/// tile, one product of tiles x input channels by input x output channels on
-/// `BatchedMatmul`, 2.25x fewer multiplies than the direct convolution. Ours,
-/// in the two places oneDNN 2.6 has no Winograd:
+/// phase images) as Winograd convolutions: for each element of the
+/// Winograd-domain tile, one product of tiles x input channels by input x
+/// output channels on `BatchedMatmul`. Ours, in the two places oneDNN 2.6 has
+/// no Winograd:
 ///
-/// - bf16 on AVX512-BF16: the transforms (`winograd_bf16.h`) run in float32
-///   and round their outputs to bf16, so the products see the transformed
-///   operands rounded once, where the direct kernels see the raw ones rounded
-///   once; both accumulate in float32. oneDNN's direct bf16 kernels already
-///   run at 90-93% of the dot-product peak there, so this is the only way to
-///   fewer cycles.
-/// - float32 on AVX2 (oneDNN's F(4x4, 3x3) is AVX-512 only): the transforms
-///   (`winograd_f32.h`) and products in float32. oneDNN's direct AVX2 kernels
-///   run at about 65% of the FMA peak, its float32 matmul at 50-80%.
+/// - bf16 on AVX512-BF16, F(2x2, 3x3) (16 elements, 2.25x fewer multiplies
+///   than the direct convolution): the transforms (`winograd_bf16.h`) run in
+///   float32 and round their outputs to bf16, so the products see the
+///   transformed operands rounded once, where the direct kernels see the raw
+///   ones rounded once; both accumulate in float32. oneDNN's direct bf16
+///   kernels already run at 90-93% of the dot-product peak there, so this is
+///   the only way to fewer cycles. F(4x4, 3x3)'s larger constants would lose
+///   bf16's 8 bits.
+/// - float32 on AVX2 (oneDNN's own Winograd is AVX-512 only), F(4x4, 3x3)
+///   (36 elements, 4x fewer multiplies; `winograd4x3_f32.h`), as oneDNN's on
+///   AVX-512. oneDNN's direct AVX2 kernels run at about 65% of the FMA peak,
+///   its float32 matmul at 80-90% (docs/performance.md).
 ///
 /// Every pass runs under `DNNLConvolution`'s lock, on buffers of its own.
-enum Winograd2x3 {
+enum WinogradConvolution {
+    /// A Winograd form F(m x m, 3x3): m x m output tiles from (m + 2) x (m + 2) input tiles.
+    enum Tile {
+        /// F(2x2, 3x3): 16 elements, constants 0, 1 and 1/2; transforms exact on small integers.
+        case twoByTwo
+        /// F(4x4, 3x3): 36 elements, constants up to 8 and down to 1/24.
+        case fourByFour
+
+        /// Output pixels a side.
+        var outputSize: Int { self == .twoByTwo ? 2 : 4 }
+        /// Winograd-domain elements: the products per layer pass.
+        var elements: Int { (outputSize + 2) * (outputSize + 2) }
+        var name: String { self == .twoByTwo ? "2x3" : "4x3" }
+        /// Winograd-domain products (per channel pair) for one height x width
+        /// map: whole tiles, so a ragged edge costs a whole tile.
+        func products(height: Int, width: Int) -> Int {
+            elements * ((height + outputSize - 1) / outputSize) * ((width + outputSize - 1) / outputSize)
+        }
+    }
+
+    /// The form each precision runs on maps of more than a few pixels a side
+    /// (and the tile the dilated layers' phase frames are laid out for): bf16
+    /// keeps F(2x2, 3x3), whose transforms bf16's 8 bits hold; float32 takes
+    /// F(4x4, 3x3), which ran ResNet-38's and DeepLab-v2's steps faster on
+    /// Zen 3 than F(2x2, 3x3) (docs/performance.md).
+    static func tile(_ precision: ConvolutionPrecision) -> Tile {
+        precision == .bf16 ? .twoByTwo : .fourByFour
+    }
+
+    /// The form a layer runs, decided per map size: in float32, F(4x4, 3x3)
+    /// unless F(2x2, 3x3) needs fewer products there (maps of 1 or 2 pixels a
+    /// side, or strips a few pixels thin, where a 4x4 tile is mostly waste).
+    /// Per output pixel F(4x4, 3x3)'s transforms are also the cheaper ones
+    /// (36 elements per 16 pixels, not 16 per 4), so it keeps the ties.
+    static func tile(_ precision: ConvolutionPrecision, height: Int, width: Int) -> Tile {
+        let preferred = tile(precision)
+        guard preferred == .fourByFour else { return preferred }
+        return Tile.twoByTwo.products(height: height, width: width) < preferred.products(height: height, width: width)
+            ? .twoByTwo : preferred
+    }
+
     /// How `sccam env` and `bench network` name it (oneDNN's name for the matmul kernel follows).
-    static func kernelName(_ precision: ConvolutionPrecision) -> String {
-        precision == .bf16 ? "wino_2x3 bf16 + matmul" : "wino_2x3 f32 + matmul"
+    static func kernelName(_ precision: ConvolutionPrecision, _ tile: Tile) -> String {
+        "wino_\(tile.name) \(precision == .bf16 ? "bf16" : "f32") + matmul"
     }
 
     /// Whether `DNNLConvolution`'s calls in this precision, with this resolved algorithm, come here.
@@ -33,8 +76,8 @@ enum Winograd2x3 {
     /// brg:avx512_core_bf16"; the caller holds `DNNLConvolution`'s lock.
     static func implementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int, width: Int) -> String {
         let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
-                      precision: precision)
-        return kernelName(precision) + " " + BatchedMatmul.plan(s.forwardProduct).implementation
+                      precision: precision, tile: tile(precision, height: height, width: width))
+        return kernelName(precision, s.tile) + " " + BatchedMatmul.plan(s.forwardProduct).implementation
     }
 
     /// Whether a layer is a 3x3, stride-1, padding-1, undilated convolution.
@@ -57,7 +100,7 @@ enum Winograd2x3 {
     static func isAvailable(_ precision: ConvolutionPrecision) -> Bool {
         guard CPUFeatures.current().vectorLevel >= (precision == .bf16 ? .avx512 : .avx2) else { return false }
         return DNNLConvolution.withLock {
-            (try? BatchedMatmul.Plan(.init(batch: 16, rows: 16, inner: 16, columns: 16, operands: precision))) != nil
+            (try? BatchedMatmul.Plan(.init(batch: tile(precision).elements, rows: 16, inner: 16, columns: 16, operands: precision))) != nil
         }
     }
 
@@ -65,8 +108,10 @@ enum Winograd2x3 {
     struct Sizes {
         let batch, height, width, inputChannels, outputChannels: Int
         let precision: ConvolutionPrecision
-        var tilesY: Int { (height + 1) / 2 }
-        var tilesPerImage: Int { tilesY * ((width + 1) / 2) }
+        let tile: Tile
+        var elements: Int { tile.elements }
+        var tilesY: Int { (height + tile.outputSize - 1) / tile.outputSize }
+        var tilesPerImage: Int { tilesY * ((width + tile.outputSize - 1) / tile.outputSize) }
         var tiles: Int { batch * tilesPerImage }
         /// Channels rounded up to whole 16-channel slabs (the padding reads as zero).
         var paddedInputs: Int { (inputChannels + 15) / 16 * 16 }
@@ -75,6 +120,7 @@ enum Winograd2x3 {
         func require(_ layouts: ConvolutionLayouts) {
             precondition(precision == .fp32 || (layouts.input != .blocked8 && layouts.output != .blocked8),
                          "bf16 Winograd reads plain or nChw16c tensors, not nChw8c")
+            precondition(precision == .fp32 || tile == .twoByTwo, "bf16 Winograd is F(2x2, 3x3) only")
         }
         /// Elements from one Winograd-domain row to the next: of V and dV (input channels), of U, M, dM and dU (output channels).
         var inputRow: Int { paddedInputs + rowPadding(paddedInputs) }
@@ -89,19 +135,19 @@ enum Winograd2x3 {
         var plane: Int { height * width }
         /// Bytes of one transformed operand: bf16 or float32 (products are float32 in both).
         var operandBytes: Int { precision == .bf16 ? 2 : 4 }
-        /// M = V U: tiles x inputs by inputs x outputs, for each of the 16 elements.
+        /// M = V U: tiles x inputs by inputs x outputs, for each element.
         var forwardProduct: BatchedMatmul.Shape {
-            .init(batch: 16, rows: tiles, inner: paddedInputs, columns: paddedOutputs, operands: precision,
+            .init(batch: elements, rows: tiles, inner: paddedInputs, columns: paddedOutputs, operands: precision,
                   leftRowLength: inputRow, rightRowLength: outputRow, resultRowLength: outputRow)
         }
         /// dU = Vᵀ dM: inputs x tiles by tiles x outputs (V read transposed).
         var weightGradientProduct: BatchedMatmul.Shape {
-            .init(batch: 16, rows: paddedInputs, inner: tiles, columns: paddedOutputs, operands: precision, transposedLeft: true,
+            .init(batch: elements, rows: paddedInputs, inner: tiles, columns: paddedOutputs, operands: precision, transposedLeft: true,
                   leftRowLength: inputRow, rightRowLength: outputRow, resultRowLength: outputRow)
         }
         /// dV = dM Uᵀ: tiles x outputs by outputs x inputs (U read transposed).
         var inputGradientProduct: BatchedMatmul.Shape {
-            .init(batch: 16, rows: tiles, inner: paddedOutputs, columns: paddedInputs, operands: precision, transposedRight: true,
+            .init(batch: elements, rows: tiles, inner: paddedOutputs, columns: paddedInputs, operands: precision, transposedRight: true,
                   leftRowLength: outputRow, rightRowLength: outputRow, resultRowLength: inputRow)
         }
     }
@@ -124,18 +170,20 @@ enum Winograd2x3 {
 
     static func forward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-                        output: UnsafeMutablePointer<Float>, accumulate: Bool, layouts: ConvolutionLayouts, weightEpoch: Int?) {
+                        output: UnsafeMutablePointer<Float>, accumulate: Bool, layouts: ConvolutionLayouts, weightEpoch: Int?,
+                        tile: Tile? = nil) {
         let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
-                      precision: precision)
+                      precision: precision, tile: tile ?? Self.tile(precision, height: height, width: width))
         s.require(layouts)
         DNNLConvolution.withLock {
             DNNLRuntime.applyThreadCount()
             let u = transformedWeights(weight, s, epoch: weightEpoch)
             let v = transformInput(input, s, layout: layouts.input)
-            let m = buffer(.product, 16 * s.tiles * s.outputRow, as: Float.self)
+            let m = buffer(.product, s.elements * s.tiles * s.outputRow, as: Float.self)
             BatchedMatmul.plan(s.forwardProduct).execute(left: v, right: u, result: m)
             // The transforms that read float32 products have one signature in both precisions.
-            let outputSlab = precision == .bf16 ? sccam_winograd_output_slab : sccam_winograd_f32_output_slab
+            let outputSlab = precision == .bf16 ? sccam_winograd_output_slab
+                : s.tile == .fourByFour ? sccam_winograd4x3_f32_output_slab : sccam_winograd_f32_output_slab
             PhaseProfiler.measure(.winogradTransforms) {
                 forEachSlab(s, channels: s.outputChannels) { n, block, slab in
                     outputSlab(m + n * s.tilesPerImage * s.outputRow + 16 * block, s.tiles * s.outputRow,
@@ -153,16 +201,16 @@ enum Winograd2x3 {
                          weightGradient: UnsafeMutablePointer<Float>?, weightGradientLayout: WeightGradientLayout,
                          biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool,
                          inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
-                         layouts: ConvolutionLayouts, weightEpoch: Int?) {
+                         layouts: ConvolutionLayouts, weightEpoch: Int?, tile: Tile? = nil) {
         let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
-                      precision: precision)
+                      precision: precision, tile: tile ?? Self.tile(precision, height: height, width: width))
         s.require(layouts)
         DNNLConvolution.withLock {
             DNNLRuntime.applyThreadCount()
             // One row of bias sums per task (image and tile row), added up below.
             let sums = biasGradient == nil ? nil : buffer(.biasSums, s.batch * s.tilesY * s.paddedOutputs, as: Float.self)
             sums?.initialize(repeating: 0, count: s.batch * s.tilesY * s.paddedOutputs)
-            let dm = operands(.transformedGradient, 16 * s.tiles * s.outputRow, s)
+            let dm = operands(.transformedGradient, s.elements * s.tiles * s.outputRow, s)
             PhaseProfiler.measure(.winogradTransforms) {
                 forEachTileRow(s, channels: s.outputChannels) { n, row, block, slab in
                     let target = dm + (n * s.tilesPerImage * s.outputRow + 16 * block) * s.operandBytes
@@ -173,17 +221,19 @@ enum Winograd2x3 {
                                                      target.assumingMemoryBound(to: UInt16.self), s.tiles * s.outputRow,
                                                      s.outputRow, row, 1, sum)
                     } else {
-                        sccam_winograd_f32_gradient_slab(outputGradient + slab, blocked, channels, height, width,
-                                                         target.assumingMemoryBound(to: Float.self), s.tiles * s.outputRow,
-                                                         s.outputRow, row, 1, sum)
+                        let gradientSlab = s.tile == .fourByFour ? sccam_winograd4x3_f32_gradient_slab
+                            : sccam_winograd_f32_gradient_slab
+                        gradientSlab(outputGradient + slab, blocked, channels, height, width,
+                                     target.assumingMemoryBound(to: Float.self), s.tiles * s.outputRow, s.outputRow, row, 1, sum)
                     }
                 }
             }
             if let weightGradient, let input {
                 let v = transformInput(input, s, layout: layouts.input)
-                let du = buffer(.weightProduct, 16 * s.paddedInputs * s.outputRow, as: Float.self)
+                let du = buffer(.weightProduct, s.elements * s.paddedInputs * s.outputRow, as: Float.self)
                 BatchedMatmul.plan(s.weightGradientProduct).execute(left: v, right: dm, result: du)
-                let gradientRow = precision == .bf16 ? sccam_winograd_weight_gradient_row : sccam_winograd_f32_weight_gradient_row
+                let gradientRow = precision == .bf16 ? sccam_winograd_weight_gradient_row
+                    : s.tile == .fourByFour ? sccam_winograd4x3_f32_weight_gradient_row : sccam_winograd_f32_weight_gradient_row
                 PhaseProfiler.measure(.winogradTransforms) {
                     Parallel.forEach(g.inputChannels) { channel in
                         gradientRow(du + channel * s.outputRow, s.paddedInputs * s.outputRow, channel, weightGradient,
@@ -201,9 +251,10 @@ enum Winograd2x3 {
             }
             if let inputGradient, let weight {
                 let u = transformedWeights(weight, s, epoch: weightEpoch)
-                let dv = buffer(.product, 16 * s.tiles * s.inputRow, as: Float.self)
+                let dv = buffer(.product, s.elements * s.tiles * s.inputRow, as: Float.self)
                 BatchedMatmul.plan(s.inputGradientProduct).execute(left: dm, right: u, result: dv)
-                let gradientSlab = precision == .bf16 ? sccam_winograd_input_gradient_slab : sccam_winograd_f32_input_gradient_slab
+                let gradientSlab = precision == .bf16 ? sccam_winograd_input_gradient_slab
+                    : s.tile == .fourByFour ? sccam_winograd4x3_f32_input_gradient_slab : sccam_winograd_f32_input_gradient_slab
                 PhaseProfiler.measure(.winogradTransforms) {
                     forEachSlab(s, channels: s.inputChannels) { n, block, slab in
                         gradientSlab(dv + n * s.tilesPerImage * s.inputRow + 16 * block, s.tiles * s.inputRow,
@@ -240,7 +291,7 @@ enum Winograd2x3 {
 
     /// V = Bᵀ d B for every tile of the batch, [element][tile][padded input channel] in the operands' type.
     private static func transformInput(_ input: UnsafePointer<Float>, _ s: Sizes, layout: ActivationLayout) -> UnsafeMutableRawPointer {
-        let v = operands(.transformedInput, 16 * s.tiles * s.inputRow, s)
+        let v = operands(.transformedInput, s.elements * s.tiles * s.inputRow, s)
         PhaseProfiler.measure(.winogradTransforms) {
             forEachTileRow(s, channels: s.inputChannels) { n, row, block, slab in
                 let target = v + (n * s.tilesPerImage * s.inputRow + 16 * block) * s.operandBytes
@@ -249,9 +300,9 @@ enum Winograd2x3 {
                     sccam_winograd_input_slab(input + slab, blocked, channels, s.height, s.width,
                                               target.assumingMemoryBound(to: UInt16.self), s.tiles * s.inputRow, s.inputRow, row, 1)
                 } else {
-                    sccam_winograd_f32_input_slab(input + slab, blocked, channels, s.height, s.width,
-                                                  target.assumingMemoryBound(to: Float.self), s.tiles * s.inputRow, s.inputRow,
-                                                  row, 1)
+                    let inputSlab = s.tile == .fourByFour ? sccam_winograd4x3_f32_input_slab : sccam_winograd_f32_input_slab
+                    inputSlab(input + slab, blocked, channels, s.height, s.width,
+                              target.assumingMemoryBound(to: Float.self), s.tiles * s.inputRow, s.inputRow, row, 1)
                 }
             }
         }
@@ -262,7 +313,7 @@ enum Winograd2x3 {
     /// type: converted once per network pass (`ConvertedWeights`), for the
     /// forward pass and the input gradient alike.
     private static func transformedWeights(_ weight: UnsafePointer<Float>, _ s: Sizes, epoch: Int?) -> UnsafeMutableRawPointer {
-        let count = 16 * s.paddedInputs * s.outputRow
+        let count = s.elements * s.paddedInputs * s.outputRow
         var target = operands(.transformedWeights, count, s), isCurrent = false
         if let epoch, let copy = ConvertedWeights.copy(of: weight, layout: layoutNumber(s), bytes: count * s.operandBytes, epoch: epoch) {
             target = copy.buffer
@@ -279,13 +330,13 @@ enum Winograd2x3 {
                                                    column.assumingMemoryBound(to: UInt16.self), s.paddedInputs * s.outputRow,
                                                    s.outputRow)
                     } else {
-                        sccam_winograd_f32_weight_tile(weight, s.outputChannels, s.inputChannels, first, firstInput,
-                                                       column.assumingMemoryBound(to: Float.self), s.paddedInputs * s.outputRow,
-                                                       s.outputRow)
+                        let weightTile = s.tile == .fourByFour ? sccam_winograd4x3_f32_weight_tile : sccam_winograd_f32_weight_tile
+                        weightTile(weight, s.outputChannels, s.inputChannels, first, firstInput,
+                                   column.assumingMemoryBound(to: Float.self), s.paddedInputs * s.outputRow, s.outputRow)
                     }
                 }
                 // The padding rows of the inputs stay zero (all bits zero in both types).
-                for element in 0..<16 where s.paddedInputs > s.inputChannels {
+                for element in 0..<s.elements where s.paddedInputs > s.inputChannels {
                     let rows = element * s.paddedInputs * s.outputRow + s.inputChannels * s.outputRow
                     (target + rows * s.operandBytes).initializeMemory(as: UInt8.self, repeating: 0,
                                                                       count: (s.paddedInputs - s.inputChannels) * s.outputRow * s.operandBytes)
@@ -297,9 +348,9 @@ enum Winograd2x3 {
 
     /// The number `ConvertedWeights` knows this shape's transformed weights by.
     private static func layoutNumber(_ s: Sizes) -> Int {
-        let key = s.paddedInputs << 32 | s.paddedOutputs << 1 | (s.precision == .bf16 ? 1 : 0)
+        let key = s.paddedInputs << 32 | s.paddedOutputs << 8 | s.elements << 1 | (s.precision == .bf16 ? 1 : 0)
         if let number = layoutNumbers[key] { return number }
-        var desc = BatchedMatmul.operandDescriptor(batch: 16, outer: s.paddedInputs, inner: s.paddedOutputs, transposed: false,
+        var desc = BatchedMatmul.operandDescriptor(batch: s.elements, outer: s.paddedInputs, inner: s.paddedOutputs, transposed: false,
                                                    rowLength: s.outputRow, type: s.precision == .bf16 ? dnnl_bf16 : dnnl_f32)
         let number = ConvertedWeights.layoutNumber(&desc)
         layoutNumbers[key] = number

@@ -26,7 +26,7 @@ enum WinogradConvolution {
     enum Tile {
         /// F(2x2, 3x3): 16 elements, constants 0, 1 and 1/2; transforms exact on small integers.
         case twoByTwo
-        /// F(4x4, 3x3): 36 elements, constants up to 8 and down to 1/24.
+        /// F(4x4, 3x3): 36 elements, constants up to 8 and down to 1/30 (points 0, ±1, 1/2, -2).
         case fourByFour
 
         /// Output pixels a side.

@@ -40,6 +40,8 @@ final class DNNLConvolutionTests: XCTestCase {
         // only (second, on phase frames).
         Case(geometry: ConvolutionGeometry(inputChannels: 256, outputChannels: 256, kernel: 3, padding: 1), batch: 1, height: 6, width: 7, bias: true),
         Case(geometry: ConvolutionGeometry(inputChannels: 256, outputChannels: 24, kernel: 3, padding: 2, dilation: 2), batch: 1, height: 9, width: 8, bias: false),
+        // A strip two pixels thin: float32 Winograd takes F(2x2, 3x3) there (5 tiles of 16 products against 3 of 36).
+        Case(geometry: ConvolutionGeometry(inputChannels: 64, outputChannels: 48, kernel: 3, padding: 1), batch: 2, height: 2, width: 9, bias: true),
     ]
 
     /// Largest difference relative to the reference's largest magnitude.
@@ -336,6 +338,8 @@ final class DNNLConvolutionTests: XCTestCase {
         let onPhases = kernel(Self.cases[4], minimumChannels: 1)
         XCTAssertTrue(onPhases.contains("phases") && onPhases.contains(ours), onPhases)
         XCTAssertEqual(ConvolutionAlgorithm.winograd.outputTile(precision: .fp32), 4)
+        let strip = kernel(Self.cases[14], minimumChannels: 1)
+        XCTAssertTrue(strip.hasPrefix(WinogradConvolution.kernelName(.fp32, .twoByTwo)), strip)
     }
 
     /// Where oneDNN has Winograd kernels (AVX-512), eligible layers use them and

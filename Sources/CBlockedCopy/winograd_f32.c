@@ -129,20 +129,10 @@ AVX2 void sccam_winograd_f32_input_gradient_slab(const float *dv, long element_s
 
 AVX2 void sccam_winograd_f32_weight_tile(const float *w, long outputs, long inputs, long first_output, long first_input, float *u,
                                          long element_stride, long row_stride) {
-    // Row o of the tile (16 outputs) holds 9 taps per input, contiguous: copy
-    // it into column o of a table, so that each (input, tap) becomes one vector
-    // over the 16 outputs (past `outputs`: zero). Whole vectors are read only
-    // after all 2304 scalar stores, long since written.
+    // Each (input, tap) of the tile as one vector over its 16 outputs (`weight_columns`).
     const long count = inputs - first_input < 16 ? inputs - first_input : 16, columns = count * 9;
     float by_column[144][16] __attribute__((aligned(32)));
-    for (long o = 0; o < 16; o++) {
-        const float *row = w + ((first_output + o) * inputs + first_input) * 9;
-        if (first_output + o < outputs) {
-            for (long c = 0; c < columns; c++) by_column[c][o] = row[c];
-        } else {
-            for (long c = 0; c < columns; c++) by_column[c][o] = 0;
-        }
-    }
+    weight_columns(w, outputs, inputs, first_output, first_input, columns, by_column);
     const v16 half = (v16){0} + 0.5f;
     for (long i = 0; i < count; i++) {
         v16 g[3][3];

@@ -95,4 +95,21 @@ AVX2 static inline v16 load(const float *p) {
 
 AVX2 static inline void store(float *p, v16 v) { memcpy(p, &v, sizeof v); }
 
+// The weight transforms' table: row o of a tile (16 outputs from
+// `first_output`) holds 9 taps per input, contiguous in OIHW; copied into
+// column o, each (input, tap) of the tile's first `columns / 9` inputs
+// becomes one vector over the 16 outputs (past `outputs`: zero). Whole
+// vectors are read only after all the scalar stores, long since written.
+static inline void weight_columns(const float *w, long outputs, long inputs, long first_output, long first_input, long columns,
+                                  float by_column[144][16]) {
+    for (long o = 0; o < 16; o++) {
+        const float *row = w + ((first_output + o) * inputs + first_input) * 9;
+        if (first_output + o < outputs) {
+            for (long c = 0; c < columns; c++) by_column[c][o] = row[c];
+        } else {
+            for (long c = 0; c < columns; c++) by_column[c][o] = 0;
+        }
+    }
+}
+
 #endif

@@ -34,7 +34,7 @@ public enum DNNLConvolution {
                                layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
         if WinogradConvolution.runs(precision, algorithm) {
             return WinogradConvolution.forward(g, precision: precision, weight: weight, bias: bias, input: input, batch: batch, height: height, width: width,
-                                            output: output, accumulate: accumulate, layouts: layouts, weightEpoch: weightEpoch)
+                                               output: output, accumulate: accumulate, layouts: layouts, weightEpoch: weightEpoch)
         }
         let key = Key(kind: .forward, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       algorithm: algorithm, hasBias: bias != nil, layouts: layouts, accumulate: accumulate)
@@ -50,9 +50,9 @@ public enum DNNLConvolution {
                                      layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
         if WinogradConvolution.runs(precision, algorithm) {
             return WinogradConvolution.backward(g, precision: precision, input: nil, weight: weight, outputGradient: outputGradient, batch: batch,
-                                             height: height, width: width, weightGradient: nil, weightGradientLayout: .plain,
-                                             biasGradient: nil, accumulateWeightGradient: false, inputGradient: inputGradient,
-                                             accumulateInputGradient: accumulate, layouts: layouts, weightEpoch: weightEpoch)
+                                                height: height, width: width, weightGradient: nil, weightGradientLayout: .plain,
+                                                biasGradient: nil, accumulateWeightGradient: false, inputGradient: inputGradient,
+                                                accumulateInputGradient: accumulate, layouts: layouts, weightEpoch: weightEpoch)
         }
         let key = Key(kind: .backwardData, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       algorithm: algorithm, hasBias: false, layouts: layouts, accumulate: accumulate)
@@ -68,10 +68,10 @@ public enum DNNLConvolution {
                                       layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm) {
         if WinogradConvolution.runs(precision, algorithm) {
             return WinogradConvolution.backward(g, precision: precision, input: input, weight: nil, outputGradient: outputGradient, batch: batch,
-                                             height: height, width: width, weightGradient: weightGradient,
-                                             weightGradientLayout: weightGradientLayout, biasGradient: biasGradient,
-                                             accumulateWeightGradient: accumulate, inputGradient: nil, accumulateInputGradient: false,
-                                             layouts: layouts, weightEpoch: nil)
+                                                height: height, width: width, weightGradient: weightGradient,
+                                                weightGradientLayout: weightGradientLayout, biasGradient: biasGradient,
+                                                accumulateWeightGradient: accumulate, inputGradient: nil, accumulateInputGradient: false,
+                                                layouts: layouts, weightEpoch: nil)
         }
         let key = Key(kind: .backwardWeights, geometry: g, batch: batch, height: height, width: width, precision: precision,
                       algorithm: algorithm, hasBias: biasGradient != nil, blockedWeightGradient: weightGradientLayout == .blocked16,
@@ -94,10 +94,10 @@ public enum DNNLConvolution {
                          layouts: ConvolutionLayouts = .plain, algorithm: ConvolutionAlgorithm, weightEpoch: Int? = nil) {
         if WinogradConvolution.runs(precision, algorithm) {
             return WinogradConvolution.backward(g, precision: precision, input: input, weight: weight, outputGradient: outputGradient, batch: batch,
-                                             height: height, width: width, weightGradient: weightGradient,
-                                             weightGradientLayout: weightGradientLayout, biasGradient: biasGradient,
-                                             accumulateWeightGradient: accumulateWeightGradient, inputGradient: inputGradient,
-                                             accumulateInputGradient: accumulateInputGradient, layouts: layouts, weightEpoch: weightEpoch)
+                                                height: height, width: width, weightGradient: weightGradient,
+                                                weightGradientLayout: weightGradientLayout, biasGradient: biasGradient,
+                                                accumulateWeightGradient: accumulateWeightGradient, inputGradient: inputGradient,
+                                                accumulateInputGradient: accumulateInputGradient, layouts: layouts, weightEpoch: weightEpoch)
         }
         lock.withLock {
             DNNLRuntime.applyThreadCount()

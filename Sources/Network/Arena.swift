@@ -1,3 +1,5 @@
+import Kernels
+
 /// Zero-filled buffers allocated once for one batch shape and freed together:
 /// what a network keeps between forward and backward, reused every step.
 final class Arena {
@@ -17,7 +19,8 @@ final class Arena {
     func indices(_ count: Int) -> UnsafeMutablePointer<Int32> { allocate(count, into: &indices) }
 
     private func allocate<Element: Numeric>(_ count: Int, into list: inout [UnsafeMutablePointer<Element>]) -> UnsafeMutablePointer<Element> {
-        let pointer = UnsafeMutablePointer<Element>.allocate(capacity: max(1, count))
+        let pointer = HugePages.allocate(byteCount: max(1, count) * MemoryLayout<Element>.stride)
+            .bindMemory(to: Element.self, capacity: max(1, count))
         pointer.initialize(repeating: 0, count: max(1, count))
         list.append(pointer)
         byteCount += max(1, count) * MemoryLayout<Element>.stride

@@ -50,7 +50,7 @@ public final class PolySGD: @unchecked Sendable {
         self.maxStep = maxStep
         step = 0
         hasBuffer = false
-        buffer = [Float](repeating: 0, count: store.trainableCount)
+        buffer = Self.zeroedMomentum(store.trainableCount)
         self.stepSize = max(1, stepSize)
         let rule = group ?? { entry in (headPrefixes.contains { entry.name.hasPrefix($0) } ? 10 : 1, true) }
         groups = store.entries.indices.compactMap { index in
@@ -151,11 +151,24 @@ public final class PolySGD: @unchecked Sendable {
         }
     }
 
+    /// A momentum buffer of `count` zeros, on huge pages when large (it is
+    /// streamed once per step, as the parameters and gradients are).
+    private static func zeroedMomentum(_ count: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { storage, initialized in
+            if let base = storage.baseAddress {
+                HugePages.advise(UnsafeMutableRawPointer(base), byteCount: count * MemoryLayout<Float>.stride)
+                base.initialize(repeating: 0, count: count)
+            }
+            initialized = count
+        }
+    }
+
     /// Restores the state saved with a checkpoint.
     public func restore(step: Int, buffer saved: [Float]) {
         precondition(saved.count == buffer.count, "momentum buffer of the wrong size")
         self.step = step
-        buffer = saved
+        // Copied into the buffer in place: it stays on its huge pages.
+        buffer.withUnsafeMutableBufferPointer { target in _ = target.update(fromContentsOf: saved) }
         hasBuffer = step > 0
         currentLearningRate = learningRate
     }

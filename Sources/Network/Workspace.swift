@@ -69,8 +69,7 @@ final class Workspace {
             floatCount += count
             return placeholder
         }
-        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
-        pointer.initialize(repeating: 0, count: max(1, count))
+        let pointer = HugePages.zeroedFloats(count)
         allocations.append((pointer, count))
         floatCount += count
         return pointer

@@ -13,7 +13,7 @@ enum ScratchBuffers {
         while buffers.count <= slot { buffers.append((UnsafeMutablePointer<Float>.allocate(capacity: 16), 16)) }
         if buffers[slot].count < count {
             buffers[slot].pointer.deallocate()
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
+            let raw = HugePages.allocate(byteCount: count * 4, alignment: 64)
             buffers[slot] = (raw.bindMemory(to: Float.self, capacity: count), count)
         }
         return buffers[slot].pointer

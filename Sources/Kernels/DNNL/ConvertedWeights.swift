@@ -78,7 +78,7 @@ public enum ConvertedWeights {
             return (entry.buffer, isCurrent)
         }
         copies[key]?.buffer.deallocate()
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let buffer = HugePages.allocate(byteCount: bytes, alignment: 64)
         copies[key] = Copy(buffer: buffer, bytes: bytes, epoch: epoch, isReused: false)
         return (buffer, false)
     }

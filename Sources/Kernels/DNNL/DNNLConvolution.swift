@@ -221,7 +221,7 @@ struct BufferPool {
             buffers[slot].pointer.deallocate()
             // Grow with headroom: the next larger shape usually comes soon after.
             let size = max(bytes, buffers[slot].bytes * 5 / 4)
-            buffers[slot] = (UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64), size)
+            buffers[slot] = (HugePages.allocate(byteCount: size, alignment: 64), size)
         }
         return buffers[slot].pointer
     }

@@ -137,8 +137,7 @@ public final class DeepLabV2 {
         scratchNeeds[height << 32 | width] = needed
         if let scratch, scratch.count >= needed { return scratch.pointer }
         scratch?.pointer.deallocate()
-        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: needed)
-        pointer.initialize(repeating: 0, count: needed)
+        let pointer = HugePages.zeroedFloats(needed)
         scratch = (pointer, needed)
         return pointer
     }

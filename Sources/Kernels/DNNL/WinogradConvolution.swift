@@ -320,7 +320,7 @@ enum WinogradConvolution {
             isCurrent = copy.isCurrent
         }
         if !isCurrent {
-            PhaseProfiler.measure(.oneDNNWeightReorder) {
+            PhaseProfiler.measure(.winogradWeightTransform) {
                 let outputTiles = s.paddedOutputs / 16, inputTiles = (s.inputChannels + 15) / 16
                 Parallel.forEach(outputTiles * inputTiles) { index in
                     let first = index % outputTiles * 16, firstInput = index / outputTiles * 16

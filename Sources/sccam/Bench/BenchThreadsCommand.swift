@@ -11,9 +11,10 @@ struct BenchThreads: ParsableCommand {
             Runs `sccam bench train`'s real loop (synthetic JPEGs, full-width ResNet-38, crop 224, the \
             optimiser at a learning rate of 0) at each of --thread-counts in turn, --rounds times \
             interleaved, with the phase profiler on (as SCCAM_PROFILE=1). For every phase (convolution \
-            primitives, reorders, Winograd transforms, element-wise passes, the finite-gradient check, the \
-            optimiser, waiting for data) it prints the best time per step at each count, the speed-up from \
-            the first count to the last and its range over the rounds, and the phase's share of the step. \
+            primitives, reorders, our Winograd's weight and activation transforms, element-wise passes, \
+            the finite-gradient check, the optimiser, waiting for data) it prints the best time per step \
+            at each count, the speed-up from the first count to the last and its range over the rounds, \
+            and the phase's share of the step. \
             Two references are measured at the same counts in the same rounds: the FMA peak (what \
             compute-bound work can gain from threads) and STREAM's memory triad (what a pass that streams \
             from memory can gain). A phase that scales with the triad but not with the peak is held back \

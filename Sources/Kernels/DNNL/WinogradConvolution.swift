@@ -234,7 +234,8 @@ enum WinogradConvolution {
                 BatchedMatmul.plan(s.weightGradientProduct).execute(left: v, right: dm, result: du)
                 let gradientRow = precision == .bf16 ? sccam_winograd_weight_gradient_row
                     : s.tile == .fourByFour ? sccam_winograd4x3_f32_weight_gradient_row : sccam_winograd_f32_weight_gradient_row
-                PhaseProfiler.measure(.winogradTransforms) {
+                // With U's transform: both stream the Winograd-domain weights, 4x the weights' size.
+                PhaseProfiler.measure(.winogradWeightTransform) {
                     Parallel.forEach(g.inputChannels) { channel in
                         gradientRow(du + channel * s.outputRow, s.paddedInputs * s.outputRow, channel, weightGradient,
                                     weightGradientLayout == .blocked16 ? 1 : 0, g.outputChannels, g.inputChannels,

@@ -19,9 +19,7 @@ final class Arena {
     func indices(_ count: Int) -> UnsafeMutablePointer<Int32> { allocate(count, into: &indices) }
 
     private func allocate<Element: Numeric>(_ count: Int, into list: inout [UnsafeMutablePointer<Element>]) -> UnsafeMutablePointer<Element> {
-        let pointer = HugePages.allocate(byteCount: max(1, count) * MemoryLayout<Element>.stride)
-            .bindMemory(to: Element.self, capacity: max(1, count))
-        pointer.initialize(repeating: 0, count: max(1, count))
+        let pointer = HugePages.zeroed(count, as: Element.self)
         list.append(pointer)
         byteCount += max(1, count) * MemoryLayout<Element>.stride
         return pointer

@@ -110,6 +110,7 @@ enum WinogradConvolution {
         let precision: ConvolutionPrecision
         let tile: Tile
         var elements: Int { tile.elements }
+        var kernels: Kernels { Kernels(precision: precision, tile: tile) }
         var tilesY: Int { (height + tile.outputSize - 1) / tile.outputSize }
         var tilesPerImage: Int { tilesY * ((width + tile.outputSize - 1) / tile.outputSize) }
         var tiles: Int { batch * tilesPerImage }
@@ -181,9 +182,7 @@ enum WinogradConvolution {
             let v = transformInput(input, s, layout: layouts.input)
             let m = buffer(.product, s.elements * s.tiles * s.outputRow, as: Float.self)
             BatchedMatmul.plan(s.forwardProduct).execute(left: v, right: u, result: m)
-            // The transforms that read float32 products have one signature in both precisions.
-            let outputSlab = precision == .bf16 ? sccam_winograd_output_slab
-                : s.tile == .fourByFour ? sccam_winograd4x3_f32_output_slab : sccam_winograd_f32_output_slab
+            let outputSlab = s.kernels.outputSlab
             PhaseProfiler.measure(.winogradTransforms) {
                 forEachSlab(s, channels: s.outputChannels) { n, block, slab in
                     outputSlab(m + n * s.tilesPerImage * s.outputRow + 16 * block, s.tiles * s.outputRow,
@@ -211,6 +210,7 @@ enum WinogradConvolution {
             let sums = biasGradient == nil ? nil : buffer(.biasSums, s.batch * s.tilesY * s.paddedOutputs, as: Float.self)
             sums?.initialize(repeating: 0, count: s.batch * s.tilesY * s.paddedOutputs)
             let dm = operands(.transformedGradient, s.elements * s.tiles * s.outputRow, s)
+            let gradientSlab = s.kernels.gradientSlab
             PhaseProfiler.measure(.winogradTransforms) {
                 forEachTileRow(s, channels: s.outputChannels) { n, row, block, slab in
                     let target = dm + (n * s.tilesPerImage * s.outputRow + 16 * block) * s.operandBytes
@@ -221,8 +221,6 @@ enum WinogradConvolution {
                                                      target.assumingMemoryBound(to: UInt16.self), s.tiles * s.outputRow,
                                                      s.outputRow, row, 1, sum)
                     } else {
-                        let gradientSlab = s.tile == .fourByFour ? sccam_winograd4x3_f32_gradient_slab
-                            : sccam_winograd_f32_gradient_slab
                         gradientSlab(outputGradient + slab, blocked, channels, height, width,
                                      target.assumingMemoryBound(to: Float.self), s.tiles * s.outputRow, s.outputRow, row, 1, sum)
                     }
@@ -232,8 +230,7 @@ enum WinogradConvolution {
                 let v = transformInput(input, s, layout: layouts.input)
                 let du = buffer(.weightProduct, s.elements * s.paddedInputs * s.outputRow, as: Float.self)
                 BatchedMatmul.plan(s.weightGradientProduct).execute(left: v, right: dm, result: du)
-                let gradientRow = precision == .bf16 ? sccam_winograd_weight_gradient_row
-                    : s.tile == .fourByFour ? sccam_winograd4x3_f32_weight_gradient_row : sccam_winograd_f32_weight_gradient_row
+                let gradientRow = s.kernels.weightGradientRow
                 // With U's transform: both stream the Winograd-domain weights, 4x the weights' size.
                 PhaseProfiler.measure(.winogradWeightTransform) {
                     Parallel.forEach(g.inputChannels) { channel in
@@ -254,8 +251,7 @@ enum WinogradConvolution {
                 let u = transformedWeights(weight, s, epoch: weightEpoch)
                 let dv = buffer(.product, s.elements * s.tiles * s.inputRow, as: Float.self)
                 BatchedMatmul.plan(s.inputGradientProduct).execute(left: dm, right: u, result: dv)
-                let gradientSlab = precision == .bf16 ? sccam_winograd_input_gradient_slab
-                    : s.tile == .fourByFour ? sccam_winograd4x3_f32_input_gradient_slab : sccam_winograd_f32_input_gradient_slab
+                let gradientSlab = s.kernels.inputGradientSlab
                 PhaseProfiler.measure(.winogradTransforms) {
                     forEachSlab(s, channels: s.inputChannels) { n, block, slab in
                         gradientSlab(dv + n * s.tilesPerImage * s.inputRow + 16 * block, s.tiles * s.inputRow,
@@ -293,6 +289,7 @@ enum WinogradConvolution {
     /// V = Bᵀ d B for every tile of the batch, [element][tile][padded input channel] in the operands' type.
     private static func transformInput(_ input: UnsafePointer<Float>, _ s: Sizes, layout: ActivationLayout) -> UnsafeMutableRawPointer {
         let v = operands(.transformedInput, s.elements * s.tiles * s.inputRow, s)
+        let inputSlab = s.kernels.inputSlab
         PhaseProfiler.measure(.winogradTransforms) {
             forEachTileRow(s, channels: s.inputChannels) { n, row, block, slab in
                 let target = v + (n * s.tilesPerImage * s.inputRow + 16 * block) * s.operandBytes
@@ -301,7 +298,6 @@ enum WinogradConvolution {
                     sccam_winograd_input_slab(input + slab, blocked, channels, s.height, s.width,
                                               target.assumingMemoryBound(to: UInt16.self), s.tiles * s.inputRow, s.inputRow, row, 1)
                 } else {
-                    let inputSlab = s.tile == .fourByFour ? sccam_winograd4x3_f32_input_slab : sccam_winograd_f32_input_slab
                     inputSlab(input + slab, blocked, channels, s.height, s.width,
                               target.assumingMemoryBound(to: Float.self), s.tiles * s.inputRow, s.inputRow, row, 1)
                 }
@@ -323,6 +319,7 @@ enum WinogradConvolution {
         if !isCurrent {
             PhaseProfiler.measure(.winogradWeightTransform) {
                 let outputTiles = s.paddedOutputs / 16, inputTiles = (s.inputChannels + 15) / 16
+                let weightTile = s.kernels.weightTile
                 Parallel.forEach(outputTiles * inputTiles) { index in
                     let first = index % outputTiles * 16, firstInput = index / outputTiles * 16
                     let column = target + first * s.operandBytes
@@ -331,7 +328,6 @@ enum WinogradConvolution {
                                                    column.assumingMemoryBound(to: UInt16.self), s.paddedInputs * s.outputRow,
                                                    s.outputRow)
                     } else {
-                        let weightTile = s.tile == .fourByFour ? sccam_winograd4x3_f32_weight_tile : sccam_winograd_f32_weight_tile
                         weightTile(weight, s.outputChannels, s.inputChannels, first, firstInput,
                                    column.assumingMemoryBound(to: Float.self), s.paddedInputs * s.outputRow, s.outputRow)
                     }

@@ -33,13 +33,16 @@ public enum HugePages {
         return pointer
     }
 
-    /// `count` zeros as floats, on huge pages when large.
-    public static func zeroedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let pointer = allocate(byteCount: max(1, count) * MemoryLayout<Float>.stride)
-            .bindMemory(to: Float.self, capacity: max(1, count))
+    /// `count` zeros (at least one), on huge pages when large.
+    public static func zeroed<Element: Numeric>(_ count: Int, as type: Element.Type = Element.self) -> UnsafeMutablePointer<Element> {
+        let pointer = allocate(byteCount: max(1, count) * MemoryLayout<Element>.stride)
+            .bindMemory(to: Element.self, capacity: max(1, count))
         pointer.initialize(repeating: 0, count: max(1, count))
         return pointer
     }
+
+    /// `count` zeros as floats, on huge pages when large.
+    public static func zeroedFloats(_ count: Int) -> UnsafeMutablePointer<Float> { zeroed(count) }
 
     /// Asks for huge pages on the whole 2 MiB extents inside memory not yet
     /// touched (`Array(unsafeUninitializedCapacity:)`'s storage, say); a

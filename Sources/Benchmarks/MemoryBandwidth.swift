@@ -2,9 +2,11 @@ import Foundation
 import Kernels
 
 /// The machine's practical memory bandwidth on this rank's threads: STREAM's
-/// triad (c = a + s b) over arrays far larger than the caches. A pass that
-/// streams its data from memory cannot gain more from added threads than
-/// this does, so thread-scaling reports quote it beside their phases.
+/// triad (c = a + s b) over arrays far larger than the caches, and a pass that
+/// only writes (c = pattern, with ordinary stores: each line read for
+/// ownership first, as our transforms' stores are). A pass that streams its
+/// data from memory cannot gain more from added threads than these do, so
+/// thread-scaling reports quote them beside their phases.
 public final class MemoryBandwidth {
     private let count: Int
     private let a, b, c: UnsafeMutablePointer<Float>
@@ -45,5 +47,23 @@ public final class MemoryBandwidth {
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         return Double(3 * count * MemoryLayout<Float>.stride) / best / 1e9
+    }
+
+    /// GB/s of the best of `repetitions` passes that write c and read nothing,
+    /// counting 4 bytes per element (the reads for ownership are not counted).
+    /// The values vary along the array, so the compiler cannot turn the loop
+    /// into a memset (whose non-temporal stores skip those reads).
+    public func writes(repetitions: Int = 5) -> Double {
+        let c = UncheckedSendable(c)
+        var best = Double.infinity
+        for _ in 0..<repetitions {
+            let start = DispatchTime.now().uptimeNanoseconds
+            Parallel.forRanges(count, minimumChunk: 1 << 16) { range in
+                let c = c.value
+                for i in range { c[i] = Float(i & 7) }
+            }
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return Double(count * MemoryLayout<Float>.stride) / best / 1e9
     }
 }

@@ -4,9 +4,11 @@ import Kernels
 
 /// The training step phase by phase at several thread counts, interleaved
 /// round by round in one process (`TrainingBenchmark`'s real loop), beside
-/// two references measured at the same counts in the same rounds: the FMA
-/// peak (what compute-bound work can gain) and the memory triad (what a pass
-/// streaming from memory can gain). The question it answers: which phases
+/// three references measured at the same counts in the same rounds: the FMA
+/// peak (what compute-bound work can gain), the memory triad (what a pass
+/// streaming from memory can gain) and a pass that only writes (what a pass
+/// bound by its stores can gain: our Winograd weight transform writes four
+/// floats of U for every weight). The question it answers: which phases
 /// fail to speed up with threads, and whether the machine or the code holds
 /// them back.
 public enum ThreadScalingBenchmark {
@@ -19,6 +21,8 @@ public enum ThreadScalingBenchmark {
         /// The step's seconds outside every profiled phase.
         public let unprofiledSeconds: Double
         public let triadGBPerSecond: Double
+        /// Write-only bandwidth (`MemoryBandwidth.writes`).
+        public let writeGBPerSecond: Double
         public let fmaGFLOPS: Double
     }
 
@@ -51,7 +55,7 @@ public enum ThreadScalingBenchmark {
                 var here = compute
                 here.threads = threads
                 here.startThreads()
-                let triad = memory.triad()
+                let triad = memory.triad(), writes = memory.writes()
                 let fma = FMAPeak.measure(.fma, threads: threads, seconds: 0.3).gflops
                 let result = try TrainingBenchmark.run(globalBatch: globalBatch, steps: steps, widthDivisor: widthDivisor,
                                                        cropSize: cropSize, compute: here, folder: folder, communicator: communicator)
@@ -59,9 +63,9 @@ public enum ThreadScalingBenchmark {
                 for (phase, seconds) in result.phaseSecondsPerStep { phases[phase] = seconds }
                 let sample = Sample(threads: threads, secondsPerStep: result.secondsPerStep, phaseSeconds: phases,
                                     unprofiledSeconds: max(0, result.secondsPerStep - phases.values.reduce(0, +)),
-                                    triadGBPerSecond: triad, fmaGFLOPS: fma)
-                progress(String(format: "round %d/%d, %d thread(s): %.2f s/step, memory triad %.1f GB/s, FMA peak %.0f GFLOP/s",
-                                round, rounds, threads, sample.secondsPerStep, triad, fma))
+                                    triadGBPerSecond: triad, writeGBPerSecond: writes, fmaGFLOPS: fma)
+                progress(String(format: "round %d/%d, %d thread(s): %.2f s/step, memory triad %.1f GB/s, writes %.1f GB/s, FMA peak %.0f GFLOP/s",
+                                round, rounds, threads, sample.secondsPerStep, triad, writes, fma))
                 row.append(sample)
             }
             samples.append(row)
@@ -98,6 +102,7 @@ extension ThreadScalingBenchmark.Report {
         for phase in phases { row(phase.name, { $0.phaseSeconds[phase] ?? 0 }) }
         row("the rest (unprofiled)", { $0.unprofiledSeconds })
         row("machine: memory triad", { $0.triadGBPerSecond }, unit: "GB/s", isRate: true)
+        row("machine: memory writes", { $0.writeGBPerSecond }, unit: "GB/s", isRate: true)
         row("machine: FMA peak", { $0.fmaGFLOPS }, unit: "GF/s", isRate: true)
         return lines
     }

@@ -6,17 +6,17 @@ import XCTest
 /// `sccam bench threads`: the arithmetic of its table, and the command end to end on a thin network.
 final class ThreadScalingBenchmarkTests: XCTestCase {
     private func sample(_ threads: Int, step: Double, convolution: Double, optimiser: Double, triad: Double,
-                        fma: Double) -> ThreadScalingBenchmark.Sample {
+                        writes: Double = 10, fma: Double) -> ThreadScalingBenchmark.Sample {
         .init(threads: threads, secondsPerStep: step, phaseSeconds: [.oneDNNConvolution: convolution, .optimizer: optimiser],
-              unprofiledSeconds: step - convolution - optimiser, triadGBPerSecond: triad, fmaGFLOPS: fma)
+              unprofiledSeconds: step - convolution - optimiser, triadGBPerSecond: triad, writeGBPerSecond: writes, fmaGFLOPS: fma)
     }
 
     func testTimesSpeedUpByFirstOverLastAndRatesByLastOverFirst() {
         let report = ThreadScalingBenchmark.Report(counts: [1, 2], samples: [
             [sample(1, step: 4.0, convolution: 3.0, optimiser: 0.2, triad: 20, fma: 100),
-             sample(2, step: 2.4, convolution: 1.6, optimiser: 0.16, triad: 30, fma: 198)],
+             sample(2, step: 2.4, convolution: 1.6, optimiser: 0.16, triad: 30, writes: 14, fma: 198)],
             [sample(1, step: 4.4, convolution: 3.2, optimiser: 0.3, triad: 18, fma: 101),
-             sample(2, step: 2.0, convolution: 1.5, optimiser: 0.12, triad: 27, fma: 200)],
+             sample(2, step: 2.0, convolution: 1.5, optimiser: 0.12, triad: 27, writes: 16, fma: 200)],
         ])
         let lines = report.lines()
         func row(_ name: String) -> [String] {
@@ -33,14 +33,17 @@ final class ThreadScalingBenchmarkTests: XCTestCase {
         XCTAssertEqual(row("optimiser"), ["0.200", "s", "0.120", "s", "1.67x", "1.25-2.50x", "6.0%"])
         // Rates: the largest at each count, and last over first.
         XCTAssertEqual(row("machine: memory triad"), ["20.0", "GB/s", "30.0", "GB/s", "1.50x", "1.50-1.50x"])
+        // Rounds 14 / 10 and 16 / 10.
+        XCTAssertEqual(row("machine: memory writes"), ["10.0", "GB/s", "16.0", "GB/s", "1.60x", "1.40-1.60x"])
         XCTAssertEqual(row("machine: FMA peak"), ["101.0", "GF/s", "200.0", "GF/s", "1.98x", "1.98-1.98x"])
         XCTAssertNil(lines.first { $0.hasPrefix("sgemm") }, "a phase that never ran is left out")
     }
 
-    func testMemoryTriadMovesTheBytes() {
+    func testMemoryTriadAndWritesMoveTheBytes() {
         let bandwidth = MemoryBandwidth(floats: 1 << 20)
-        let rate = bandwidth.triad(repetitions: 2)
-        XCTAssertTrue(rate.isFinite && rate > 0.1, "\(rate) GB/s")
+        for rate in [bandwidth.triad(repetitions: 2), bandwidth.writes(repetitions: 2)] {
+            XCTAssertTrue(rate.isFinite && rate > 0.1, "\(rate) GB/s")
+        }
     }
 
     func testCommandPrintsEveryRowAndRefusesOneCount() throws {
@@ -49,7 +52,8 @@ final class ThreadScalingBenchmarkTests: XCTestCase {
         let result = try TestProcess.sccam(["bench", "threads", "--width-divisor", "64", "--thread-counts", "1,2", "--rounds", "1",
                                             "--steps", "1", "--folder", folder.path])
         XCTAssertEqual(result.status, 0, result.standardError)
-        for row in ["the step", "oneDNN convolution", "the rest (unprofiled)", "machine: memory triad", "machine: FMA peak"] {
+        for row in ["the step", "oneDNN convolution", "the rest (unprofiled)", "machine: memory triad", "machine: memory writes",
+                    "machine: FMA peak"] {
             XCTAssertTrue(result.standardOutput.contains("\n" + row), "\(row) missing:\n\(result.standardOutput)")
         }
         let one = try TestProcess.sccam(["bench", "threads", "--thread-counts", "2", "--folder", folder.path])

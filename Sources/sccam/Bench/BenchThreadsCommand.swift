@@ -15,9 +15,11 @@ struct BenchThreads: ParsableCommand {
             the finite-gradient check, the optimiser, waiting for data) it prints the best time per step \
             at each count, the speed-up from the first count to the last and its range over the rounds, \
             and the phase's share of the step. \
-            Two references are measured at the same counts in the same rounds: the FMA peak (what \
-            compute-bound work can gain from threads) and STREAM's memory triad (what a pass that streams \
-            from memory can gain). A phase that scales with the triad but not with the peak is held back \
+            Three references are measured at the same counts in the same rounds: the FMA peak (what \
+            compute-bound work can gain from threads), STREAM's memory triad (what a pass that streams \
+            from memory can gain) and a pass that only writes, with ordinary stores (what a pass bound by \
+            its stores can gain, such as our Winograd's weight transform, which writes four floats of U \
+            for every weight). A phase that scales with the memory rows but not with the peak is held back \
             by the memory, not by a serial stretch. Run it on one rank; rank 0 prints.
             """)
 

@@ -111,28 +111,54 @@ public enum Safetensors {
 
     /// Tensors written in the given order, data 8-byte aligned.
     public static func encode(_ tensors: [SafetensorsTensor], metadata: [String: String] = [:]) -> [UInt8] {
-        var entries: [String] = []
-        if !metadata.isEmpty {
-            let pairs = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
-            entries.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
-        }
-        var offset = 0
-        for tensor in tensors {
-            let shape = tensor.shape.map(String.init).joined(separator: ",")
-            entries.append("\(jsonString(tensor.name)):{\"dtype\":\"\(tensor.type.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + tensor.payload.count)]}")
-            offset += tensor.payload.count
-        }
-        var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
-        header += [UInt8](repeating: 0x20, count: (8 - header.count % 8) % 8)
-        var bytes = (0..<8).map { UInt8((header.count >> (8 * $0)) & 0xFF) }
-        bytes.reserveCapacity(8 + header.count + offset)
-        bytes += header
+        var bytes = header(tensors.map { ($0.name, $0.type, $0.shape, $0.payload.count) }, metadata: metadata)
+        bytes.reserveCapacity(bytes.count + tensors.reduce(0) { $0 + $1.payload.count })
         for tensor in tensors { bytes += tensor.payload }
         return bytes
     }
 
+    /// The file's first bytes: the header's length, then the header (JSON,
+    /// padded with spaces so that the data starts 8-byte aligned).
+    static func header(_ entries: [(name: String, type: SafetensorsTensor.DataType, shape: [Int], byteCount: Int)],
+                       metadata: [String: String]) -> [UInt8] {
+        var fields: [String] = []
+        if !metadata.isEmpty {
+            let pairs = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
+            fields.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
+        }
+        var offset = 0
+        for entry in entries {
+            let shape = entry.shape.map(String.init).joined(separator: ",")
+            fields.append("\(jsonString(entry.name)):{\"dtype\":\"\(entry.type.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + entry.byteCount)]}")
+            offset += entry.byteCount
+        }
+        var header = Array(("{" + fields.joined(separator: ",") + "}").utf8)
+        header += [UInt8](repeating: 0x20, count: (8 - header.count % 8) % 8)
+        return (0..<8).map { UInt8((header.count >> (8 * $0)) & 0xFF) } + header
+    }
+
     public static func write(_ tensors: [SafetensorsTensor], metadata: [String: String] = [:], to path: String) throws {
-        try AtomicFile.write(encode(tensors, metadata: metadata), to: path)
+        try AtomicFile.write(to: path) { fd in
+            try header(tensors.map { ($0.name, $0.type, $0.shape, $0.payload.count) }, metadata: metadata).withUnsafeBytes {
+                try AtomicFile.writeAll(fd, $0, path: path)
+            }
+            for tensor in tensors { try tensor.payload.withUnsafeBytes { try AtomicFile.writeAll(fd, $0, path: path) } }
+        }
+    }
+
+    /// float32 tensors written straight from where they lie (a parameter
+    /// store, the momentum): no copy of them is built, where `write` of
+    /// `SafetensorsTensor`s holds two (hundreds of MB for ResNet-38).
+    public static func write(floats tensors: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)],
+                             metadata: [String: String] = [:], to path: String) throws {
+        for tensor in tensors {
+            precondition(tensor.values.count == tensor.shape.reduce(1, *), "\(tensor.name): \(tensor.values.count) values for shape \(tensor.shape)")
+        }
+        try AtomicFile.write(to: path) { fd in
+            try header(tensors.map { ($0.name, .float32, $0.shape, $0.values.count * MemoryLayout<Float>.stride) }, metadata: metadata)
+                .withUnsafeBytes { try AtomicFile.writeAll(fd, $0, path: path) }
+            for tensor in tensors { try AtomicFile.writeAll(fd, UnsafeRawBufferPointer(tensor.values), path: path) }
+        }
     }
 
     static func jsonString(_ text: String) -> String {

@@ -79,10 +79,17 @@ extension ParameterStore {
 
     /// Every tensor, in state-dict order, with the reference's names and OIHW layout.
     public func tensors() -> [SafetensorsTensor] {
-        entries.map { entry in
-            SafetensorsTensor(name: entry.name, shape: entry.shape,
-                              floats: UnsafeBufferPointer(start: values.baseAddress! + entry.offset, count: entry.count))
-        }
+        entries.map { entry in SafetensorsTensor(name: entry.name, shape: entry.shape, floats: values(of: entry)) }
+    }
+
+    /// Writes every tensor atomically, as `tensors()` orders and names them,
+    /// straight from the store's buffer.
+    public func writeSafetensors(metadata: [String: String], to path: String) throws {
+        try Safetensors.write(floats: entries.map { ($0.name, $0.shape, values(of: $0)) }, metadata: metadata, to: path)
+    }
+
+    private func values(of entry: Entry) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: values.baseAddress! + entry.offset, count: entry.count)
     }
 }
 
@@ -103,6 +110,6 @@ extension SCCAMNetwork {
         metadata["sccam.width_divisor"] = "\(configuration.widthDivisor)"
         metadata["sccam.round"] = "\(configuration.round)"
         metadata["sccam.k"] = "\(configuration.subcategoriesPerClass)"
-        try Safetensors.write(store.tensors(), metadata: metadata, to: path)
+        try store.writeSafetensors(metadata: metadata, to: path)
     }
 }

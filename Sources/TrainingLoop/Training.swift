@@ -219,8 +219,8 @@ public enum Training {
                             "sccam.seed": "\(options.seed)", "sccam.max_step": "\(maxStep)"]
             try model.saveWeights(path + WorkLayout.weightsSuffix, metadata: metadata)
             try optimizer.buffer.withUnsafeBufferPointer { buffer in
-                try Safetensors.write([SafetensorsTensor(name: "momentum", shape: [buffer.count], floats: buffer)],
-                                      metadata: metadata, to: path + WorkLayout.stateSuffix)
+                try Safetensors.write(floats: [("momentum", [buffer.count], buffer)], metadata: metadata,
+                                      to: path + WorkLayout.stateSuffix)
             }
             log("checkpoint \(path).safetensors (step \(optimizer.step))")
         }

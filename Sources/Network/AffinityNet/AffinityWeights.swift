@@ -31,6 +31,6 @@ extension AffinityNetwork {
         var metadata = extra
         metadata["sccam.width_divisor"] = "\(widthDivisor)"
         metadata["sccam.network"] = "affinitynet"
-        try Safetensors.write(store.tensors(), metadata: metadata, to: path)
+        try store.writeSafetensors(metadata: metadata, to: path)
     }
 }

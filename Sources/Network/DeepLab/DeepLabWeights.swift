@@ -51,7 +51,7 @@ extension DeepLabV2 {
         metadata["sccam.network"] = "deeplab-v2"
         metadata["sccam.width_divisor"] = "\(configuration.widthDivisor)"
         metadata["sccam.classes"] = "\(configuration.classes)"
-        try Safetensors.write(store.tensors(), metadata: metadata, to: path)
+        try store.writeSafetensors(metadata: metadata, to: path)
     }
 
     /// Labelled pixels per MSC output (scale 1, each extra scale, the max)

@@ -138,26 +138,30 @@ public enum Safetensors {
     }
 
     public static func write(_ tensors: [SafetensorsTensor], metadata: [String: String] = [:], to path: String) throws {
-        try AtomicFile.write(to: path) { fd in
-            try header(tensors.map { ($0.name, $0.type, $0.shape, $0.payload.count) }, metadata: metadata).withUnsafeBytes {
-                try AtomicFile.writeAll(fd, $0, path: path)
-            }
+        try write(to: path, tensors.map { ($0.name, $0.type, $0.shape, $0.payload.count) }, metadata: metadata) { fd in
             for tensor in tensors { try tensor.payload.withUnsafeBytes { try AtomicFile.writeAll(fd, $0, path: path) } }
         }
     }
 
     /// float32 tensors written straight from where they lie (a parameter
-    /// store, the momentum): no copy of them is built, where `write` of
-    /// `SafetensorsTensor`s holds two (hundreds of MB for ResNet-38).
+    /// store, the momentum): no copy of them is built.
     public static func write(floats tensors: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)],
                              metadata: [String: String] = [:], to path: String) throws {
         for tensor in tensors {
             precondition(tensor.values.count == tensor.shape.reduce(1, *), "\(tensor.name): \(tensor.values.count) values for shape \(tensor.shape)")
         }
-        try AtomicFile.write(to: path) { fd in
-            try header(tensors.map { ($0.name, .float32, $0.shape, $0.values.count * MemoryLayout<Float>.stride) }, metadata: metadata)
-                .withUnsafeBytes { try AtomicFile.writeAll(fd, $0, path: path) }
+        try write(to: path, tensors.map { ($0.name, .float32, $0.shape, $0.values.count * MemoryLayout<Float>.stride) },
+                  metadata: metadata) { fd in
             for tensor in tensors { try AtomicFile.writeAll(fd, UnsafeRawBufferPointer(tensor.values), path: path) }
+        }
+    }
+
+    /// The header, then whatever `payloads` writes (in the entries' order), atomically.
+    private static func write(to path: String, _ entries: [(name: String, type: SafetensorsTensor.DataType, shape: [Int], byteCount: Int)],
+                              metadata: [String: String], payloads: (Int32) throws -> Void) throws {
+        try AtomicFile.write(to: path) { fd in
+            try header(entries, metadata: metadata).withUnsafeBytes { try AtomicFile.writeAll(fd, $0, path: path) }
+            try payloads(fd)
         }
     }
 

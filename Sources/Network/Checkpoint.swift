@@ -79,16 +79,16 @@ extension ParameterStore {
 
     /// Every tensor, in state-dict order, with the reference's names and OIHW layout.
     public func tensors() -> [SafetensorsTensor] {
-        entries.map { entry in SafetensorsTensor(name: entry.name, shape: entry.shape, floats: values(of: entry)) }
+        entries.map { entry in SafetensorsTensor(name: entry.name, shape: entry.shape, floats: floats(of: entry)) }
     }
 
     /// Writes every tensor atomically, as `tensors()` orders and names them,
     /// straight from the store's buffer.
     public func writeSafetensors(metadata: [String: String], to path: String) throws {
-        try Safetensors.write(floats: entries.map { ($0.name, $0.shape, values(of: $0)) }, metadata: metadata, to: path)
+        try Safetensors.write(floats: entries.map { ($0.name, $0.shape, floats(of: $0)) }, metadata: metadata, to: path)
     }
 
-    private func values(of entry: Entry) -> UnsafeBufferPointer<Float> {
+    private func floats(of entry: Entry) -> UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: values.baseAddress! + entry.offset, count: entry.count)
     }
 }

@@ -78,10 +78,7 @@ public final class ParameterStore: @unchecked Sendable {
     /// Zeros on a 64-byte boundary: where a convolution engine's kernels may
     /// write a gradient with aligned stores (`ConvolutionEngine.weightGradientLayout`).
     private static func allocateAligned(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
-        let raw = HugePages.allocate(byteCount: max(1, count) * MemoryLayout<Float>.stride, alignment: 64)
-        let buffer = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: max(1, count)), count: count)
-        buffer.initialize(repeating: 0)
-        return buffer
+        UnsafeMutableBufferPointer(start: HugePages.zeroed(count, as: Float.self), count: count)
     }
 
     public var parameterCount: Int { values.count }

@@ -69,7 +69,7 @@ final class Workspace {
             floatCount += count
             return placeholder
         }
-        let pointer = HugePages.zeroedFloats(count)
+        let pointer = HugePages.zeroed(count, as: Float.self)
         allocations.append((pointer, count))
         floatCount += count
         return pointer

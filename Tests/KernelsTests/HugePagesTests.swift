@@ -33,7 +33,7 @@ final class HugePagesTests: XCTestCase {
 
     func testZeroedFloatsAreZero() {
         for count in [0, 5, HugePages.thresholdBytes / 4 + 3] {
-            let pointer = HugePages.zeroedFloats(count)
+            let pointer = HugePages.zeroed(count, as: Float.self)
             defer { pointer.deallocate() }
             XCTAssertTrue(UnsafeBufferPointer(start: pointer, count: max(1, count)).allSatisfy { $0 == 0 }, "count \(count)")
         }

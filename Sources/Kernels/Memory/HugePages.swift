@@ -41,9 +41,6 @@ public enum HugePages {
         return pointer
     }
 
-    /// `count` zeros as floats, on huge pages when large.
-    public static func zeroedFloats(_ count: Int) -> UnsafeMutablePointer<Float> { zeroed(count) }
-
     /// Asks for huge pages on the whole 2 MiB extents inside memory not yet
     /// touched (`Array(unsafeUninitializedCapacity:)`'s storage, say); a
     /// no-op on smaller ranges and off Linux.

@@ -137,7 +137,7 @@ public final class DeepLabV2 {
         scratchNeeds[height << 32 | width] = needed
         if let scratch, scratch.count >= needed { return scratch.pointer }
         scratch?.pointer.deallocate()
-        let pointer = HugePages.zeroedFloats(needed)
+        let pointer = HugePages.zeroed(needed, as: Float.self)
         scratch = (pointer, needed)
         return pointer
     }

@@ -103,7 +103,7 @@ AVX2 void sccam_winograd4x3_f32_input_slab(const float *x, int blocked, long cha
                 input_1d(column, t[j]);
             }
             // t[j][i] is column j's i-th value; the same transform along each row i.
-            float *row = v + (ty * tiles_x + tx) * row_stride;
+            float *row = v + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             for (int i = 0; i < 6; i++) {
                 for (int j = 0; j < 6; j++) d[i][j] = t[j][i];
                 v16 e[6];
@@ -115,13 +115,14 @@ AVX2 void sccam_winograd4x3_f32_input_slab(const float *x, int blocked, long cha
 }
 
 AVX2 void sccam_winograd4x3_f32_output_slab(const float *m, long element_stride, long row_stride, const float *bias, float *y,
-                                            int blocked, long channels, long height, long width, int accumulate) {
-    const long plane = height * width, tiles_y = (height + 3) / 4, tiles_x = (width + 3) / 4;
+                                            int blocked, long channels, long height, long width, long first_tile_row,
+                                            long tile_rows, int accumulate) {
+    const long plane = height * width, tiles_x = (width + 3) / 4;
     v16 b = {0};
     for (long r = 0; bias && r < channels; r++) b[r] = bias[r];
-    for (long ty = 0; ty < tiles_y; ty++) {
+    for (long ty = first_tile_row; ty < first_tile_row + tile_rows; ty++) {
         for (long tx = 0; tx < tiles_x; tx++) {
-            const float *row = m + (ty * tiles_x + tx) * row_stride;
+            const float *row = m + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             v16 s[6][4];
             // Down each of the six columns j: s[j] holds its four output rows.
             for (int j = 0; j < 6; j++) {
@@ -162,7 +163,7 @@ AVX2 void sccam_winograd4x3_f32_gradient_slab(const float *dy, int blocked, long
                 }
                 gradient_1d(g, u[r]);
             }
-            float *row = dm + (ty * tiles_x + tx) * row_stride;
+            float *row = dm + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             for (int j = 0; j < 6; j++) {
                 v16 down[4], e[6];
                 for (int r = 0; r < 4; r++) down[r] = u[r][j];
@@ -175,14 +176,14 @@ AVX2 void sccam_winograd4x3_f32_gradient_slab(const float *dy, int blocked, long
 }
 
 AVX2 void sccam_winograd4x3_f32_input_gradient_slab(const float *dv, long element_stride, long row_stride, float *dx, int blocked,
-                                                    long channels, long height, long width, int accumulate) {
-    const long plane = height * width;
-    // The windows overlap, so every tile adds: clear the slab first unless accumulating.
-    if (!accumulate) clear_slab(dx, blocked, channels, plane);
-    const long tiles_y = (height + 3) / 4, tiles_x = (width + 3) / 4;
-    for (long ty = 0; ty < tiles_y; ty++) {
+                                                    long channels, long height, long width, long first_tile_row,
+                                                    long tile_rows, int accumulate) {
+    const long plane = height * width, tiles_x = (width + 3) / 4;
+    for (long ty = first_tile_row; ty < first_tile_row + tile_rows; ty++) {
+        // The windows overlap, so every tile adds: unless accumulating, the rows no earlier tile row reached start at zero.
+        if (!accumulate) clear_new_rows(dx, blocked, channels, height, width, ty, 4);
         for (long tx = 0; tx < tiles_x; tx++) {
-            const float *row = dv + (ty * tiles_x + tx) * row_stride;
+            const float *row = dv + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             v16 e[6][6];
             // Down each column j: e[j] holds its six input rows.
             for (int j = 0; j < 6; j++) {

@@ -1,5 +1,6 @@
 #include "winograd_bf16.h"
 #include "lanes.h"
+#include "tile_rows.h"
 #include "transpose16.h"
 #include <immintrin.h>
 #include <string.h>
@@ -68,7 +69,7 @@ AVX512 void sccam_winograd_input_slab(const float *x, int blocked, long channels
                 t[2][j] = SUB(d[2][j], d[1][j]);
                 t[3][j] = SUB(d[1][j], d[3][j]);
             }
-            uint16_t *row = v + (ty * tiles_x + tx) * row_stride;
+            uint16_t *row = v + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             for (int i = 0; i < 4; i++) {
                 const __m512 e[4] = {SUB(t[i][0], t[i][2]), ADD(t[i][1], t[i][2]), SUB(t[i][2], t[i][1]), SUB(t[i][1], t[i][3])};
                 for (int j = 0; j < 4; j++) _mm256_storeu_si256((__m256i *)(row + (4 * i + j) * element_stride), bfloat16(e[j]));
@@ -78,14 +79,15 @@ AVX512 void sccam_winograd_input_slab(const float *x, int blocked, long channels
 }
 
 AVX512 void sccam_winograd_output_slab(const float *m, long element_stride, long row_stride, const float *bias, float *y,
-                                       int blocked, long channels, long height, long width, int accumulate) {
+                                       int blocked, long channels, long height, long width, long first_tile_row,
+                                       long tile_rows, int accumulate) {
     const __mmask16 mask = LANES(channels);
     const __m512i planes = plane_offsets(height * width);
     const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps();
-    const long tiles_y = (height + 1) / 2, tiles_x = (width + 1) / 2;
-    for (long ty = 0; ty < tiles_y; ty++) {
+    const long tiles_x = (width + 1) / 2;
+    for (long ty = first_tile_row; ty < first_tile_row + tile_rows; ty++) {
         for (long tx = 0; tx < tiles_x; tx++) {
-            const float *row = m + (ty * tiles_x + tx) * row_stride;
+            const float *row = m + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             __m512 s[2][4];
             // Aᵀ M: rows m0 + m1 + m2 and m1 - m2 - m3; then the same along columns.
             for (int j = 0; j < 4; j++) {
@@ -134,7 +136,7 @@ AVX512 void sccam_winograd_gradient_slab(const float *dy, int blocked, long chan
                 u[2][c] = SUB(g[0][c], g[1][c]);
                 u[3][c] = SUB(zero, g[1][c]);
             }
-            uint16_t *row = dm + (ty * tiles_x + tx) * row_stride;
+            uint16_t *row = dm + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             for (int i = 0; i < 4; i++) {
                 const __m512 e[4] = {u[i][0], ADD(u[i][0], u[i][1]), SUB(u[i][0], u[i][1]), SUB(zero, u[i][1])};
                 for (int j = 0; j < 4; j++) _mm256_storeu_si256((__m256i *)(row + (4 * i + j) * element_stride), bfloat16(e[j]));
@@ -145,19 +147,17 @@ AVX512 void sccam_winograd_gradient_slab(const float *dy, int blocked, long chan
 }
 
 AVX512 void sccam_winograd_input_gradient_slab(const float *dv, long element_stride, long row_stride, float *dx, int blocked,
-                                               long channels, long height, long width, int accumulate) {
+                                               long channels, long height, long width, long first_tile_row,
+                                               long tile_rows, int accumulate) {
     const __mmask16 m = LANES(channels);
     const long plane = height * width;
     const __m512i planes = plane_offsets(plane);
-    // The windows overlap, so every tile adds: clear the slab first unless accumulating.
-    if (!accumulate) {
-        if (blocked) memset(dx, 0, (size_t)plane * 16 * sizeof(float));
-        else for (long r = 0; r < channels; r++) memset(dx + r * plane, 0, (size_t)plane * sizeof(float));
-    }
-    const long tiles_y = (height + 1) / 2, tiles_x = (width + 1) / 2;
-    for (long ty = 0; ty < tiles_y; ty++) {
+    const long tiles_x = (width + 1) / 2;
+    for (long ty = first_tile_row; ty < first_tile_row + tile_rows; ty++) {
+        // The windows overlap, so every tile adds: unless accumulating, the rows no earlier tile row reached start at zero.
+        if (!accumulate) clear_new_rows(dx, blocked, channels, height, width, ty, 2);
         for (long tx = 0; tx < tiles_x; tx++) {
-            const float *row = dv + (ty * tiles_x + tx) * row_stride;
+            const float *row = dv + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             __m512 e[4][4];
             // B dV: rows dV0, dV1 - dV2 + dV3, dV1 + dV2 - dV0, -dV3; then the same along columns.
             const __m512 zero = _mm512_setzero_ps();

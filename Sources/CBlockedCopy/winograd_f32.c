@@ -24,7 +24,7 @@ AVX2 void sccam_winograd_f32_input_slab(const float *x, int blocked, long channe
                 t[2][j] = d[2][j] - d[1][j];
                 t[3][j] = d[1][j] - d[3][j];
             }
-            float *row = v + (ty * tiles_x + tx) * row_stride;
+            float *row = v + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             for (int i = 0; i < 4; i++) {
                 const v16 e[4] = {t[i][0] - t[i][2], t[i][1] + t[i][2], t[i][2] - t[i][1], t[i][1] - t[i][3]};
                 for (int j = 0; j < 4; j++) store(row + (4 * i + j) * element_stride, e[j]);
@@ -34,13 +34,14 @@ AVX2 void sccam_winograd_f32_input_slab(const float *x, int blocked, long channe
 }
 
 AVX2 void sccam_winograd_f32_output_slab(const float *m, long element_stride, long row_stride, const float *bias, float *y,
-                                         int blocked, long channels, long height, long width, int accumulate) {
-    const long plane = height * width, tiles_y = (height + 1) / 2, tiles_x = (width + 1) / 2;
+                                         int blocked, long channels, long height, long width, long first_tile_row,
+                                         long tile_rows, int accumulate) {
+    const long plane = height * width, tiles_x = (width + 1) / 2;
     v16 b = {0};
     for (long r = 0; bias && r < channels; r++) b[r] = bias[r];
-    for (long ty = 0; ty < tiles_y; ty++) {
+    for (long ty = first_tile_row; ty < first_tile_row + tile_rows; ty++) {
         for (long tx = 0; tx < tiles_x; tx++) {
-            const float *row = m + (ty * tiles_x + tx) * row_stride;
+            const float *row = m + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             v16 s[2][4];
             // Aᵀ M: rows m0 + m1 + m2 and m1 - m2 - m3; then the same along columns.
             for (int j = 0; j < 4; j++) {
@@ -85,7 +86,7 @@ AVX2 void sccam_winograd_f32_gradient_slab(const float *dy, int blocked, long ch
                 u[2][c] = g[0][c] - g[1][c];
                 u[3][c] = -g[1][c];
             }
-            float *row = dm + (ty * tiles_x + tx) * row_stride;
+            float *row = dm + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             for (int i = 0; i < 4; i++) {
                 const v16 e[4] = {u[i][0], u[i][0] + u[i][1], u[i][0] - u[i][1], -u[i][1]};
                 for (int j = 0; j < 4; j++) store(row + (4 * i + j) * element_stride, e[j]);
@@ -96,14 +97,14 @@ AVX2 void sccam_winograd_f32_gradient_slab(const float *dy, int blocked, long ch
 }
 
 AVX2 void sccam_winograd_f32_input_gradient_slab(const float *dv, long element_stride, long row_stride, float *dx, int blocked,
-                                                 long channels, long height, long width, int accumulate) {
-    const long plane = height * width;
-    // The windows overlap, so every tile adds: clear the slab first unless accumulating.
-    if (!accumulate) clear_slab(dx, blocked, channels, plane);
-    const long tiles_y = (height + 1) / 2, tiles_x = (width + 1) / 2;
-    for (long ty = 0; ty < tiles_y; ty++) {
+                                                 long channels, long height, long width, long first_tile_row,
+                                                 long tile_rows, int accumulate) {
+    const long plane = height * width, tiles_x = (width + 1) / 2;
+    for (long ty = first_tile_row; ty < first_tile_row + tile_rows; ty++) {
+        // The windows overlap, so every tile adds: unless accumulating, the rows no earlier tile row reached start at zero.
+        if (!accumulate) clear_new_rows(dx, blocked, channels, height, width, ty, 2);
         for (long tx = 0; tx < tiles_x; tx++) {
-            const float *row = dv + (ty * tiles_x + tx) * row_stride;
+            const float *row = dv + ((ty - first_tile_row) * tiles_x + tx) * row_stride;
             v16 e[4][4];
             // B dV: rows dV0, dV1 - dV2 + dV3, dV1 + dV2 - dV0, -dV3; then the same along columns.
             for (int j = 0; j < 4; j++) {

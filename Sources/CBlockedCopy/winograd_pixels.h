@@ -2,6 +2,7 @@
 #define SCCAM_WINOGRAD_PIXELS_H
 #include <immintrin.h>
 #include <string.h>
+#include "tile_rows.h"
 
 // What the float32 Winograd transforms (F(2x2, 3x3) and F(4x4, 3x3)) share:
 // a 16-channel slab's pixel as one vector, read from and written to plain,
@@ -52,13 +53,6 @@ AVX2 static inline v16 load_pixel(const float *x, int blocked, long pixel, long 
     for (long r = 0; r < channels; r++) lanes[r] = x[lane_offset(blocked, r, pixel, plane)];
     memcpy(&v, lanes, sizeof v);
     return v;
-}
-
-// Zeroes a 16-channel slab of `plane` pixels: one block of 16 (nChw16c) or
-// two of 8 (nChw8c) are one contiguous run; plain channels are `channels` planes.
-static inline void clear_slab(float *x, int blocked, long channels, long plane) {
-    if (blocked) memset(x, 0, (size_t)plane * 16 * sizeof(float));
-    else for (long r = 0; r < channels; r++) memset(x + r * plane, 0, (size_t)plane * sizeof(float));
 }
 
 AVX2 static inline void store_pixel(float *y, int blocked, long pixel, long plane, long channels, v16 v, int accumulate) {

@@ -46,7 +46,7 @@ final class WinogradConvolutionTests: XCTestCase {
 
     private struct Results { var y, dx, dw, db: [Float] }
 
-    private func run(_ c: Case, winograd: Bool, precision: ConvolutionPrecision, tile: WinogradConvolution.Tile, x: [Float], w: [Float], b: [Float], dy: [Float], start: Results, accumulate: Bool) -> Results {
+    private func run(_ c: Case, winograd: Bool, precision: ConvolutionPrecision, tile: WinogradConvolution.Tile, bandRows: Int?, x: [Float], w: [Float], b: [Float], dy: [Float], start: Results, accumulate: Bool) -> Results {
         let g = ConvolutionGeometry(inputChannels: c.inputChannels, outputChannels: c.outputChannels, kernel: 3, padding: 1)
         let plane = c.height * c.width
         func laid(_ values: [Float], _ layout: ActivationLayout, _ channels: Int) -> [Float] {
@@ -69,13 +69,14 @@ final class WinogradConvolutionTests: XCTestCase {
         let bias = c.bias ? b : nil
         if winograd {
             WinogradConvolution.forward(g, precision: precision, weight: w, bias: bias, input: xs, batch: c.batch, height: c.height,
-                                width: c.width, output: &y, accumulate: accumulate, layouts: layouts, weightEpoch: nil, tile: tile)
+                                width: c.width, output: &y, accumulate: accumulate, layouts: layouts, weightEpoch: nil, tile: tile,
+                                bandRows: bandRows)
             db.withUnsafeMutableBufferPointer { db in
                 WinogradConvolution.backward(g, precision: precision, input: xs, weight: w, outputGradient: dys, batch: c.batch,
                                      height: c.height, width: c.width, weightGradient: &dw, weightGradientLayout: gradientLayout,
                                      biasGradient: c.bias ? db.baseAddress : nil, accumulateWeightGradient: accumulate,
                                      inputGradient: &dx, accumulateInputGradient: accumulate, layouts: layouts, weightEpoch: nil,
-                                     tile: tile)
+                                     tile: tile, bandRows: bandRows)
             }
         } else {
             let engine = Im2colConvolutionEngine()
@@ -98,8 +99,8 @@ final class WinogradConvolutionTests: XCTestCase {
         return zip(a, b).map { Double(abs($0 - $1)) }.max()! / scale
     }
 
-    private func compare(_ precision: ConvolutionPrecision, tile: WinogradConvolution.Tile = .twoByTwo, values: () -> Float,
-                         tolerance: Double) throws {
+    private func compare(_ precision: ConvolutionPrecision, tile: WinogradConvolution.Tile = .twoByTwo, bandRows: Int? = nil,
+                         values: () -> Float, tolerance: Double) throws {
         try XCTSkipUnless(WinogradConvolution.isAvailable(precision),
                           precision == .bf16 ? "the bf16 Winograd kernels need AVX-512 and oneDNN's bf16 matmul"
                                              : "the float32 Winograd kernels need AVX2")
@@ -113,9 +114,9 @@ final class WinogradConvolutionTests: XCTestCase {
                               dw: (0..<w.count).map { _ in values() }, db: b.map { -$0 })
                     : Results(y: [Float](repeating: 9, count: outputs), dx: [Float](repeating: 9, count: inputs),
                               dw: [Float](repeating: 9, count: w.count), db: [Float](repeating: 9, count: b.count))
-                let reference = run(c, winograd: false, precision: precision, tile: tile, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
-                let ours = run(c, winograd: true, precision: precision, tile: tile, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
-                let label = "F(\(tile.name)) \(c) accumulate \(accumulate)"
+                let reference = run(c, winograd: false, precision: precision, tile: tile, bandRows: nil, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
+                let ours = run(c, winograd: true, precision: precision, tile: tile, bandRows: bandRows, x: x, w: w, b: b, dy: dy, start: start, accumulate: accumulate)
+                let label = "F(\(tile.name)) bands \(bandRows.map(String.init) ?? "none") \(c) accumulate \(accumulate)"
                 XCTAssertLessThanOrEqual(relativeError(ours.y, reference.y), tolerance, "forward, \(label)")
                 XCTAssertLessThanOrEqual(relativeError(ours.dx, reference.dx), tolerance, "input gradient, \(label)")
                 XCTAssertLessThanOrEqual(relativeError(ours.dw, reference.dw), tolerance, "weight gradient, \(label)")
@@ -147,6 +148,45 @@ final class WinogradConvolutionTests: XCTestCase {
         for tile in [WinogradConvolution.Tile.twoByTwo, .fourByFour] {
             try compare(.fp32, tile: tile, values: { Float.random(in: -1...1, using: &generator) }, tolerance: 1e-5)
         }
+    }
+
+    /// Bands of 1, 2 and 3 tile rows (some crossing from one image into the
+    /// next, the last one shorter): each band's transforms and products run on
+    /// its own tiles, the input gradient's overlapping windows add up across
+    /// bands (and start from zero without accumulation), and the bands' weight
+    /// gradients add up through the product's sum. On small integers every
+    /// sum is still exact, so F(2x2, 3x3) must equal the reference to the last bit.
+    func testBandsOfTileRows() throws {
+        for rows in [1, 2, 3] {
+            try compare(.fp32, tile: .twoByTwo, bandRows: rows, values: { Float(Int.random(in: -2...2, using: &generator)) }, tolerance: 0)
+            try compare(.fp32, tile: .fourByFour, bandRows: rows, values: { Float(Int.random(in: -2...2, using: &generator)) },
+                        tolerance: 5e-6)
+            try compare(.fp32, tile: .fourByFour, bandRows: rows, values: { Float.random(in: -1...1, using: &generator) }, tolerance: 1e-5)
+        }
+        try compare(.bf16, bandRows: 2, values: { Float(Int.random(in: -2...2, using: &generator)) }, tolerance: 0)
+    }
+
+    /// Which layers run in bands, and how many tile rows a band holds: the
+    /// wide maps with few channels (ResNet-38's first layer and b2 at batch
+    /// 2), not the layers whose U is large (b3 on), nor the small ones, nor bf16.
+    func testBandsPerLayerShape() {
+        func rows(_ inputs: Int, _ outputs: Int, batch: Int, side: Int, precision: ConvolutionPrecision = .fp32) -> Int? {
+            WinogradConvolution.Bands.rows(.init(batch: batch, height: side, width: side, inputChannels: inputs, outputChannels: outputs,
+                                                 precision: precision, tile: WinogradConvolution.tile(precision, height: side, width: side)))
+        }
+        // b2: 28 tiles a row, 36 x 28 x (128 + 128) floats = 1 MB of V and M per tile row.
+        XCTAssertEqual(rows(128, 128, batch: 2, side: 112), 4)
+        // conv1a: 3 -> 64 channels (inputs padded to 16), 56 tiles a row: 645 KB per tile row.
+        XCTAssertEqual(rows(3, 64, batch: 2, side: 224), 6)
+        XCTAssertNil(rows(256, 256, batch: 2, side: 56), "b3: a 10 MB U, read again for every band")
+        XCTAssertNil(rows(64, 64, batch: 2, side: 81), "8 MB of V: runs whole")
+        XCTAssertNotNil(rows(64, 64, batch: 10, side: 81))
+        XCTAssertNil(rows(128, 128, batch: 2, side: 112, precision: .bf16))
+        let s = WinogradConvolution.Sizes(batch: 2, height: 9, width: 11, inputChannels: 16, outputChannels: 16, precision: .fp32,
+                                          tile: .fourByFour)
+        XCTAssertEqual(s.spans(rows: 4), [.init(first: 0, rows: 4), .init(first: 4, rows: 2)])
+        XCTAssertEqual(s.spans(rows: nil), [.init(first: 0, rows: 6)])
+        XCTAssertEqual(s.spans(rows: 10), [.init(first: 0, rows: 6)])
     }
 
     /// The tile each precision runs, per map size: float32 keeps F(2x2, 3x3)

@@ -22,24 +22,34 @@
 // which the first `channels` are real. bf16 values are rounded to nearest
 // even. Every function needs AVX-512F.
 
-// V rows for the tiles of one slab in tile rows [first_tile_row,
-// first_tile_row + tile_rows): tile (ty, tx) is row ty * ceil(W/2) + tx of `v`
-// (which points at the image's first tile and the slab's first channel).
+// Every transform covers the tiles of one slab in the tile rows
+// [first_tile_row, first_tile_row + tile_rows) (a whole image: 0 and
+// ceil(H/2)): tile (ty, tx) is row (ty - first_tile_row) * ceil(W/2) + tx of
+// its Winograd-domain matrix, whose pointer is that range's first tile and the
+// slab's first channel. So an image can run a band of tile rows at a time
+// through buffers that hold only the band (WinogradBands.swift).
+
+// V rows for the tiles of one slab in those tile rows.
 void sccam_winograd_input_slab(const float *x, int blocked, long channels, long height, long width, uint16_t *v,
                                long element_stride, long row_stride, long first_tile_row, long tile_rows);
 
-// y (+)= Aᵀ M A (+ bias) for the tiles of one slab, cropped to the map.
+// y (+)= Aᵀ M A (+ bias) for those tiles of one slab, cropped to the map.
 void sccam_winograd_output_slab(const float *m, long element_stride, long row_stride, const float *bias, float *y,
-                                int blocked, long channels, long height, long width, int accumulate);
+                                int blocked, long channels, long height, long width, long first_tile_row,
+                                long tile_rows, int accumulate);
 
 // dM = A dy Aᵀ for the tiles of one slab in those tile rows (as in the input
 // transform), and their sum of dy per channel added into sums[0..16) when sums is not NULL.
 void sccam_winograd_gradient_slab(const float *dy, int blocked, long channels, long height, long width, uint16_t *dm,
                                   long element_stride, long row_stride, long first_tile_row, long tile_rows, float *sums);
 
-// dx (+)= Σ over tiles of B dV Bᵀ, each into its 4x4 input window, for one slab.
+// dx (+)= Σ over those tiles of B dV Bᵀ, each into its 4x4 input window, for
+// one slab. The windows of neighbouring tile rows overlap: without
+// `accumulate`, the rows that no earlier tile row reaches are cleared first,
+// so an image's tile rows must then run in order from 0, one range after another.
 void sccam_winograd_input_gradient_slab(const float *dv, long element_stride, long row_stride, float *dx, int blocked,
-                                        long channels, long height, long width, int accumulate);
+                                        long channels, long height, long width, long first_tile_row,
+                                        long tile_rows, int accumulate);
 
 // U = G g Gᵀ for a tile of 16 outputs from `first_output` (past `outputs`:
 // zero) and up to 16 inputs from `first_input`, from OIHW weights (outputs x

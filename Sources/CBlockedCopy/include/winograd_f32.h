@@ -14,13 +14,15 @@ void sccam_winograd_f32_input_slab(const float *x, int blocked, long channels, l
                                    long element_stride, long row_stride, long first_tile_row, long tile_rows);
 
 void sccam_winograd_f32_output_slab(const float *m, long element_stride, long row_stride, const float *bias, float *y,
-                                    int blocked, long channels, long height, long width, int accumulate);
+                                    int blocked, long channels, long height, long width, long first_tile_row,
+                                    long tile_rows, int accumulate);
 
 void sccam_winograd_f32_gradient_slab(const float *dy, int blocked, long channels, long height, long width, float *dm,
                                       long element_stride, long row_stride, long first_tile_row, long tile_rows, float *sums);
 
 void sccam_winograd_f32_input_gradient_slab(const float *dv, long element_stride, long row_stride, float *dx, int blocked,
-                                            long channels, long height, long width, int accumulate);
+                                            long channels, long height, long width, long first_tile_row,
+                                            long tile_rows, int accumulate);
 
 void sccam_winograd_f32_weight_tile(const float *w, long outputs, long inputs, long first_output, long first_input, float *u,
                                     long element_stride, long row_stride);

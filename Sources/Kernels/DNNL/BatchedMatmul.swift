@@ -5,7 +5,8 @@ import CDNNL
 /// row-major or, when marked transposed, stored as its transpose, each stored
 /// row possibly longer than its elements (`Shape`'s row lengths). bf16
 /// operands run its brgemm kernels (vdpbf16ps on AVX512-BF16, tiles on AMX),
-/// float32 ones its jit sgemm. Primitives are cached per shape; the callers
+/// float32 ones its jit sgemm; a shape marked `accumulate` adds its product to
+/// the result. Primitives are cached per shape; the callers
 /// hold `DNNLConvolution`'s lock.
 enum BatchedMatmul {
     struct Shape: Hashable {
@@ -17,6 +18,8 @@ enum BatchedMatmul {
         /// Elements from one stored row of an operand to the next (0: the row's
         /// own length), for rows padded against cache aliasing (`WinogradConvolution.Sizes.rowPadding`).
         var leftRowLength = 0, rightRowLength = 0, resultRowLength = 0
+        /// The product is added to the result (a sum post-op) rather than written over it.
+        var accumulate = false
     }
 
     /// The descriptor of a batch of outer x inner matrices, stored row-major
@@ -54,8 +57,18 @@ enum BatchedMatmul {
                                                rowLength: shape.resultRowLength, type: dnnl_f32)
             var op = dnnl_matmul_desc_t()
             try DNNLRuntime.check(dnnl_matmul_desc_init(&op, &leftDesc, &rightDesc, nil, &resultDesc), "matmul_desc_init")
+            var attributes: dnnl_primitive_attr_t?
+            try DNNLRuntime.check(dnnl_primitive_attr_create(&attributes), "primitive_attr_create")
+            defer { dnnl_primitive_attr_destroy(attributes) }
+            if shape.accumulate {
+                var postOps: dnnl_post_ops_t?
+                try DNNLRuntime.check(dnnl_post_ops_create(&postOps), "post_ops_create")
+                defer { dnnl_post_ops_destroy(postOps) }
+                try DNNLRuntime.check(dnnl_post_ops_append_sum(postOps, 1), "post_ops_append_sum")
+                try DNNLRuntime.check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "primitive_attr_set_post_ops")
+            }
             var descriptor: dnnl_primitive_desc_t?
-            try DNNLRuntime.check(dnnl_primitive_desc_create(&descriptor, &op, nil, DNNLRuntime.engine, nil),
+            try DNNLRuntime.check(dnnl_primitive_desc_create(&descriptor, &op, attributes, DNNLRuntime.engine, nil),
                                   "matmul primitive_desc_create")
             defer { dnnl_primitive_desc_destroy(descriptor) }
             var created: dnnl_primitive_t?

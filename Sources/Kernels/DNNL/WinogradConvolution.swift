@@ -20,7 +20,10 @@ import CDNNL
 ///   AVX-512. oneDNN's direct AVX2 kernels run at about 65% of the FMA peak,
 ///   its float32 matmul at 80-90% (docs/performance.md).
 ///
-/// Every pass runs under `DNNLConvolution`'s lock, on buffers of its own.
+/// A pass runs its tiles as one span, or, for wide maps with few channels, a
+/// band of tile rows at a time whose Winograd-domain matrices stay in the
+/// cache (`Bands`, `TileSpan`). Every pass runs under `DNNLConvolution`'s
+/// lock, on buffers of its own.
 enum WinogradConvolution {
     /// A Winograd form F(m x m, 3x3): m x m output tiles from (m + 2) x (m + 2) input tiles.
     enum Tile {
@@ -73,11 +76,13 @@ enum WinogradConvolution {
     }
 
     /// The kernel a forward pass of this shape runs on, e.g. "wino_2x3 bf16 + matmul
-    /// brg:avx512_core_bf16"; the caller holds `DNNLConvolution`'s lock.
+    /// brg:avx512_core_bf16", and its bands (`Bands`); the caller holds `DNNLConvolution`'s lock.
     static func implementation(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, batch: Int, height: Int, width: Int) -> String {
         let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
                       precision: precision, tile: tile(precision, height: height, width: width))
-        return kernelName(precision, s.tile) + " " + BatchedMatmul.plan(s.forwardProduct).implementation
+        let spans = s.spans(rows: Bands.rows(s))
+        let bands = spans.count > 1 ? ", bands of \(spans[0].rows) tile rows" : ""
+        return kernelName(precision, s.tile) + " " + BatchedMatmul.plan(s.forwardProduct(tiles: spans[0].tiles(s))).implementation + bands
     }
 
     /// Whether a layer is a 3x3, stride-1, padding-1, undilated convolution.
@@ -112,7 +117,8 @@ enum WinogradConvolution {
         var elements: Int { tile.elements }
         var kernels: Kernels { Kernels(precision: precision, tile: tile) }
         var tilesY: Int { (height + tile.outputSize - 1) / tile.outputSize }
-        var tilesPerImage: Int { tilesY * ((width + tile.outputSize - 1) / tile.outputSize) }
+        var tilesX: Int { (width + tile.outputSize - 1) / tile.outputSize }
+        var tilesPerImage: Int { tilesY * tilesX }
         var tiles: Int { batch * tilesPerImage }
         /// Channels rounded up to whole 16-channel slabs (the padding reads as zero).
         var paddedInputs: Int { (inputChannels + 15) / 16 * 16 }
@@ -136,20 +142,26 @@ enum WinogradConvolution {
         var plane: Int { height * width }
         /// Bytes of one transformed operand: bf16 or float32 (products are float32 in both).
         var operandBytes: Int { precision == .bf16 ? 2 : 4 }
-        /// M = V U: tiles x inputs by inputs x outputs, for each element.
-        var forwardProduct: BatchedMatmul.Shape {
+        /// M = V U: tiles x inputs by inputs x outputs, for each element (the span's tiles).
+        func forwardProduct(tiles: Int) -> BatchedMatmul.Shape {
             .init(batch: elements, rows: tiles, inner: paddedInputs, columns: paddedOutputs, operands: precision,
                   leftRowLength: inputRow, rightRowLength: outputRow, resultRowLength: outputRow)
         }
-        /// dU = Vᵀ dM: inputs x tiles by tiles x outputs (V read transposed).
-        var weightGradientProduct: BatchedMatmul.Shape {
+        /// dU (+)= Vᵀ dM: inputs x tiles by tiles x outputs (V read transposed);
+        /// `accumulate` adds the product of a later span to dU.
+        func weightGradientProduct(tiles: Int, accumulate: Bool) -> BatchedMatmul.Shape {
             .init(batch: elements, rows: paddedInputs, inner: tiles, columns: paddedOutputs, operands: precision, transposedLeft: true,
-                  leftRowLength: inputRow, rightRowLength: outputRow, resultRowLength: outputRow)
+                  leftRowLength: inputRow, rightRowLength: outputRow, resultRowLength: outputRow, accumulate: accumulate)
         }
         /// dV = dM Uᵀ: tiles x outputs by outputs x inputs (U read transposed).
-        var inputGradientProduct: BatchedMatmul.Shape {
+        func inputGradientProduct(tiles: Int) -> BatchedMatmul.Shape {
             .init(batch: elements, rows: tiles, inner: paddedOutputs, columns: paddedInputs, operands: precision, transposedRight: true,
                   leftRowLength: outputRow, rightRowLength: outputRow, resultRowLength: inputRow)
+        }
+        /// The batch's tile rows in spans of `rows` (the last one shorter), or as one span.
+        func spans(rows: Int?) -> [TileSpan] {
+            let total = batch * tilesY, step = max(1, min(rows ?? total, total))
+            return stride(from: 0, to: total, by: step).map { TileSpan(first: $0, rows: min(step, total - $0)) }
         }
     }
 
@@ -172,24 +184,20 @@ enum WinogradConvolution {
     static func forward(_ g: ConvolutionGeometry, precision: ConvolutionPrecision, weight: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>?, input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                         output: UnsafeMutablePointer<Float>, accumulate: Bool, layouts: ConvolutionLayouts, weightEpoch: Int?,
-                        tile: Tile? = nil) {
+                        tile: Tile? = nil, bandRows: Int? = nil) {
         let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
                       precision: precision, tile: tile ?? Self.tile(precision, height: height, width: width))
         s.require(layouts)
         DNNLConvolution.withLock {
             DNNLRuntime.applyThreadCount()
             let u = transformedWeights(weight, s, epoch: weightEpoch)
-            let v = transformInput(input, s, layout: layouts.input)
-            let m = buffer(.product, s.elements * s.tiles * s.outputRow, as: Float.self)
-            BatchedMatmul.plan(s.forwardProduct).execute(left: v, right: u, result: m)
-            let outputSlab = s.kernels.outputSlab
-            PhaseProfiler.measure(.winogradTransforms) {
-                forEachSlab(s, channels: s.outputChannels) { n, block, slab in
-                    outputSlab(m + n * s.tilesPerImage * s.outputRow + 16 * block, s.tiles * s.outputRow,
-                               s.outputRow, bias.map { $0 + 16 * block }, output + slab,
-                               layouts.output.channelBlock, min(16, s.outputChannels - 16 * block),
-                               height, width, accumulate ? 1 : 0)
-                }
+            let spans = s.spans(rows: bandRows ?? Bands.rows(s)), capacity = spans[0].tiles(s)
+            let v = operands(.transformedInput, s.elements * capacity * s.inputRow, s)
+            let m = buffer(.product, s.elements * capacity * s.outputRow, as: Float.self)
+            for span in spans {
+                transformInput(input, s, layout: layouts.input, span: span, into: v)
+                BatchedMatmul.plan(s.forwardProduct(tiles: span.tiles(s))).execute(left: v, right: u, result: m)
+                transformOutput(m, s, span: span, bias: bias, into: output, layout: layouts.output, accumulate: accumulate)
             }
         }
     }
@@ -200,41 +208,40 @@ enum WinogradConvolution {
                          weightGradient: UnsafeMutablePointer<Float>?, weightGradientLayout: WeightGradientLayout,
                          biasGradient: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool,
                          inputGradient: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool,
-                         layouts: ConvolutionLayouts, weightEpoch: Int?, tile: Tile? = nil) {
+                         layouts: ConvolutionLayouts, weightEpoch: Int?, tile: Tile? = nil, bandRows: Int? = nil) {
         let s = Sizes(batch: batch, height: height, width: width, inputChannels: g.inputChannels, outputChannels: g.outputChannels,
                       precision: precision, tile: tile ?? Self.tile(precision, height: height, width: width))
         s.require(layouts)
         DNNLConvolution.withLock {
             DNNLRuntime.applyThreadCount()
-            // One row of bias sums per task (image and tile row), added up below.
+            let spans = s.spans(rows: bandRows ?? Bands.rows(s)), capacity = spans[0].tiles(s)
+            // One row of bias sums per tile row of the batch, added up below.
             let sums = biasGradient == nil ? nil : buffer(.biasSums, s.batch * s.tilesY * s.paddedOutputs, as: Float.self)
             sums?.initialize(repeating: 0, count: s.batch * s.tilesY * s.paddedOutputs)
-            let dm = operands(.transformedGradient, s.elements * s.tiles * s.outputRow, s)
-            let gradientSlab = s.kernels.gradientSlab
-            PhaseProfiler.measure(.winogradTransforms) {
-                forEachTileRow(s, channels: s.outputChannels) { n, row, block, slab in
-                    let target = dm + (n * s.tilesPerImage * s.outputRow + 16 * block) * s.operandBytes
-                    let sum = sums.map { $0 + (n * s.tilesY + row) * s.paddedOutputs + 16 * block }
-                    let blocked = layouts.output.channelBlock, channels = min(16, s.outputChannels - 16 * block)
-                    if precision == .bf16 {
-                        sccam_winograd_gradient_slab(outputGradient + slab, blocked, channels, height, width,
-                                                     target.assumingMemoryBound(to: UInt16.self), s.tiles * s.outputRow,
-                                                     s.outputRow, row, 1, sum)
-                    } else {
-                        gradientSlab(outputGradient + slab, blocked, channels, height, width,
-                                     target.assumingMemoryBound(to: Float.self), s.tiles * s.outputRow, s.outputRow, row, 1, sum)
-                    }
+            let dm = operands(.transformedGradient, s.elements * capacity * s.outputRow, s)
+            let weightGradientPass = weightGradient.flatMap { dw in input.map { (input: $0, dw: dw) } }
+            let v = weightGradientPass.map { _ in operands(.transformedInput, s.elements * capacity * s.inputRow, s) }
+            let du = weightGradientPass.map { _ in buffer(.weightProduct, s.elements * s.paddedInputs * s.outputRow, as: Float.self) }
+            let u = inputGradient == nil ? nil : weight.map { transformedWeights($0, s, epoch: weightEpoch) }
+            let dv = u.map { _ in buffer(.product, s.elements * capacity * s.inputRow, as: Float.self) }
+            for (index, span) in spans.enumerated() {
+                let tiles = span.tiles(s)
+                transformGradient(outputGradient, s, layout: layouts.output, span: span, into: dm, sums: sums)
+                if let (input, _) = weightGradientPass, let v, let du {
+                    transformInput(input, s, layout: layouts.input, span: span, into: v)
+                    BatchedMatmul.plan(s.weightGradientProduct(tiles: tiles, accumulate: index > 0)).execute(left: v, right: dm, result: du)
+                }
+                if let inputGradient, let u, let dv {
+                    BatchedMatmul.plan(s.inputGradientProduct(tiles: tiles)).execute(left: dm, right: u, result: dv)
+                    transformInputGradient(dv, s, span: span, into: inputGradient, layout: layouts.input, accumulate: accumulateInputGradient)
                 }
             }
-            if let weightGradient, let input {
-                let v = transformInput(input, s, layout: layouts.input)
-                let du = buffer(.weightProduct, s.elements * s.paddedInputs * s.outputRow, as: Float.self)
-                BatchedMatmul.plan(s.weightGradientProduct).execute(left: v, right: dm, result: du)
+            if let (_, dw) = weightGradientPass, let du {
                 let gradientRow = s.kernels.weightGradientRow
                 // With U's transform: both stream the Winograd-domain weights, 4x the weights' size.
                 PhaseProfiler.measure(.winogradWeightTransform) {
                     Parallel.forEach(g.inputChannels) { channel in
-                        gradientRow(du + channel * s.outputRow, s.paddedInputs * s.outputRow, channel, weightGradient,
+                        gradientRow(du + channel * s.outputRow, s.paddedInputs * s.outputRow, channel, dw,
                                     weightGradientLayout == .blocked16 ? 1 : 0, g.outputChannels, g.inputChannels,
                                     accumulateWeightGradient ? 1 : 0)
                     }
@@ -243,67 +250,11 @@ enum WinogradConvolution {
             if let biasGradient, let sums {
                 for c in 0..<g.outputChannels {
                     var total: Float = 0
-                    for task in 0..<(s.batch * s.tilesY) { total += sums[task * s.paddedOutputs + c] }
+                    for row in 0..<(s.batch * s.tilesY) { total += sums[row * s.paddedOutputs + c] }
                     biasGradient[c] = accumulateWeightGradient ? biasGradient[c] + total : total
                 }
             }
-            if let inputGradient, let weight {
-                let u = transformedWeights(weight, s, epoch: weightEpoch)
-                let dv = buffer(.product, s.elements * s.tiles * s.inputRow, as: Float.self)
-                BatchedMatmul.plan(s.inputGradientProduct).execute(left: dm, right: u, result: dv)
-                let gradientSlab = s.kernels.inputGradientSlab
-                PhaseProfiler.measure(.winogradTransforms) {
-                    forEachSlab(s, channels: s.inputChannels) { n, block, slab in
-                        gradientSlab(dv + n * s.tilesPerImage * s.inputRow + 16 * block, s.tiles * s.inputRow,
-                                     s.inputRow, inputGradient + slab, layouts.input.channelBlock,
-                                     min(16, s.inputChannels - 16 * block), height, width, accumulateInputGradient ? 1 : 0)
-                    }
-                }
-            }
         }
-    }
-
-    // MARK: Transforms
-
-    /// Runs `body(image, block, offset of the slab)` for every 16-channel slab of every image, in parallel.
-    private static func forEachSlab(_ s: Sizes, channels: Int, _ body: (Int, Int, Int) -> Void) {
-        let blocks = (channels + 15) / 16
-        Parallel.forEach(s.batch * blocks) { index in
-            let n = index / blocks, block = index % blocks
-            body(n, block, (n * channels + 16 * block) * s.plane)
-        }
-    }
-
-    /// Runs `body(image, tile row, block, offset of the slab)` for every 16-channel
-    /// slab of every tile row of every image, in parallel over images and tile
-    /// rows: a task writes whole Winograd-domain rows (all channels of its
-    /// tiles), so no cache line is shared between tasks or written twice.
-    private static func forEachTileRow(_ s: Sizes, channels: Int, _ body: (Int, Int, Int, Int) -> Void) {
-        let blocks = (channels + 15) / 16
-        Parallel.forEach(s.batch * s.tilesY) { index in
-            let n = index / s.tilesY, row = index % s.tilesY
-            for block in 0..<blocks { body(n, row, block, (n * channels + 16 * block) * s.plane) }
-        }
-    }
-
-    /// V = Bᵀ d B for every tile of the batch, [element][tile][padded input channel] in the operands' type.
-    private static func transformInput(_ input: UnsafePointer<Float>, _ s: Sizes, layout: ActivationLayout) -> UnsafeMutableRawPointer {
-        let v = operands(.transformedInput, s.elements * s.tiles * s.inputRow, s)
-        let inputSlab = s.kernels.inputSlab
-        PhaseProfiler.measure(.winogradTransforms) {
-            forEachTileRow(s, channels: s.inputChannels) { n, row, block, slab in
-                let target = v + (n * s.tilesPerImage * s.inputRow + 16 * block) * s.operandBytes
-                let blocked = layout.channelBlock, channels = min(16, s.inputChannels - 16 * block)
-                if s.precision == .bf16 {
-                    sccam_winograd_input_slab(input + slab, blocked, channels, s.height, s.width,
-                                              target.assumingMemoryBound(to: UInt16.self), s.tiles * s.inputRow, s.inputRow, row, 1)
-                } else {
-                    inputSlab(input + slab, blocked, channels, s.height, s.width,
-                              target.assumingMemoryBound(to: Float.self), s.tiles * s.inputRow, s.inputRow, row, 1)
-                }
-            }
-        }
-        return v
     }
 
     /// U = G g Gᵀ, [element][padded input][output row] in the operands'

@@ -219,29 +219,35 @@ enum WinogradConvolution {
             let sums = biasGradient == nil ? nil : buffer(.biasSums, s.batch * s.tilesY * s.paddedOutputs, as: Float.self)
             sums?.initialize(repeating: 0, count: s.batch * s.tilesY * s.paddedOutputs)
             let dm = operands(.transformedGradient, s.elements * capacity * s.outputRow, s)
-            let weightGradientPass = weightGradient.flatMap { dw in input.map { (input: $0, dw: dw) } }
-            let v = weightGradientPass.map { _ in operands(.transformedInput, s.elements * capacity * s.inputRow, s) }
-            let du = weightGradientPass.map { _ in buffer(.weightProduct, s.elements * s.paddedInputs * s.outputRow, as: Float.self) }
-            let u = inputGradient == nil ? nil : weight.map { transformedWeights($0, s, epoch: weightEpoch) }
-            let dv = u.map { _ in buffer(.product, s.elements * capacity * s.inputRow, as: Float.self) }
+            // What each gradient asked for needs: V and dU for the weights', U and dV for the input's.
+            let weights = weightGradient.flatMap { dw in
+                input.map { (input: $0, dw: dw, v: operands(.transformedInput, s.elements * capacity * s.inputRow, s),
+                             du: buffer(.weightProduct, s.elements * s.paddedInputs * s.outputRow, as: Float.self)) }
+            }
+            let inputs = inputGradient.flatMap { dx in
+                weight.map { (dx: dx, u: transformedWeights($0, s, epoch: weightEpoch),
+                              dv: buffer(.product, s.elements * capacity * s.inputRow, as: Float.self)) }
+            }
             for (index, span) in spans.enumerated() {
                 let tiles = span.tiles(s)
                 transformGradient(outputGradient, s, layout: layouts.output, span: span, into: dm, sums: sums)
-                if let (input, _) = weightGradientPass, let v, let du {
-                    transformInput(input, s, layout: layouts.input, span: span, into: v)
-                    BatchedMatmul.plan(s.weightGradientProduct(tiles: tiles, accumulate: index > 0)).execute(left: v, right: dm, result: du)
+                if let weights {
+                    transformInput(weights.input, s, layout: layouts.input, span: span, into: weights.v)
+                    BatchedMatmul.plan(s.weightGradientProduct(tiles: tiles, accumulate: index > 0))
+                        .execute(left: weights.v, right: dm, result: weights.du)
                 }
-                if let inputGradient, let u, let dv {
-                    BatchedMatmul.plan(s.inputGradientProduct(tiles: tiles)).execute(left: dm, right: u, result: dv)
-                    transformInputGradient(dv, s, span: span, into: inputGradient, layout: layouts.input, accumulate: accumulateInputGradient)
+                if let inputs {
+                    BatchedMatmul.plan(s.inputGradientProduct(tiles: tiles)).execute(left: dm, right: inputs.u, result: inputs.dv)
+                    transformInputGradient(inputs.dv, s, span: span, into: inputs.dx, layout: layouts.input,
+                                           accumulate: accumulateInputGradient)
                 }
             }
-            if let (_, dw) = weightGradientPass, let du {
+            if let weights {
                 let gradientRow = s.kernels.weightGradientRow
                 // With U's transform: both stream the Winograd-domain weights, 4x the weights' size.
                 PhaseProfiler.measure(.winogradWeightTransform) {
                     Parallel.forEach(g.inputChannels) { channel in
-                        gradientRow(du + channel * s.outputRow, s.paddedInputs * s.outputRow, channel, dw,
+                        gradientRow(weights.du + channel * s.outputRow, s.paddedInputs * s.outputRow, channel, weights.dw,
                                     weightGradientLayout == .blocked16 ? 1 : 0, g.outputChannels, g.inputChannels,
                                     accumulateWeightGradient ? 1 : 0)
                     }

@@ -1,6 +1,7 @@
 #include "channel_affine.h"
 #include "slab_runs.h"
 #include "transpose16.h"
+#include "transpose8.h"
 
 // Channel R (< 16) of the slab at pixel I: plain, or in blocks of BLOCKED (8 or 16, powers of two) channels.
 #define AT(P, BLOCKED, R, I, PLANE) \
@@ -69,6 +70,59 @@ __attribute__((target("avx512f"))) static void gradient_avx512(const float *y, c
     gradient_scalar(y, dy, ab, dx, bb, scale, full, plane, accumulate);
 }
 
+// Crossing between plain and nChw8c on AVX2: each of the slab's two 8-channel
+// blocks in tiles of 8 pixels x 8 channels, computed in the source's layout
+// and turned in registers (`transpose8`) on the way out; the same
+// multiplications and additions, element for element, as `affine_scalar` and
+// `gradient_scalar`, which take the pixels past the last whole tile.
+// Vector K of a tile at pixel I of block B: channel 8B + K's 8 pixels (plain)
+// or pixel I + K's 8 channels (nChw8c).
+#define TILE8(P, BLOCKED, B, K, I, PLANE) ((P) + ((BLOCKED) ? (B) * 8 * (PLANE) + ((I) + (K)) * 8 : (8 * (B) + (K)) * (PLANE) + (I)))
+
+__attribute__((target("avx2"))) static inline __m256 channel_values(const float *values, int blocked, int b, int k) {
+    return blocked ? _mm256_loadu_ps(values + 8 * b) : _mm256_set1_ps(values[8 * b + k]);
+}
+
+__attribute__((target("avx2"))) static void affine_crossing_avx2(const float *x, int xb, float *y, int yb, const float *scale,
+                                                                  const float *shift, long plane, int relu) {
+    const __m256 zero = _mm256_setzero_ps();
+    const long full = plane / 8 * 8;
+    for (int b = 0; b < 2; b++) {
+        for (long i = 0; i < full; i += 8) {
+            __m256 v[8];
+            for (int k = 0; k < 8; k++) {
+                v[k] = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(TILE8(x, xb, b, k, i, plane)), channel_values(scale, xb, b, k)),
+                                     channel_values(shift, xb, b, k));
+                if (relu) v[k] = _mm256_and_ps(v[k], _mm256_cmp_ps(v[k], zero, _CMP_GT_OQ));
+            }
+            transpose8(v);
+            for (int k = 0; k < 8; k++) _mm256_storeu_ps(TILE8(y, yb, b, k, i, plane), v[k]);
+        }
+    }
+    affine_scalar(x, xb, y, yb, scale, shift, full, plane, relu);
+}
+
+__attribute__((target("avx2"))) static void gradient_crossing_avx2(const float *y, const float *dy, int ab, float *dx, int bb,
+                                                                    const float *scale, long plane, int accumulate) {
+    const __m256 zero = _mm256_setzero_ps();
+    const long full = plane / 8 * 8;
+    for (int b = 0; b < 2; b++) {
+        for (long i = 0; i < full; i += 8) {
+            __m256 v[8];
+            for (int k = 0; k < 8; k++) {
+                v[k] = _mm256_mul_ps(_mm256_loadu_ps(TILE8(dy, ab, b, k, i, plane)), channel_values(scale, ab, b, k));
+                if (y) v[k] = _mm256_and_ps(v[k], _mm256_cmp_ps(_mm256_loadu_ps(TILE8(y, ab, b, k, i, plane)), zero, _CMP_GT_OQ));
+            }
+            transpose8(v);
+            for (int k = 0; k < 8; k++) {
+                float *target = TILE8(dx, bb, b, k, i, plane);
+                _mm256_storeu_ps(target, accumulate ? _mm256_add_ps(_mm256_loadu_ps(target), v[k]) : v[k]);
+            }
+        }
+    }
+    gradient_scalar(y, dy, ab, dx, bb, scale, full, plane, accumulate);
+}
+
 // Without AVX-512 (or with nChw8c), a slab whose two sides share a layout
 // runs as loops the compiler vectorises (an AVX2 clone where the CPU has it;
 // the runs are slab_runs.h's). Every element is read and written at its own
@@ -89,11 +143,27 @@ __attribute__((target_clones("avx2", "default"))) static void gradient_same_layo
     SLAB_RUNS(GRADIENT_AT)
 }
 
+// v = 0 where the multiplier is 0, else v * multiplier: a channel dropout's
+// mask on one slab, in place (in the slab's layout, `scale` standing for the
+// 16 multipliers of SLAB_RUNS).
+__attribute__((target_clones("avx2", "default"))) void sccam_dropout_slab(float *v, int blocked, const float *multipliers,
+                                                                          long plane) {
+    const float *scale = multipliers, *shift = NULL;
+#define DROPOUT_AT(E, K) { v[E] = s[K] == 0 ? 0 : v[E] * s[K]; }
+    SLAB_RUNS(DROPOUT_AT)
+}
+
+// Whether a crossing of layouts is one `affine_crossing_avx2` takes: plain and nChw8c, on a CPU with AVX2.
+static int crosses_on_avx2(int a, int b) {
+    return (a | b) == 8 && __builtin_cpu_supports("avx2");
+}
+
 // The AVX-512 passes read plain and nChw16c slabs; nChw8c ones take the loops above.
 void sccam_affine_slab(const float *x, int x_blocked, float *y, int y_blocked, const float *scale, const float *shift,
                        long plane, int relu) {
     if (sccam_has_avx512() && x_blocked != 8 && y_blocked != 8) affine_avx512(x, x_blocked, y, y_blocked, scale, shift, plane, relu);
     else if (x_blocked == y_blocked) affine_same_layout(x, x_blocked, y, scale, shift, plane, relu);
+    else if (crosses_on_avx2(x_blocked, y_blocked)) affine_crossing_avx2(x, x_blocked, y, y_blocked, scale, shift, plane, relu);
     else affine_scalar(x, x_blocked, y, y_blocked, scale, shift, 0, plane, relu);
 }
 
@@ -103,6 +173,8 @@ void sccam_affine_gradient_slab(const float *y, const float *dy, int dy_blocked,
         gradient_avx512(y, dy, dy_blocked, dx, dx_blocked, scale, plane, accumulate);
     } else if (dy_blocked == dx_blocked) {
         gradient_same_layout(y, dy, dy_blocked, dx, scale, plane, accumulate);
+    } else if (crosses_on_avx2(dy_blocked, dx_blocked)) {
+        gradient_crossing_avx2(y, dy, dy_blocked, dx, dx_blocked, scale, plane, accumulate);
     } else {
         gradient_scalar(y, dy, dy_blocked, dx, dx_blocked, scale, 0, plane, accumulate);
     }

@@ -150,13 +150,17 @@ public final class SCCAMNetwork {
         let pass = Pass(store: store, folded: folded, batch: batch, scratch: ws.scratch(needed: convolutions.needsScratch), dropout: dropout,
                         accumulateGradients: false, convolutions: convolutions.reusingConvertedWeights(epoch: weightEpoch))
 
-        let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, observe: observe)
-        let channels = configuration.featureChannels, plane = h * w
+        let channels = configuration.featureChannels
+        // dropout7 runs inside bn7's pass (ResNet38.forward's conv6Dropout).
+        var conv6Dropout: UnsafePointer<Float>? = nil
         if let dropout, let mask = ws.conv6Mask {
             ChannelDropout.drawMask(probability: Self.headDropoutProbability, context: dropout, layer: Self.headDropoutLayer,
                                     batch: batch, channels: channels, mask: mask)
-            ChannelDropout.apply(mask: mask, to: ws.conv6, batch: batch, channels: channels, plane: plane)
+            conv6Dropout = UnsafePointer(mask)
         }
+        let (h, w) = backbone.forward(pass, input: input, height: height, width: width, workspace: ws, conv6Dropout: conv6Dropout,
+                                      observe: observe)
+        let plane = h * w
         GlobalAveragePool.forward(input: ws.conv6, output: ws.pooled, batch: batch, channels: channels, plane: plane)
         for (k, head) in heads.enumerated() {
             // logits [N, K] = pooled [N, C] * Wᵀ, W = [K, C]
@@ -252,10 +256,9 @@ public final class SCCAMNetwork {
         let dy = ws.gradientA!
         GlobalAveragePool.backward(outputGradient: ws.pooledGradient!, inputGradient: dy, batch: batch,
                                    channels: channels, plane: plane)
-        if pass.dropout != nil, let mask = ws.conv6Mask {
-            ChannelDropout.apply(mask: mask, to: dy, batch: batch, channels: channels, plane: plane)
-        }
-        backbone.backward(pass, conv6Gradient: dy, workspace: ws, input: input, wantInputGradient: wantInputGradient,
+        let conv6Dropout = pass.dropout == nil ? nil : ws.conv6Mask.map { UnsafePointer($0) }
+        backbone.backward(pass, conv6Gradient: dy, conv6Dropout: conv6Dropout, workspace: ws, input: input,
+                          wantInputGradient: wantInputGradient,
                           gradientStarts: blockGradientStarts, trainableCount: store.trainableCount, gradientsReady: gradientsReady)
         let subcategory = values.count > 1 ? values[1] : nil
         return Losses(total: values[0] + Double(subcategoryWeight) * (subcategory ?? 0), parent: values[0],

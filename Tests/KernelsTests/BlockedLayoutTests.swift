@@ -172,6 +172,55 @@ final class BlockedLayoutTests: XCTestCase {
         }
     }
 
+    /// A dropout carried by the BN-ReLU before it (`dropout:`) gives, bit for
+    /// bit, what the separate passes give: relu(bn(x)) then the mask forward;
+    /// the mask on dy (in place) then the BN-ReLU's backward. Every pair of
+    /// layouts, planes with and without ragged tails.
+    func testBatchNormCarryingTheDropoutGivesTheSeparatePasses() {
+        let batch = 2, channels = 32
+        let scale = random(channels), shift = random(channels)
+        let mask = (0..<(batch * channels)).map { $0 % 3 == 1 ? Float(0) : Float(1 / 0.7) }
+        let all: [ActivationLayout] = [.plain, .blocked16, .blocked8]
+        for plane in [1, 9, 16, 37] {
+            let count = batch * channels * plane
+            let x = random(count), dy = random(count)
+            for input in all {
+                for output in all {
+                    let layouts = ConvolutionLayouts(input: input, output: output)
+                    let label = "plane \(plane) \(layouts)"
+                    func inLayout(_ v: [Float], _ l: ActivationLayout) -> [Float] {
+                        convert(v, from: .plain, to: l, batch: batch, channels: channels, plane: plane)
+                    }
+                    let xIn = inLayout(x, input), dyOut = inLayout(dy, output)
+                    var separate = [Float](repeating: .nan, count: count), carried = separate
+                    FrozenBatchNorm.forwardReLU(input: xIn, output: &separate, scale: scale, shift: shift, batch: batch,
+                                                channels: channels, plane: plane, layouts: layouts)
+                    ChannelDropout.apply(mask: mask, to: &separate, batch: batch, channels: channels, plane: plane, layout: output)
+                    mask.withUnsafeBufferPointer { m in
+                        FrozenBatchNorm.forwardReLU(input: xIn, output: &carried, scale: scale, shift: shift, batch: batch,
+                                                    channels: channels, plane: plane, layouts: layouts, dropout: m.baseAddress!)
+                    }
+                    XCTAssertEqual(carried.map(\.bitPattern), separate.map(\.bitPattern), "forward, \(label)")
+                    XCTAssertTrue(separate.contains(0) && separate.contains { $0 > 0 }, "the mask and the ReLU both bite, \(label)")
+
+                    var separateDy = dyOut, separateDx = [Float](repeating: .nan, count: count)
+                    ChannelDropout.apply(mask: mask, to: &separateDy, batch: batch, channels: channels, plane: plane, layout: output)
+                    FrozenBatchNorm.backwardReLU(output: separate, outputGradient: separateDy, inputGradient: &separateDx,
+                                                 accumulate: false, scale: scale, batch: batch, channels: channels, plane: plane,
+                                                 layouts: layouts)
+                    var carriedDy = dyOut, carriedDx = [Float](repeating: .nan, count: count)
+                    mask.withUnsafeBufferPointer { m in
+                        FrozenBatchNorm.backwardReLU(output: carried, outputGradient: &carriedDy, dropout: m.baseAddress!,
+                                                     inputGradient: &carriedDx, accumulate: false, scale: scale, batch: batch,
+                                                     channels: channels, plane: plane, layouts: layouts)
+                    }
+                    XCTAssertEqual(carriedDx.map(\.bitPattern), separateDx.map(\.bitPattern), "backward, \(label)")
+                    XCTAssertEqual(carriedDy.map(\.bitPattern), separateDy.map(\.bitPattern), "dy after the mask, \(label)")
+                }
+            }
+        }
+    }
+
     func testChannelDropoutGivesThePlainResultsOnBlockedTensors() {
         let batch = 2, channels = 48, plane = 13
         let mask = (0..<(batch * channels)).map { $0 % 3 == 0 ? Float(0) : 2 }

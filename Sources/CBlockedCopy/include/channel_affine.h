@@ -20,4 +20,9 @@ void sccam_affine_slab(const float *x, int x_blocked, float *y, int y_blocked, c
 void sccam_affine_gradient_slab(const float *y, const float *dy, int dy_blocked, float *dx, int dx_blocked,
                                 const float *scale, long plane, int accumulate);
 
+// v = 0 where the channel's multiplier is 0, else v * multiplier, in place:
+// a channel dropout's 16 multipliers (0 or 1 / (1 - p)) on one slab. Run on a
+// slab just written, or just before it is read, it finds the slab in the cache.
+void sccam_dropout_slab(float *v, int blocked, const float *multipliers, long plane);
+
 #endif

@@ -1,3 +1,4 @@
+import CBlockedCopy
 import Foundation
 
 /// A counter-based random source: the same key always gives the same number,
@@ -71,31 +72,29 @@ public enum ChannelDropout {
     public static func apply(mask: UnsafePointer<Float>, to values: UnsafeMutablePointer<Float>,
                              batch: Int, channels: Int, plane: Int, layout: ActivationLayout = .plain) {
         if layout != .plain {
-            return applyBlocked(mask: mask, to: values, batch: batch, channels: channels, plane: plane, block: Int(layout.channelBlock))
+            return applyBlocked(mask: mask, to: values, batch: batch, channels: channels, plane: plane, layout: layout)
         }
         PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * channels, minimumChunk: max(1, 16_384 / max(1, plane))) { index in
-            let m = mask[index]
-            let x = values + index * plane
-            if m == 0 {
-                x.update(repeating: 0, count: plane)
-            } else {
-                for i in 0..<plane { x[i] *= m }
-            }
+            multiply(values + index * plane, count: plane, by: mask[index])
         } }
     }
 
-    /// The same on nChw16c or nChw8c: each pixel's `block` channels times their mask values.
+    /// One plane times its mask value, in place: zeroed where the value is 0.
+    @inlinable
+    public static func multiply(_ values: UnsafeMutablePointer<Float>, count: Int, by value: Float) {
+        if value == 0 {
+            values.update(repeating: 0, count: count)
+        } else {
+            for i in 0..<count { values[i] *= value }
+        }
+    }
+
+    /// The same on nChw16c or nChw8c, a 16-channel slab at a time (`sccam_dropout_slab`).
     private static func applyBlocked(mask: UnsafePointer<Float>, to values: UnsafeMutablePointer<Float>,
-                                     batch: Int, channels: Int, plane: Int, block: Int) {
-        precondition(channels % block == 0, "blocked dropout needs channels in whole blocks of \(block), not \(channels)")
-        let blocks = channels / block
-        PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * blocks, minimumChunk: max(1, 1024 / max(1, plane))) { index in
-            let m = mask + index * block
-            let x = values + index * block * plane
-            for i in 0..<plane {
-                let pixel = x + i * block
-                for k in 0..<block { pixel[k] = m[k] == 0 ? 0 : pixel[k] * m[k] }
-            }
-        } }
+                                     batch: Int, channels: Int, plane: Int, layout: ActivationLayout) {
+        precondition(channels % 16 == 0, "blocked dropout needs channels in whole slabs of 16, not \(channels)")
+        FrozenBatchNorm.forEachSlab(batch: batch, channels: channels, plane: plane) { slab, n, c in
+            sccam_dropout_slab(values + slab, layout.channelBlock, mask + n * channels + c, plane)
+        }
     }
 }

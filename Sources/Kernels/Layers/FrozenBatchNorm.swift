@@ -25,14 +25,19 @@ public enum FrozenBatchNorm {
     /// without `relu`, the affine map alone (ResNet-101's `increase` and
     /// `shortcut` units, whose output meets the residual sum first).
     /// Input and output each in their layout (the same memory only when the layouts match).
+    /// With `dropout`, the multipliers [N, C] of a channel dropout that follows
+    /// (`ChannelDropout.drawMask`): each plane or slab is multiplied just after
+    /// it is written, while it is in the cache, with the numbers a separate
+    /// `ChannelDropout.apply` gives.
     public static func forwardReLU(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                                    scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
                                    batch: Int, channels: Int, plane: Int, relu: Bool = true,
-                                   layouts: ConvolutionLayouts = .plain) {
+                                   layouts: ConvolutionLayouts = .plain, dropout: UnsafePointer<Float>? = nil) {
         if layouts != .plain {
-            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
+            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, n, c in
                 sccam_affine_slab(input + slab, layouts.input.channelBlock, output + slab,
                                   layouts.output.channelBlock, scale + c, shift + c, plane, relu ? 1 : 0)
+                if let dropout { sccam_dropout_slab(output + slab, layouts.output.channelBlock, dropout + n * channels + c, plane) }
             }
         }
         forEachPlane(batch: batch, channels: channels, plane: plane) { index in
@@ -44,6 +49,7 @@ public enum FrozenBatchNorm {
             } else {
                 for i in 0..<plane { y[i] = x[i] * a + b }
             }
+            if let dropout { ChannelDropout.multiply(y, count: plane, by: dropout[index]) }
         }
     }
 
@@ -54,8 +60,33 @@ public enum FrozenBatchNorm {
                                     inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
                                     scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int,
                                     layouts: ConvolutionLayouts = .plain) {
+        backwardReLU(output: output, outputGradient: outputGradient, droppingInPlace: nil, inputGradient: inputGradient,
+                     accumulate: accumulate, scale: scale, batch: batch, channels: channels, plane: plane, layouts: layouts)
+    }
+
+    /// The same through a channel dropout that followed the ReLU (`forwardReLU`'s
+    /// `dropout`): dy is first multiplied by the mask in place, plane by plane or
+    /// slab by slab just before it is read, as a separate `ChannelDropout.apply`
+    /// on dy would leave it. `output` is the stored output after the dropout.
+    public static func backwardReLU(output: UnsafePointer<Float>, outputGradient: UnsafeMutablePointer<Float>,
+                                    dropout: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>,
+                                    accumulate: Bool, scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int,
+                                    layouts: ConvolutionLayouts = .plain) {
+        backwardReLU(output: output, outputGradient: outputGradient, droppingInPlace: (outputGradient, dropout),
+                     inputGradient: inputGradient, accumulate: accumulate, scale: scale, batch: batch, channels: channels,
+                     plane: plane, layouts: layouts)
+    }
+
+    private static func backwardReLU(output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                                     droppingInPlace dropout: (gradient: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>)?,
+                                     inputGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
+                                     scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int,
+                                     layouts: ConvolutionLayouts) {
         if layouts != .plain {
-            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
+            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, n, c in
+                if let dropout {
+                    sccam_dropout_slab(dropout.gradient + slab, layouts.output.channelBlock, dropout.mask + n * channels + c, plane)
+                }
                 sccam_affine_gradient_slab(output + slab, outputGradient + slab, layouts.output.channelBlock,
                                            inputGradient + slab, layouts.input.channelBlock, scale + c, plane,
                                            accumulate ? 1 : 0)
@@ -63,6 +94,7 @@ public enum FrozenBatchNorm {
         }
         forEachPlane(batch: batch, channels: channels, plane: plane) { index in
             let a = scale[index % channels]
+            if let dropout { ChannelDropout.multiply(dropout.gradient + index * plane, count: plane, by: dropout.mask[index]) }
             let y = output + index * plane, dy = outputGradient + index * plane, dx = inputGradient + index * plane
             if accumulate {
                 for i in 0..<plane { dx[i] += y[i] > 0 ? dy[i] * a : 0 }
@@ -77,7 +109,7 @@ public enum FrozenBatchNorm {
                                 scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int,
                                 layouts: ConvolutionLayouts = .plain) {
         if layouts != .plain {
-            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
+            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, _, c in
                 sccam_affine_gradient_slab(nil, outputGradient + slab, layouts.output.channelBlock,
                                            inputGradient + slab, layouts.input.channelBlock, scale + c, plane, 0)
             }
@@ -96,14 +128,14 @@ public enum FrozenBatchNorm {
     }
 
     /// Runs `body` on every 16-channel slab (offset of its first element in
-    /// both layouts, and its first channel) across the threads: the layouts
-    /// put a slab in the same place, whichever side is blocked.
-    static func forEachSlab(batch: Int, channels: Int, plane: Int, _ body: (_ slab: Int, _ channel: Int) -> Void) {
+    /// both layouts, its image and its first channel) across the threads: the
+    /// layouts put a slab in the same place, whichever side is blocked.
+    static func forEachSlab(batch: Int, channels: Int, plane: Int, _ body: (_ slab: Int, _ image: Int, _ channel: Int) -> Void) {
         precondition(channels % 16 == 0, "blocked BatchNorm needs channels in whole blocks of 16, not \(channels)")
         let blocks = channels / 16
         PhaseProfiler.measure(.elementwise) { Parallel.forEach(batch * blocks, minimumChunk: max(1, 16_384 / max(1, 16 * plane))) { index in
             let n = index / blocks, c = index % blocks * 16
-            body((n * channels + c) * plane, c)
+            body((n * channels + c) * plane, n, c)
         } }
     }
 }

@@ -13,7 +13,7 @@ extension FrozenBatchNorm {
                                              shift: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int,
                                              layout: ActivationLayout) {
         if channels % 16 == 0 {
-            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
+            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, _, c in
                 sccam_affine_add_relu_slab(input + slab, residual + slab, output + slab, layout.channelBlock,
                                            scale + c, shift + c, plane)
             }
@@ -37,7 +37,7 @@ extension FrozenBatchNorm {
                                                scale: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int,
                                                layout: ActivationLayout) {
         if channels % 16 == 0 {
-            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, c in
+            return forEachSlab(batch: batch, channels: channels, plane: plane) { slab, _, c in
                 sccam_residual_gradient_slab(output + slab, outputGradient + slab, sumGradient + slab, normGradient + slab,
                                              layout.channelBlock, scale + c, plane)
             }

@@ -140,8 +140,11 @@ struct ResNet38 {
 
     /// Runs conv1a, b2 ... b7 and bn7 on `input` [N, 3, H, W] into `ws.conv6`.
     /// `observe` sees the output of conv1a, of every block and conv6, named as
-    /// in the reference. Returns conv6's spatial size.
+    /// in the reference. `conv6Dropout`, a channel dropout's mask [N, C] for
+    /// conv6, is applied in bn7's pass (and conv6 is seen after it). Returns
+    /// conv6's spatial size.
     func forward(_ pass: Pass, input: UnsafePointer<Float>, height: Int, width: Int, workspace ws: Workspace,
+                 conv6Dropout: UnsafePointer<Float>? = nil,
                  observe: ((String, UnsafeBufferPointer<Float>) -> Void)?) -> (height: Int, width: Int) {
         let batch = pass.batch
         let blocked = blockedBoundaries(pass, height: height, width: width)
@@ -175,7 +178,8 @@ struct ResNet38 {
             (h, w) = block.outputSize(height: h, width: w)
             show(block.name, x, channels: block.outputChannels, plane: h * w)
         }
-        bn7.forward(pass, input: x, output: ws.conv6, plane: h * w, layouts: .init(input: layout(featureChannels)))
+        bn7.forward(pass, input: x, output: ws.conv6, plane: h * w, layouts: .init(input: layout(featureChannels)),
+                    dropout: conv6Dropout)
         observe?("conv6", UnsafeBufferPointer(start: ws.conv6, count: batch * featureChannels * h * w))
         return (h, w)
     }
@@ -204,7 +208,10 @@ struct ResNet38 {
     /// b5 and b6), down to b3's input, or through the stem into
     /// `ws.inputGradient` with `wantInputGradient`. `gradientsReady` hears the
     /// range of the gradient buffer that is final after each trainable block.
-    func backward(_ pass: Pass, conv6Gradient dy: UnsafeMutablePointer<Float>, workspace ws: Workspace,
+    /// With `conv6Dropout` (the mask `forward` took), dy is the gradient after
+    /// the dropout and is multiplied by the mask in place within bn7's pass.
+    func backward(_ pass: Pass, conv6Gradient dy: UnsafeMutablePointer<Float>, conv6Dropout: UnsafePointer<Float>? = nil,
+                  workspace ws: Workspace,
                   input: UnsafePointer<Float>, taps: [Tap: UnsafePointer<Float>] = [:], wantInputGradient: Bool,
                   gradientStarts: [Int?], trainableCount: Int, gradientsReady: ((Range<Int>) -> Void)?) {
         var dy = dy, spare = dy == ws.gradientA! ? ws.gradientB! : ws.gradientA!
@@ -213,8 +220,13 @@ struct ResNet38 {
         let b7Layout = ActivationLayout.shared(channels: featureChannels, allBlocked: blocked)
         // Into the other buffer when b7's output is blocked: a layout change cannot run in place.
         let b7Gradient = b7Layout == .plain ? dy : spare
-        bn7.backward(pass, output: ws.conv6, outputGradient: dy, inputGradient: b7Gradient, plane: h6 * w6,
-                     layouts: .init(input: b7Layout))
+        if let conv6Dropout {
+            bn7.backward(pass, output: ws.conv6, outputGradient: dy, droppedBy: conv6Dropout, inputGradient: b7Gradient,
+                         plane: h6 * w6, layouts: .init(input: b7Layout))
+        } else {
+            bn7.backward(pass, output: ws.conv6, outputGradient: dy, inputGradient: b7Gradient, plane: h6 * w6,
+                         layouts: .init(input: b7Layout))
+        }
         if b7Gradient != dy { (dy, spare) = (b7Gradient, dy) }
         let tapBlocks = Dictionary(uniqueKeysWithValues: taps.map { (blockIndex(of: $0.key), $0.value) })
         let lastBlock = wantInputGradient ? 0 : Self.firstTrainableBlock

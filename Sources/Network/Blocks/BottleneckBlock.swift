@@ -79,22 +79,37 @@ struct BottleneckBlock {
         bn2a.forward(pass, input: x, output: p, plane: plane, layouts: .init(input: lx, output: lp))
         projection.forward(pass, input: p, height: height, width: width, output: spare, layouts: .init(input: lp, output: ly))
         conv2a.forward(pass, input: p, height: height, width: width, output: q, layouts: .init(input: lp, output: lq))
-        bn2b1.forward(pass, input: q, output: q, plane: plane, layouts: .init(input: lq, output: lq))
-        if let dropout = pass.dropout, let mask = buffers.middleMask {
-            ChannelDropout.drawMask(probability: dropoutProbability, context: dropout, layer: dropoutLayers.0,
-                                    batch: pass.batch, channels: middleChannels, mask: mask)
-            ChannelDropout.apply(mask: mask, to: q, batch: pass.batch, channels: middleChannels, plane: plane, layout: lq)
-        }
+        // Each dropout rides on the BN-ReLU before it, slab by slab while the slab is in the cache.
+        bn2b1.forward(pass, input: q, output: q, plane: plane, layouts: .init(input: lq, output: lq),
+                      dropout: drawnMask(pass, buffers.middleMask, layer: dropoutLayers.0, channels: middleChannels))
         conv2b1.forward(pass, input: q, height: height, width: width, output: r, layouts: .init(input: lq, output: lr))
-        bn2b2.forward(pass, input: r, output: r, plane: plane, layouts: .init(input: lr, output: lr))
-        if let dropout = pass.dropout, let mask = buffers.innerMask {
-            ChannelDropout.drawMask(probability: dropoutProbability, context: dropout, layer: dropoutLayers.1,
-                                    batch: pass.batch, channels: innerChannels, mask: mask)
-            ChannelDropout.apply(mask: mask, to: r, batch: pass.batch, channels: innerChannels, plane: plane, layout: lr)
-        }
+        bn2b2.forward(pass, input: r, output: r, plane: plane, layouts: .init(input: lr, output: lr),
+                      dropout: drawnMask(pass, buffers.innerMask, layer: dropoutLayers.1, channels: innerChannels))
         conv2b2.forward(pass, input: r, height: height, width: width, output: spare, accumulate: true,
                         layouts: .init(input: lr, output: ly))
         return spare
+    }
+
+    /// This pass's dropout mask for one of the block's two dropout layers,
+    /// drawn into `mask`; nil when the pass runs no dropout.
+    private func drawnMask(_ pass: Pass, _ mask: UnsafeMutablePointer<Float>?, layer: Int, channels: Int) -> UnsafePointer<Float>? {
+        guard let dropout = pass.dropout, let mask else { return nil }
+        ChannelDropout.drawMask(probability: dropoutProbability, context: dropout, layer: layer, batch: pass.batch, channels: channels,
+                                mask: mask)
+        return UnsafePointer(mask)
+    }
+
+    /// In place through drop(relu(bn(.))), or relu(bn(.)) when the pass ran no dropout.
+    private func backwardThroughBatchNorm(_ pass: Pass, _ norm: BatchNormLayer, output: UnsafePointer<Float>,
+                                          gradient: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>?, plane: Int,
+                                          layout: ActivationLayout) {
+        if pass.dropout != nil, let mask {
+            norm.backward(pass, output: output, outputGradient: gradient, droppedBy: mask, inputGradient: gradient, plane: plane,
+                          layouts: .init(input: layout, output: layout))
+        } else {
+            norm.backward(pass, output: output, outputGradient: gradient, inputGradient: gradient, plane: plane,
+                          layouts: .init(input: layout, output: layout))
+        }
     }
 
     /// Backward from dy; returns dx written to `spare`, or nil when not wanted.
@@ -112,16 +127,10 @@ struct BottleneckBlock {
         let ly = ActivationLayout.shared(channels: outputChannels, allBlocked: blockedBoundaries)
         conv2b2.backward(pass, input: r, outputGradient: dy, height: height, width: width, inputGradient: dr,
                          layouts: .init(input: lr, output: ly))
-        if pass.dropout != nil, let mask = buffers.innerMask {
-            ChannelDropout.apply(mask: mask, to: dr, batch: pass.batch, channels: innerChannels, plane: plane, layout: lr)
-        }
-        bn2b2.backward(pass, output: r, outputGradient: dr, inputGradient: dr, plane: plane, layouts: .init(input: lr, output: lr))
+        backwardThroughBatchNorm(pass, bn2b2, output: r, gradient: dr, mask: buffers.innerMask, plane: plane, layout: lr)
         conv2b1.backward(pass, input: q, outputGradient: dr, height: height, width: width, inputGradient: dq,
                          layouts: .init(input: lq, output: lr))
-        if pass.dropout != nil, let mask = buffers.middleMask {
-            ChannelDropout.apply(mask: mask, to: dq, batch: pass.batch, channels: middleChannels, plane: plane, layout: lq)
-        }
-        bn2b1.backward(pass, output: q, outputGradient: dq, inputGradient: dq, plane: plane, layouts: .init(input: lq, output: lq))
+        backwardThroughBatchNorm(pass, bn2b1, output: q, gradient: dq, mask: buffers.middleMask, plane: plane, layout: lq)
         conv2a.backward(pass, input: p, outputGradient: dq, height: height, width: width,
                         inputGradient: wantInputGradient ? dp : nil, layouts: .init(input: lp, output: lq))
         projection.backward(pass, input: p, outputGradient: dy, height: height, width: width,

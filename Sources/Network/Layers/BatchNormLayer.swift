@@ -30,12 +30,26 @@ struct BatchNormLayer {
     }
 
     /// output = [relu](bn(input)), each in its layout (`layouts.input` and
-    /// `layouts.output`); may run in place when the two are the same.
+    /// `layouts.output`); may run in place when the two are the same. With
+    /// `dropout`, times a channel dropout's mask [N, C] in the same pass.
     func forward(_ pass: Pass, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, plane: Int,
-                 layouts: ConvolutionLayouts = .plain) {
+                 layouts: ConvolutionLayouts = .plain, dropout: UnsafePointer<Float>? = nil) {
         let scale = pass.folded + foldedOffset, shift = pass.folded + foldedOffset + channels
         FrozenBatchNorm.forwardReLU(input: input, output: output, scale: scale, shift: shift,
-                                    batch: pass.batch, channels: channels, plane: plane, relu: relu, layouts: layouts)
+                                    batch: pass.batch, channels: channels, plane: plane, relu: relu, layouts: layouts,
+                                    dropout: dropout)
+    }
+
+    /// The backward of `forward` with a dropout mask, from its output (after the
+    /// dropout): dy is multiplied by the mask in place first, as the dropout's
+    /// own backward would, and then taken through the ReLU and the scale.
+    func backward(_ pass: Pass, output: UnsafePointer<Float>, outputGradient: UnsafeMutablePointer<Float>,
+                  droppedBy dropout: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>, plane: Int,
+                  layouts: ConvolutionLayouts = .plain) {
+        precondition(relu, "\(name): a dropout follows a ReLU here")
+        FrozenBatchNorm.backwardReLU(output: output, outputGradient: outputGradient, dropout: dropout, inputGradient: inputGradient,
+                                     accumulate: false, scale: pass.folded + foldedOffset, batch: pass.batch, channels: channels,
+                                     plane: plane, layouts: layouts)
     }
 
     /// inputGradient (+)= outputGradient * scale, where the output was positive

@@ -171,6 +171,33 @@ final class DNNLConvolutionTests: XCTestCase {
         XCTAssertEqual(blocked.withUnsafeBufferPointer { WeightGradientLayout.blocked16.plain($0, shape: shape) }, values)
     }
 
+    /// `unblock` puts a band of 16 outputs of a blocked gradient in OIHW rows
+    /// (what the optimiser reads), for 1x1, 3-tap and 3x3 kernels: the rows
+    /// of `plain`, and the padding between rows untouched.
+    func testUnblockingABandGivesThePlainRows() {
+        for (outputs, inputs, taps) in [(32, 48, 9), (16, 16, 1), (48, 32, 3)] {
+            let shape = [outputs, inputs, taps], count = outputs * inputs * taps
+            let values = (0..<count).map { Float($0) * 0.5 - 7 }
+            let blocked = WeightGradientLayout.blocked16.stored(values, shape: shape)
+            let rowLength = inputs * taps, stride = WeightGradientLayout.paddedRowStride(rowLength)
+            for band in 0..<(outputs / 16) {
+                var rows = [Float](repeating: .nan, count: 16 * stride)
+                blocked.withUnsafeBufferPointer { source in
+                    rows.withUnsafeMutableBufferPointer {
+                        WeightGradientLayout.unblock(band: band, of: source.baseAddress!, inputs: inputs, taps: taps,
+                                                     into: $0.baseAddress!, rowStride: stride)
+                    }
+                }
+                for o in 0..<16 {
+                    let start = (band * 16 + o) * rowLength
+                    XCTAssertEqual(Array(rows[o * stride..<o * stride + rowLength]), Array(values[start..<start + rowLength]),
+                                   "\(shape), band \(band), row \(o)")
+                    XCTAssertTrue(rows[o * stride + rowLength..<(o + 1) * stride].allSatisfy(\.isNaN), "\(shape): padding untouched")
+                }
+            }
+        }
+    }
+
     /// Both backward passes in one call (the output gradient converted once)
     /// give exactly what the two separate calls give, on every path.
     func testOneBackwardCallEqualsTheTwoPasses() {

@@ -132,7 +132,8 @@ public final class SCCAMNetwork {
 
     /// Runs the classifier on a batch [N, 3, H, W] of normalised images.
     /// `observe` sees the output of conv1a, of every block, and conv6, named
-    /// as in the reference, over the whole batch.
+    /// as in the reference, over the whole batch (conv6 after dropout7 when a
+    /// training pass runs dropout: the mask is applied inside bn7's pass).
     @discardableResult
     public func forward(input: UnsafePointer<Float>, batch: Int, height: Int, width: Int, mode: Mode = .inference,
                         observe: ((String, UnsafeBufferPointer<Float>) -> Void)? = nil) -> Output {

@@ -6,7 +6,8 @@ import Foundation
 /// inside a recorded phase), so plain counters suffice.
 public enum PhaseProfiler {
     public enum Phase: Int, CaseIterable, Sendable {
-        case gemm, im2col, col2im, oneDNNConvolution, oneDNNReorder, oneDNNWeightReorder, winogradWeightTransform, phaseTransforms,
+        case gemm, im2col, col2im, oneDNNConvolution, oneDNNReorder, oneDNNWeightReorder, winogradWeightTransform,
+             winogradWeightGradientTransform, phaseTransforms,
              winogradTransforms, elementwise
         /// The training loop's own work around the network.
         case dataWait, exchangeWait, gradientCheck, optimizer
@@ -19,7 +20,8 @@ public enum PhaseProfiler {
             case .oneDNNConvolution: return "oneDNN convolution"
             case .oneDNNReorder: return "activation reorders"
             case .oneDNNWeightReorder: return "weight reorders"
-            case .winogradWeightTransform: return "our Winograd, weights"
+            case .winogradWeightTransform: return "our Winograd, weights (U)"
+            case .winogradWeightGradientTransform: return "our Winograd, dU to dW"
             case .phaseTransforms: return "dilation phases"
             case .winogradTransforms: return "our Winograd, activations"
             case .elementwise: return "BN/ReLU/dropout/pool"

@@ -244,8 +244,8 @@ enum WinogradConvolution {
             }
             if let weights {
                 let gradientRow = s.kernels.weightGradientRow
-                // With U's transform: both stream the Winograd-domain weights, 4x the weights' size.
-                PhaseProfiler.measure(.winogradWeightTransform) {
+                // Like U's transform, it streams Winograd-domain weights, 4x the weights' size (a row of its own).
+                PhaseProfiler.measure(.winogradWeightGradientTransform) {
                     Parallel.forEach(g.inputChannels) { channel in
                         gradientRow(weights.du + channel * s.outputRow, s.paddedInputs * s.outputRow, channel, weights.dw,
                                     weightGradientLayout == .blocked16 ? 1 : 0, g.outputChannels, g.inputChannels,

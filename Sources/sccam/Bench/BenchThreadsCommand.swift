@@ -11,7 +11,8 @@ struct BenchThreads: ParsableCommand {
             Runs `sccam bench train`'s real loop (synthetic JPEGs, full-width ResNet-38, crop 224, the \
             optimiser at a learning rate of 0) at each of --thread-counts in turn, --rounds times \
             interleaved, with the phase profiler on (as SCCAM_PROFILE=1). For every phase (convolution \
-            primitives, reorders, our Winograd's weight and activation transforms, element-wise passes, \
+            primitives, reorders, our Winograd's weight transform (U), its weight-gradient transform (dU to \
+            dW) and its activation transforms, element-wise passes, \
             the finite-gradient check, the optimiser, waiting for data) it prints the best time per step \
             at each count, the speed-up from the first count to the last and its range over the rounds, \
             and the phase's share of the step. \

@@ -220,13 +220,8 @@ struct ResNet38 {
         let b7Layout = ActivationLayout.shared(channels: featureChannels, allBlocked: blocked)
         // Into the other buffer when b7's output is blocked: a layout change cannot run in place.
         let b7Gradient = b7Layout == .plain ? dy : spare
-        if let conv6Dropout {
-            bn7.backward(pass, output: ws.conv6, outputGradient: dy, droppedBy: conv6Dropout, inputGradient: b7Gradient,
-                         plane: h6 * w6, layouts: .init(input: b7Layout))
-        } else {
-            bn7.backward(pass, output: ws.conv6, outputGradient: dy, inputGradient: b7Gradient, plane: h6 * w6,
-                         layouts: .init(input: b7Layout))
-        }
+        bn7.backward(pass, output: ws.conv6, outputGradient: dy, droppedBy: conv6Dropout, inputGradient: b7Gradient, plane: h6 * w6,
+                     layouts: .init(input: b7Layout))
         if b7Gradient != dy { (dy, spare) = (b7Gradient, dy) }
         let tapBlocks = Dictionary(uniqueKeysWithValues: taps.map { (blockIndex(of: $0.key), $0.value) })
         let lastBlock = wantInputGradient ? 0 : Self.firstTrainableBlock

@@ -99,17 +99,9 @@ struct BottleneckBlock {
         return UnsafePointer(mask)
     }
 
-    /// In place through drop(relu(bn(.))), or relu(bn(.)) when the pass ran no dropout.
-    private func backwardThroughBatchNorm(_ pass: Pass, _ norm: BatchNormLayer, output: UnsafePointer<Float>,
-                                          gradient: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>?, plane: Int,
-                                          layout: ActivationLayout) {
-        if pass.dropout != nil, let mask {
-            norm.backward(pass, output: output, outputGradient: gradient, droppedBy: mask, inputGradient: gradient, plane: plane,
-                          layouts: .init(input: layout, output: layout))
-        } else {
-            norm.backward(pass, output: output, outputGradient: gradient, inputGradient: gradient, plane: plane,
-                          layouts: .init(input: layout, output: layout))
-        }
+    /// The mask a dropout layer drew in this pass's forward, or nil when the pass runs no dropout.
+    private func drawn(_ pass: Pass, _ mask: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float>? {
+        pass.dropout == nil ? nil : mask.map { UnsafePointer($0) }
     }
 
     /// Backward from dy; returns dx written to `spare`, or nil when not wanted.
@@ -127,10 +119,12 @@ struct BottleneckBlock {
         let ly = ActivationLayout.shared(channels: outputChannels, allBlocked: blockedBoundaries)
         conv2b2.backward(pass, input: r, outputGradient: dy, height: height, width: width, inputGradient: dr,
                          layouts: .init(input: lr, output: ly))
-        backwardThroughBatchNorm(pass, bn2b2, output: r, gradient: dr, mask: buffers.innerMask, plane: plane, layout: lr)
+        bn2b2.backward(pass, output: r, outputGradient: dr, droppedBy: drawn(pass, buffers.innerMask), inputGradient: dr, plane: plane,
+                       layouts: .init(input: lr, output: lr))
         conv2b1.backward(pass, input: q, outputGradient: dr, height: height, width: width, inputGradient: dq,
                          layouts: .init(input: lq, output: lr))
-        backwardThroughBatchNorm(pass, bn2b1, output: q, gradient: dq, mask: buffers.middleMask, plane: plane, layout: lq)
+        bn2b1.backward(pass, output: q, outputGradient: dq, droppedBy: drawn(pass, buffers.middleMask), inputGradient: dq, plane: plane,
+                       layouts: .init(input: lq, output: lq))
         conv2a.backward(pass, input: p, outputGradient: dq, height: height, width: width,
                         inputGradient: wantInputGradient ? dp : nil, layouts: .init(input: lp, output: lq))
         projection.backward(pass, input: p, outputGradient: dy, height: height, width: width,

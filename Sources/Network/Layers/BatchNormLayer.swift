@@ -40,12 +40,16 @@ struct BatchNormLayer {
                                     dropout: dropout)
     }
 
-    /// The backward of `forward` with a dropout mask, from its output (after the
-    /// dropout): dy is multiplied by the mask in place first, as the dropout's
-    /// own backward would, and then taken through the ReLU and the scale.
+    /// The backward of `forward` with the dropout mask it took, or nil when it
+    /// took none: dy is then first multiplied by the mask in place, as the
+    /// dropout's own backward would, and then taken through the ReLU and the scale.
     func backward(_ pass: Pass, output: UnsafePointer<Float>, outputGradient: UnsafeMutablePointer<Float>,
-                  droppedBy dropout: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>, plane: Int,
+                  droppedBy dropout: UnsafePointer<Float>?, inputGradient: UnsafeMutablePointer<Float>, plane: Int,
                   layouts: ConvolutionLayouts = .plain) {
+        guard let dropout else {
+            return backward(pass, output: output, outputGradient: outputGradient, inputGradient: inputGradient, plane: plane,
+                            layouts: layouts)
+        }
         precondition(relu, "\(name): a dropout follows a ReLU here")
         FrozenBatchNorm.backwardReLU(output: output, outputGradient: outputGradient, dropout: dropout, inputGradient: inputGradient,
                                      accumulate: false, scale: pass.folded + foldedOffset, batch: pass.batch, channels: channels,

@@ -42,6 +42,10 @@ final class WinogradConvolutionTests: XCTestCase {
              layouts: ConvolutionLayouts(input: .blocked8, output: .plain), weightGradientLayout: .blocked16, bias: false),
         Case(inputChannels: 32, outputChannels: 16, batch: 2, height: 5, width: 6,
              layouts: ConvolutionLayouts(input: .plain, output: .blocked8), weightGradientLayout: .plain, bias: true),
+        // More outputs than the weight gradient's chunk of 512 (the last chunk short, and ragged in the plain case).
+        Case(inputChannels: 3, outputChannels: 530, batch: 1, height: 5, width: 4, layouts: .plain, weightGradientLayout: .plain, bias: true),
+        Case(inputChannels: 16, outputChannels: 544, batch: 2, height: 4, width: 6,
+             layouts: ConvolutionLayouts(input: .blocked16, output: .blocked16), weightGradientLayout: .blocked16, bias: false),
     ]
 
     private struct Results { var y, dx, dw, db: [Float] }

@@ -261,16 +261,7 @@ AVX2 void sccam_winograd4x3_f32_weight_gradient_row(const float *du, long elemen
                 for (int i = 0; i < 6; i++) down[i] = columns[i][kx][b];
                 weight_gradient_1d(down, taps);
                 for (int ky = 0; ky < 3; ky++) {
-                    const int k = 3 * ky + kx;
-                    if (blocked) {
-                        float *p = dw + ((((o >> 4) * (inputs >> 4) + (input >> 4)) * 9 + k) << 8) + ((input & 15) << 4);
-                        store(p, accumulate ? load(p) + taps[ky] : taps[ky]);
-                    } else {
-                        for (long l = 0; l < lanes; l++) {
-                            float *p = dw + ((o + l) * inputs + input) * 9 + k;
-                            *p = accumulate ? *p + taps[ky][l] : taps[ky][l];
-                        }
-                    }
+                    store_weight_gradient(dw, blocked, o, lanes, input, inputs, 3 * ky + kx, taps[ky], accumulate);
                 }
             }
         }

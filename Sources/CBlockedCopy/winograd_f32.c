@@ -172,18 +172,7 @@ AVX2 void sccam_winograd_f32_weight_gradient_row(const float *du, long element_s
         for (int i = 0; i < 3; i++) {
             const v16 sum = (r[i][1] + r[i][2]) * half;
             const v16 k3[3] = {r[i][0] + sum, (r[i][1] - r[i][2]) * half, sum + r[i][3]};
-            for (int j = 0; j < 3; j++) {
-                const int k = 3 * i + j;
-                if (blocked) {
-                    float *p = dw + ((((o >> 4) * (inputs >> 4) + (input >> 4)) * 9 + k) << 8) + ((input & 15) << 4);
-                    store(p, accumulate ? load(p) + k3[j] : k3[j]);
-                } else {
-                    for (long l = 0; l < lanes; l++) {
-                        float *p = dw + ((o + l) * inputs + input) * 9 + k;
-                        *p = accumulate ? *p + k3[j][l] : k3[j][l];
-                    }
-                }
-            }
+            for (int j = 0; j < 3; j++) store_weight_gradient(dw, blocked, o, lanes, input, inputs, 3 * i + j, k3[j], accumulate);
         }
     }
 }

@@ -90,6 +90,22 @@ AVX2 static inline v16 load(const float *p) {
 
 AVX2 static inline void store(float *p, v16 v) { memcpy(p, &v, sizeof v); }
 
+// Tap k of one input's weight gradient for 16 outputs from `first_output`
+// (`lanes` of them real), written or added: OIHW, or oneDNN's OIhw16i16o
+// (16 x 16 channel tiles, outputs innermost), whose slot is one whole vector.
+AVX2 static inline void store_weight_gradient(float *dw, int blocked, long first_output, long lanes, long input, long inputs,
+                                              int k, v16 taps, int accumulate) {
+    if (blocked) {
+        float *p = dw + ((((first_output >> 4) * (inputs >> 4) + (input >> 4)) * 9 + k) << 8) + ((input & 15) << 4);
+        store(p, accumulate ? load(p) + taps : taps);
+    } else {
+        for (long l = 0; l < lanes; l++) {
+            float *p = dw + ((first_output + l) * inputs + input) * 9 + k;
+            *p = accumulate ? *p + taps[l] : taps[l];
+        }
+    }
+}
+
 // The weight transforms' table: row o of a tile (16 outputs from
 // `first_output`) holds 9 taps per input, contiguous in OIHW; copied into
 // column o, each (input, tap) of the tile's first `columns / 9` inputs

@@ -40,9 +40,10 @@ struct BatchNormLayer {
                                     dropout: dropout)
     }
 
-    /// The backward of `forward` with the dropout mask it took, or nil when it
-    /// took none: dy is then first multiplied by the mask in place, as the
-    /// dropout's own backward would, and then taken through the ReLU and the scale.
+    /// The backward of `forward` with the dropout mask it took (nil: it took
+    /// none, and this is the plain backward). With a mask, dy is first
+    /// multiplied by it in place, as the dropout's own backward would, and then
+    /// taken through the ReLU and the scale.
     func backward(_ pass: Pass, output: UnsafePointer<Float>, outputGradient: UnsafeMutablePointer<Float>,
                   droppedBy dropout: UnsafePointer<Float>?, inputGradient: UnsafeMutablePointer<Float>, plane: Int,
                   layouts: ConvolutionLayouts = .plain) {
